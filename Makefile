@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`. See README.md.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint check bench-data bench-impact bench-smoke clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, migrate, seed the demo fleet (idempotent) and serve on the embedded default.
+run: $(STAMP)
+	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=1 $(PY) manage.py seed_demo
+	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/ (see the seed output above for the login)"
+	DJANGO_DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+
+## make test: the whole suite; SQLite by default, PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set.
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+
+check: $(STAMP)
+	$(PY) manage.py makemigrations --check --dry-run
+
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench
+
+## make bench-data: build the 1M-tailnet benchmark dataset once (PostgreSQL).
+bench-data: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/data.py $(BENCH_ARGS)
+
+## make bench-impact: affected-tailnet recompute and tailnet history vs bare SQL.
+bench-impact: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/impact.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

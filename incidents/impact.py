@@ -1,0 +1,155 @@
+"""Who an incident touched, as plain functions on plain values.
+
+The production computation runs in SQL (``services.tailnet_impacts_recompute``);
+``affected_windows`` here is the same rule in Python, small enough to read and
+to property-test the SQL against. Windows are half-open [start, end); an end of
+None means "still going on".
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+LEVEL_ORDER = {"degraded": 1, "partial": 2, "outage": 3}
+
+
+@dataclass(frozen=True)
+class PlacementSpan:
+    tailnet: object
+    shard: object
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class ImpactWindow:
+    key: object  # the ShardImpact it came from
+    shard: object
+    level: str
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class TailnetWindow:
+    key: object
+    tailnet: object
+    shard: object
+    level: str
+    start: datetime
+    end: datetime | None
+
+    def seconds(self, *, as_of: datetime) -> int:
+        return span_seconds(self.start, self.end, as_of=as_of)
+
+
+def overlap(
+    a_start: datetime, a_end: datetime | None, b_start: datetime, b_end: datetime | None
+) -> tuple[datetime, datetime | None] | None:
+    """The overlap of two half-open windows, or None when they only touch or miss."""
+    start = max(a_start, b_start)
+    ends = [e for e in (a_end, b_end) if e is not None]
+    end = min(ends) if ends else None
+    if end is not None and end <= start:
+        return None
+    return start, end
+
+
+def span_seconds(start: datetime, end: datetime | None, *, as_of: datetime) -> int:
+    """Whole seconds in [start, end), an open end counted up to ``as_of``; never negative."""
+    stop = end if end is not None else as_of
+    return max(0, int((stop - start) // timedelta(seconds=1)))
+
+
+def affected_windows(
+    placements: Iterable[PlacementSpan], impacts: Iterable[ImpactWindow]
+) -> list[TailnetWindow]:
+    """Placements overlapping impact windows of the same shard, clipped to the overlap.
+
+    A tailnet migrated off a failing shard is affected until it left; one migrated
+    onto it is affected from its arrival.
+    """
+    by_shard: dict[object, list[PlacementSpan]] = {}
+    for placement in placements:
+        by_shard.setdefault(placement.shard, []).append(placement)
+    result = []
+    for window in impacts:
+        for placement in by_shard.get(window.shard, ()):
+            clipped = overlap(placement.start, placement.end, window.start, window.end)
+            if clipped is not None:
+                result.append(
+                    TailnetWindow(
+                        window.key, placement.tailnet, window.shard, window.level, *clipped
+                    )
+                )
+    return result
+
+
+def union_seconds(spans: Iterable[tuple[datetime, datetime | None]], *, as_of: datetime) -> int:
+    """Seconds covered by any of the spans, each instant once (open ends stop at as_of)."""
+    clipped = sorted(
+        (start, end if end is not None else as_of)
+        for start, end in spans
+        if (end if end is not None else as_of) > start
+    )
+    total = timedelta(0)
+    current_start: datetime | None = None
+    current_end: datetime | None = None
+    for start, end in clipped:
+        if current_end is None or start > current_end:
+            if current_start is not None and current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_start is not None and current_end is not None:
+        total += current_end - current_start
+    return int(total // timedelta(seconds=1))
+
+
+def worst_level(levels: Iterable[str]) -> str | None:
+    return max(levels, key=LEVEL_ORDER.__getitem__, default=None)
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """How many tailnets an incident touched, of those that existed at the time."""
+
+    affected: int
+    total: int
+    # Each affected tailnet counted once, at the worst level it saw.
+    by_level: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def share(self) -> float:
+        return self.affected / self.total if self.total else 0.0
+
+    @property
+    def percent_text(self) -> str:
+        """A share that never rounds a real impact down to "0 %"."""
+        pct = 100 * self.share
+        if self.affected == 0:
+            return "0%"
+        if pct < 0.01:
+            return "<0.01%"
+        if pct < 10:
+            return f"{pct:.2f}%"
+        return f"{pct:.1f}%"
+
+    def __str__(self) -> str:
+        noun = "tailnet" if self.affected == 1 else "tailnets"
+        return f"{self.affected:,} {noun}, {self.percent_text} of tailnets"
+
+
+def describe_duration(seconds: int) -> str:
+    """'24 minutes', '1 hour 5 minutes', '45 seconds' — how an operator would say it."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = seconds // 60
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = []
+    for amount, unit in ((days, "day"), (hours, "hour"), (minutes, "minute")):
+        if amount:
+            parts.append(f"{amount} {unit}{'s' if amount != 1 else ''}")
+    return " ".join(parts)

@@ -1,0 +1,222 @@
+"""Reads for pages and the API: a fixed number of queries each, whatever the size."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from .impact import LEVEL_ORDER, BlastRadius, union_seconds, worst_level
+from .models import (
+    Component,
+    ComponentGroup,
+    Incident,
+    IncidentComponent,
+    Placement,
+    Shard,
+    ShardImpact,
+    Tailnet,
+    TailnetImpact,
+)
+from .uptime import (
+    COMPONENT_STATUSES,
+    DayUptime,
+    Interval,
+    component_status_from_shards,
+    daily_uptime,
+)
+
+
+def incident_window(incident: Incident, *, as_of: datetime) -> tuple[datetime, datetime]:
+    """From the earliest impact (or the start) to the latest end (or now if open)."""
+    bounds = incident.shard_impacts.aggregate(
+        first=Min("starts_at"), last=Max("ends_at"), open=Count("pk", filter=Q(ends_at=None))
+    )
+    start = min(filter(None, [bounds["first"], incident.started_at]))
+    if bounds["open"] or (bounds["last"] is None and incident.resolved_at is None):
+        return start, as_of
+    end = max(filter(None, [bounds["last"], incident.resolved_at]))
+    return start, end
+
+
+def incident_blast_radius(*, incident: Incident, as_of: datetime | None = None) -> BlastRadius:
+    """Affected tailnets (each once, at its worst level) out of the tailnets that
+    existed during the incident's window. Three queries."""
+    as_of = as_of or timezone.now()
+    worst_by_tailnet: dict[int, str] = {}
+    for tailnet_id, level in (
+        TailnetImpact.objects.filter(incident=incident)
+        .values_list("tailnet_id", "level")
+        .distinct()
+        .order_by()
+    ):
+        known = worst_by_tailnet.get(tailnet_id)
+        if known is None or LEVEL_ORDER[level] > LEVEL_ORDER[known]:
+            worst_by_tailnet[tailnet_id] = level
+    by_level: dict[str, int] = {}
+    for level in worst_by_tailnet.values():
+        by_level[level] = by_level.get(level, 0) + 1
+    _, end = incident_window(incident, as_of=as_of)
+    # Tailnets are never deleted, so "existed during the window" is "created before
+    # it ended" — an index range scan on created_at, not a scan of placements.
+    total = Tailnet.objects.filter(created_at__lt=end).count()
+    return BlastRadius(affected=len(worst_by_tailnet), total=total, by_level=by_level)
+
+
+@dataclass
+class TailnetIncident:
+    """One incident as one tailnet lived it."""
+
+    incident: Incident
+    worst_level: str
+    first_affected_at: datetime
+    last_affected_at: datetime | None  # None while still affected
+    affected_seconds: int
+    windows: list[TailnetImpact] = field(default_factory=list)
+
+    @property
+    def affected_minutes(self) -> float:
+        return self.affected_seconds / 60
+
+
+def tailnet_incident_history(
+    *,
+    tailnet_id: int,
+    since: datetime,
+    until: datetime | None = None,
+    as_of: datetime | None = None,
+    include_drafts: bool = False,
+) -> list[TailnetIncident]:
+    """The incidents that touched this tailnet in [since, until), newest first, with
+    the exact affected time (clipped to when it was on the affected shard). One query."""
+    as_of = as_of or timezone.now()
+    rows = TailnetImpact.objects.filter(tailnet_id=tailnet_id).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=since)
+    )
+    if until is not None:
+        rows = rows.filter(starts_at__lt=until)
+    if not include_drafts:
+        rows = rows.filter(incident__published=True)
+    grouped: dict[int, list[TailnetImpact]] = {}
+    for row in rows.select_related("incident").order_by("starts_at", "id"):
+        grouped.setdefault(row.incident_id, []).append(row)
+    history = []
+    for windows in grouped.values():
+        ends = [w.ends_at for w in windows]
+        history.append(
+            TailnetIncident(
+                incident=windows[0].incident,
+                worst_level=worst_level(w.level for w in windows) or "degraded",
+                first_affected_at=windows[0].starts_at,
+                last_affected_at=None if None in ends else max(e for e in ends if e),
+                affected_seconds=union_seconds(
+                    ((w.starts_at, w.ends_at) for w in windows), as_of=as_of
+                ),
+                windows=windows,
+            )
+        )
+    history.sort(key=lambda item: item.first_affected_at, reverse=True)
+    return history
+
+
+def tailnet_uptime(
+    *, tailnet_id: int, first_day: date, last_day: date, now: datetime | None = None
+) -> list[DayUptime]:
+    """Per-day uptime of one tailnet, stitched across live migrations: its own
+    shard's impact wherever it was placed, from published incidents only. Minutes
+    when it was on no shard (before it existed) are excluded. Two queries."""
+    now = now or timezone.now()
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(last_day, datetime.max.time(), tzinfo=UTC)
+    impacts = (
+        TailnetImpact.objects.filter(tailnet_id=tailnet_id, incident__published=True)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .filter(starts_at__lt=end)
+        .values_list("starts_at", "ends_at", "level")
+    )
+    placements = (
+        Placement.objects.filter(tailnet_id=tailnet_id)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .filter(starts_at__lt=end)
+        .values_list("starts_at", "ends_at")
+    )
+    return daily_uptime(
+        intervals=[Interval(s, e, level) for s, e, level in impacts],
+        covered=list(placements),
+        first_day=first_day,
+        last_day=last_day,
+        now=now,
+    )
+
+
+def component_statuses_now(*, now: datetime | None = None) -> dict[int, str]:
+    """Each component's current Statuspage status: what operators set on open
+    published incidents, else derived from its shards' open impact windows.
+    Four queries, however many components."""
+    now = now or timezone.now()
+    statuses = dict.fromkeys(Component.objects.values_list("pk", flat=True), "operational")
+    open_published = Incident.objects.filter(published=True, resolved_at__isnull=True)
+    operator: dict[int, list[str]] = {}
+    for component_id, status in IncidentComponent.objects.filter(
+        incident__in=open_published
+    ).values_list("component_id", "status"):
+        operator.setdefault(component_id, []).append(status)
+    shard_levels: dict[int, dict[int, str]] = {}
+    for component_id, shard_id, level in (
+        ShardImpact.objects.filter(incident__published=True, starts_at__lte=now)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .values_list("shard__component_id", "shard_id", "level")
+    ):
+        levels = shard_levels.setdefault(component_id, {})
+        levels[shard_id] = worst_level([level, levels.get(shard_id, level)]) or level
+    shard_count = dict(
+        Shard.objects.filter(active=True)
+        .values("component_id")
+        .annotate(n=Count("pk"))
+        .values_list("component_id", "n")
+    )
+    for pk in statuses:
+        if pk in operator:
+            statuses[pk] = max(operator[pk], key=COMPONENT_STATUSES.index)
+        elif pk in shard_levels:
+            hit: list[str | None] = list(shard_levels[pk].values())
+            unhurt: list[str | None] = [None] * max(0, shard_count.get(pk, 0) - len(hit))
+            statuses[pk] = component_status_from_shards(hit + unhurt)
+    return statuses
+
+
+@dataclass
+class StatusOverview:
+    groups: list[tuple[ComponentGroup | None, list[tuple[Component, str]]]]
+    open_incidents: list[Incident]
+    maintenance: list[Incident]
+    recent: list[Incident]
+    overall: str
+
+
+def status_overview(*, now: datetime | None = None, recent_days: int = 14) -> StatusOverview:
+    """What the public page shows now. A fixed number of queries."""
+    now = now or timezone.now()
+    statuses = component_statuses_now(now=now)
+    groups: dict[int | None, tuple[ComponentGroup | None, list[tuple[Component, str]]]] = {}
+    for component in Component.objects.select_related("group"):
+        entry = groups.setdefault(component.group_id, (component.group, []))
+        entry[1].append((component, statuses[component.pk]))
+    published = Incident.objects.filter(published=True).prefetch_related("updates")
+    open_incidents = list(published.filter(kind="incident", resolved_at__isnull=True))
+    maintenance = list(
+        published.filter(kind="maintenance", resolved_at__isnull=True).order_by("scheduled_for")
+    )
+    recent = list(
+        published.filter(
+            resolved_at__isnull=False, started_at__gte=now - timedelta(days=recent_days)
+        )
+    )
+    worst = max(statuses.values(), key=COMPONENT_STATUSES.index, default="operational")
+    return StatusOverview(
+        groups=list(groups.values()),
+        open_incidents=open_incidents,
+        maintenance=maintenance,
+        recent=recent,
+        overall=worst,
+    )

@@ -1,0 +1,59 @@
+import pytest
+
+from statuspage.celery import app as celery_app
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run inline in tests; tests of broker failure point at a closed port."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+from datetime import UTC, datetime  # noqa: E402
+
+from incidents.models import Component, ComponentGroup, Shard  # noqa: E402
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fleet(db):
+    """Two coordination shards in us-east and one in eu-west."""
+    group = ComponentGroup.objects.create(name="Coordination service", position=1)
+    us = Component.objects.create(
+        slug="coordination-us-east",
+        name="Coordination (us-east)",
+        group=group,
+        kind="coordination",
+        region="us-east",
+    )
+    eu = Component.objects.create(
+        slug="coordination-eu-west",
+        name="Coordination (eu-west)",
+        group=group,
+        kind="coordination",
+        region="eu-west",
+    )
+    shards = {
+        "use1": Shard.objects.create(
+            slug="use1", region="us-east", public_name="US East 1", component=us
+        ),
+        "use2": Shard.objects.create(
+            slug="use2", region="us-east", public_name="US East 2", component=us
+        ),
+        "euw1": Shard.objects.create(
+            slug="euw1", region="eu-west", public_name="EU West 1", component=eu
+        ),
+    }
+    return {"us": us, "eu": eu, **shards}
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``with committed(): ...`` runs the block's after-commit callbacks (such as the
+    affected-tailnet recompute) when it ends, as a real commit would; tests run
+    inside a transaction that never commits."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
