@@ -4,6 +4,17 @@ from statuspage.celery import app as celery_app
 
 
 @pytest.fixture(autouse=True)
+def _plain_http(settings):
+    """Tests speak plain HTTP to the test client and do not run collectstatic;
+    the production values of both are checked by `check --deploy` in CI."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run inline in tests; tests of broker failure point at a closed port."""
     celery_app.conf.task_always_eager = True

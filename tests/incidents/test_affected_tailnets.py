@@ -158,7 +158,7 @@ class TestBadInput:
     ):
         from incidents.models import Incident
 
-        with pytest.raises(ValidationError, match="ends .* before it starts"):
+        with pytest.raises(ValidationError, match=r"ends .* before it starts"):
             outage(["use1"], T0, T0 - M)
         assert not Incident.objects.exists()
 

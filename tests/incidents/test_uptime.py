@@ -1,0 +1,669 @@
+"""Tests for incidents.uptime: stories first, then properties against a brute-force model.
+
+The model at the bottom applies the rules literally, one minute at a time; the
+property tests check that the sweep in ``incidents.uptime`` agrees with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from itertools import zip_longest
+from typing import TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from incidents.uptime import (
+    COMPONENT_STATUSES,
+    LEVELS,
+    DayUptime,
+    Interval,
+    Tally,
+    component_intervals,
+    component_status_from_shards,
+    daily_uptime,
+    fleet_uptime,
+    level_for_component_status,
+    monthly,
+    total,
+    worst_level_segments,
+)
+
+DAY = date(2024, 3, 5)
+MIDNIGHT = datetime(2024, 3, 5, tzinfo=UTC)
+FULL_DAY = 24 * 60
+LONG_AFTER = MIDNIGHT + timedelta(days=2)
+
+
+def at(hour: int, minute: int = 0, second: int = 0, *, days: int = 0) -> datetime:
+    """A time on DAY (or ``days`` later)."""
+    return MIDNIGHT + timedelta(days=days, hours=hour, minutes=minute, seconds=second)
+
+
+def one_day(
+    intervals: Sequence[Interval],
+    *,
+    covered: Sequence[tuple[datetime, datetime | None]] = ((MIDNIGHT, None),),
+    now: datetime = LONG_AFTER,
+) -> DayUptime:
+    [day] = daily_uptime(intervals=intervals, covered=covered, first_day=DAY, last_day=DAY, now=now)
+    return day
+
+
+# --- uptime stories ----------------------------------------------------------
+
+
+def test_a_24_minute_outage_costs_24_minutes() -> None:
+    day = one_day([Interval(at(10, 2), at(10, 26), "outage")])
+
+    assert day.tally == Tally(total_minutes=FULL_DAY, outage_minutes=24)
+    assert day.tally.downtime_minutes == 24
+    assert day.uptime_pct == pytest.approx(100 * (FULL_DAY - 24) / FULL_DAY)
+    assert day.worst_level == "outage"
+
+
+def test_a_partial_outage_is_weighted_0_3() -> None:
+    day = one_day([Interval(at(9), at(10, 40), "partial")])
+
+    assert day.tally.partial_minutes == 100
+    assert day.tally.downtime_minutes == pytest.approx(30)
+    assert day.uptime_pct == pytest.approx(100 * (FULL_DAY - 30) / FULL_DAY)
+    assert day.worst_level == "partial"
+
+
+def test_degraded_costs_nothing_but_is_reported() -> None:
+    day = one_day([Interval(at(9), at(10), "degraded")])
+
+    assert day.tally.degraded_minutes == 60
+    assert day.tally.downtime_minutes == 0
+    assert day.uptime_pct == 100.0
+    assert day.worst_level == "degraded"
+
+
+def test_two_overlapping_incidents_count_a_minute_once_at_its_worst_level() -> None:
+    day = one_day(
+        [
+            Interval(at(10, 0), at(10, 30), "outage"),
+            Interval(at(10, 20), at(11, 0), "partial"),
+            Interval(at(10, 25), at(10, 50), "outage"),
+        ]
+    )
+
+    assert day.tally.outage_minutes == 50
+    assert day.tally.partial_minutes == 10
+
+
+def test_a_blip_of_seconds_costs_every_minute_it_touches() -> None:
+    within_a_minute = one_day([Interval(at(10, 2, 30), at(10, 3), "outage")])
+    across_two = one_day([Interval(at(10, 2, 30), at(10, 3, 1), "outage")])
+
+    assert within_a_minute.tally.outage_minutes == 1
+    assert across_two.tally.outage_minutes == 2
+
+
+def test_minutes_before_coverage_are_grey_not_up() -> None:
+    created_at_noon = one_day([], covered=[(at(12), None)])
+
+    assert created_at_noon.tally.total_minutes == 720
+    assert created_at_noon.uptime_pct == 100.0
+
+
+def test_impact_outside_coverage_is_ignored() -> None:
+    day = one_day(
+        [Interval(at(11), at(13), "outage")],
+        covered=[(at(12), at(18))],
+    )
+
+    assert day.tally == Tally(total_minutes=360, outage_minutes=60)
+
+
+def test_a_day_without_coverage_has_no_uptime() -> None:
+    day = one_day([Interval(at(11), at(13), "outage")], covered=[])
+
+    assert day.tally == Tally()
+    assert day.uptime_pct is None
+    assert day.worst_level is None
+
+
+def test_an_ongoing_outage_counts_up_to_now_only() -> None:
+    day = one_day([Interval(at(10), None, "outage")], now=at(10, 30))
+
+    assert day.tally == Tally(total_minutes=630, outage_minutes=30)
+
+
+def test_the_minute_in_progress_counts_as_far_as_it_is_known() -> None:
+    day = one_day(
+        [Interval(at(10), None, "outage"), Interval(at(10, 30, 40), None, "outage")],
+        now=at(10, 30, 20),
+    )
+
+    assert day.tally == Tally(total_minutes=631, outage_minutes=31)
+
+
+def test_future_minutes_are_not_counted() -> None:
+    today, tomorrow = daily_uptime(
+        intervals=[Interval(at(18), at(6, days=1), "outage")],
+        covered=[(MIDNIGHT, None)],
+        first_day=DAY,
+        last_day=DAY + timedelta(days=1),
+        now=at(12),
+    )
+
+    assert today.tally == Tally(total_minutes=720)
+    assert tomorrow.tally == Tally()
+    assert tomorrow.uptime_pct is None
+
+
+def test_an_interval_straddling_midnight_is_split_across_days() -> None:
+    today, tomorrow = daily_uptime(
+        intervals=[Interval(at(23, 50), at(0, 15, days=1), "partial")],
+        covered=[(MIDNIGHT, None)],
+        first_day=DAY,
+        last_day=DAY + timedelta(days=1),
+        now=at(0, days=3),
+    )
+
+    assert (today.day, today.tally.partial_minutes) == (DAY, 10)
+    assert (tomorrow.day, tomorrow.tally.partial_minutes) == (DAY + timedelta(days=1), 15)
+
+
+def test_months_and_totals_are_sums_of_days() -> None:
+    leap_day_eve = datetime(2024, 2, 28, 23, tzinfo=UTC)
+    days = daily_uptime(
+        intervals=[Interval(leap_day_eve, leap_day_eve + timedelta(days=2), "outage")],
+        covered=[(datetime(2024, 2, 28, 12, tzinfo=UTC), None)],
+        first_day=date(2024, 2, 27),
+        last_day=date(2024, 3, 2),
+        now=datetime(2024, 4, 1, tzinfo=UTC),
+    )
+
+    assert [d.day.day for d in days] == [27, 28, 29, 1, 2]
+    assert monthly(days) == {
+        (2024, 2): Tally(total_minutes=720 + FULL_DAY, outage_minutes=60 + FULL_DAY),
+        (2024, 3): Tally(total_minutes=2 * FULL_DAY, outage_minutes=FULL_DAY - 60),
+    }
+    assert total(days) == Tally(total_minutes=720 + 3 * FULL_DAY, outage_minutes=2 * FULL_DAY)
+
+
+def test_fleet_uptime_weights_tailnets_by_minutes_not_by_percentages() -> None:
+    def last_90_days(impact: list[Interval], placed_at: datetime) -> Tally:
+        days = daily_uptime(
+            intervals=impact,
+            covered=[(placed_at, None)],
+            first_day=DAY - timedelta(days=89),
+            last_day=DAY,
+            now=at(0, days=1),
+        )
+        return total(days)
+
+    new_tailnet = last_90_days([Interval(at(0), at(12), "outage")], placed_at=at(0))
+    old_tailnet = last_90_days([], placed_at=at(0, days=-88))
+
+    fleet = fleet_uptime([new_tailnet, old_tailnet])
+
+    assert new_tailnet.uptime_pct == 50.0
+    assert old_tailnet.uptime_pct == 100.0
+    assert fleet == Tally(total_minutes=90 * FULL_DAY, outage_minutes=720)
+    assert fleet.uptime_pct == pytest.approx(100 * (1 - 720 / (90 * FULL_DAY)))  # not 75%
+
+
+def test_ninety_days_of_a_few_hundred_intervals_is_fast() -> None:
+    first_day = DAY - timedelta(days=89)
+    impacts = [
+        Interval(
+            at(i % 24, i % 60, i % 7, days=-(i % 90)),
+            None if i % 50 == 0 else at(i % 24, i % 60, days=-(i % 90)) + timedelta(minutes=i),
+            LEVELS[i % 3],
+        )
+        for i in range(300)
+    ]
+
+    started = time.perf_counter()
+    days = daily_uptime(
+        intervals=impacts,
+        covered=[(at(0, days=-89), None)],
+        first_day=first_day,
+        last_day=DAY,
+        now=at(0, days=1),
+    )
+    elapsed = time.perf_counter() - started
+
+    assert len(days) == 90
+    assert total(days).total_minutes == 90 * FULL_DAY
+    assert elapsed < 1.0  # a minute-by-minute loop would be far slower than the sweep
+
+
+# --- tallies and segments ----------------------------------------------------
+
+
+def test_tallies_add_up_and_an_empty_tally_is_grey() -> None:
+    a = Tally(total_minutes=100, outage_minutes=1, partial_minutes=2, degraded_minutes=3)
+    b = Tally(total_minutes=50, outage_minutes=4, partial_minutes=5, degraded_minutes=6)
+
+    assert a + b == Tally(
+        total_minutes=150, outage_minutes=5, partial_minutes=7, degraded_minutes=9
+    )
+    assert Tally().uptime_pct is None
+    assert total([]) == fleet_uptime([]) == Tally()
+    assert monthly([]) == {}
+
+
+def test_worst_level_segments_are_sorted_disjoint_and_minute_aligned() -> None:
+    segments = worst_level_segments(
+        [
+            Interval(at(10, 5, 30), at(10, 20), "partial"),
+            Interval(at(10, 0, 10), at(10, 10, 1), "outage"),
+            Interval(at(10, 20), at(10, 30), "partial"),
+            Interval(at(11), None, "degraded"),
+        ],
+        now=at(11, 2, 1),
+    )
+
+    assert segments == [
+        Interval(at(10, 0), at(10, 11), "outage"),
+        Interval(at(10, 11), at(10, 30), "partial"),
+        Interval(at(11), at(11, 3), "degraded"),
+    ]
+
+
+def test_worst_level_segments_ignore_what_starts_after_now() -> None:
+    assert worst_level_segments([Interval(at(12), None, "outage")], now=at(11)) == []
+
+
+# --- component status --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("levels", "status"),
+    [
+        ([], "operational"),
+        ([None, None], "operational"),
+        (["outage"], "major_outage"),
+        (["outage", "outage", "outage"], "major_outage"),
+        (["outage", None], "partial_outage"),
+        (["outage", "degraded"], "partial_outage"),
+        (["partial", "partial"], "partial_outage"),
+        ([None, "partial", "degraded"], "partial_outage"),
+        (["degraded", None], "degraded_performance"),
+        (["degraded", "degraded"], "degraded_performance"),
+    ],
+)
+def test_component_status_from_shards(levels: list[str | None], status: str) -> None:
+    assert component_status_from_shards(levels) == status
+
+
+@pytest.mark.parametrize(
+    ("status", "level"),
+    [
+        ("operational", None),
+        ("under_maintenance", None),
+        ("degraded_performance", "degraded"),
+        ("partial_outage", "partial"),
+        ("major_outage", "outage"),
+    ],
+)
+def test_level_for_component_status(status: str, level: str | None) -> None:
+    assert level_for_component_status(status) == level
+
+
+def test_a_component_follows_its_shards() -> None:
+    segments = component_intervals(
+        operator=[],
+        shards={
+            "use1": [Interval(at(10), at(11), "outage")],
+            "use2": [Interval(at(10, 30), at(10, 45), "outage")],
+        },
+        shard_count=3,
+        now=at(12),
+    )
+    assert segments == [Interval(at(10), at(11), "partial")]
+
+    segments = component_intervals(
+        operator=[],
+        shards={
+            "use1": [Interval(at(10), at(11), "outage")],
+            "use2": [Interval(at(10, 30), at(10, 45), "outage")],
+        },
+        shard_count=2,
+        now=at(12),
+    )
+    assert segments == [
+        Interval(at(10), at(10, 30), "partial"),
+        Interval(at(10, 30), at(10, 45), "outage"),
+        Interval(at(10, 45), at(11), "partial"),
+    ]
+
+
+def test_the_operator_word_overrides_the_shards() -> None:
+    segments = component_intervals(
+        operator=[
+            (at(10, 15), at(10, 30), "operational"),  # a false alarm from the probes
+            (at(12), at(13), "major_outage"),  # probes were fine, customers were not
+            (at(12, 30), at(14), "degraded_performance"),
+            (at(14), None, "under_maintenance"),
+        ],
+        shards={"use1": [Interval(at(10), at(11), "outage"), Interval(at(14), None, "outage")]},
+        shard_count=1,
+        now=at(15),
+    )
+
+    assert segments == [
+        Interval(at(10), at(10, 15), "outage"),
+        Interval(at(10, 30), at(11), "outage"),
+        Interval(at(12), at(13), "outage"),
+        Interval(at(13), at(14), "degraded"),
+    ]
+
+
+# --- errors ------------------------------------------------------------------
+
+
+def test_unknown_levels_and_statuses_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown impact level 'down'"):
+        Interval(at(10), at(11), "down")
+    with pytest.raises(ValueError, match="unknown impact level"):
+        component_status_from_shards(["outage", "major_outage"])
+    with pytest.raises(ValueError, match="unknown component status 'outage'"):
+        level_for_component_status("outage")
+    with pytest.raises(ValueError, match="unknown component status"):
+        component_intervals(operator=[(at(10), None, "down")], shards={}, shard_count=0, now=at(11))
+
+
+def test_intervals_must_end_after_they_start() -> None:
+    with pytest.raises(ValueError, match="must end after it starts"):
+        Interval(at(10), at(10), "outage")
+    with pytest.raises(ValueError, match="must end after it starts"):
+        one_day([], covered=[(at(11), at(10))])
+    with pytest.raises(ValueError, match="must end after it starts"):
+        component_intervals(
+            operator=[(at(11), at(10), "major_outage")], shards={}, shard_count=0, now=at(12)
+        )
+
+
+def test_naive_datetimes_are_rejected() -> None:
+    naive = datetime(2024, 3, 5, 10)  # noqa: DTZ001 - the point of the test
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Interval(naive, None, "outage")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Interval(at(9), naive, "outage")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        one_day([], covered=[(naive, None)])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        one_day([], now=naive)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        worst_level_segments([], now=naive)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        component_intervals(operator=[], shards={}, shard_count=0, now=naive)
+
+
+def test_other_nonsense_is_rejected() -> None:
+    with pytest.raises(ValueError, match="before first_day"):
+        daily_uptime(
+            intervals=[], covered=[], first_day=DAY, last_day=DAY - timedelta(days=1), now=at(0)
+        )
+    with pytest.raises(ValueError, match="shard_count"):
+        component_intervals(operator=[], shards={"a": [], "b": []}, shard_count=1, now=at(0))
+    with pytest.raises(ValueError, match="more impacted minutes"):
+        Tally(total_minutes=1, outage_minutes=1, degraded_minutes=1)
+    with pytest.raises(ValueError, match="negative"):
+        Tally(total_minutes=1, outage_minutes=-1)
+
+
+# --- the brute-force model ---------------------------------------------------
+#
+# Times are turned into whole seconds since BASE so that the model's inner loop
+# stays cheap; the rules themselves are applied literally, minute by minute.
+
+BASE = datetime(2024, 2, 27, tzinfo=UTC)  # ranges cross Feb 29 and a month end
+BASE_DAY = BASE.date()
+MODEL_LEVELS = {None: 0, "degraded": 1, "partial": 2, "outage": 3}
+MODEL_STATUS_LEVEL = {
+    "operational": None,
+    "under_maintenance": None,
+    "degraded_performance": "degraded",
+    "partial_outage": "partial",
+    "major_outage": "outage",
+}
+
+Span = tuple[int, int]
+Covered = list[tuple[datetime, datetime | None]]
+Operator = list[tuple[datetime, datetime | None, str]]
+T = TypeVar("T")
+
+
+def seconds(moment: datetime) -> int:
+    return int((moment - BASE).total_seconds())
+
+
+def cut(start: datetime, end: datetime | None, now: datetime) -> Span | None:
+    """``[start, end)`` in seconds with the future removed, or None if nothing is left."""
+    stop = now if end is None else min(end, now)
+    return (seconds(start), seconds(stop)) if start < stop else None
+
+
+def touching(spans: Sequence[tuple[Span, T]], minute: int) -> list[T]:
+    """What the spans overlapping ``minute`` by a positive amount carry."""
+    minute_start, minute_end = minute * 60, minute * 60 + 60
+    return [payload for (start, end), payload in spans if start < minute_end and end > minute_start]
+
+
+def worst(levels: list[str | None]) -> str | None:
+    return max(levels, key=MODEL_LEVELS.__getitem__, default=None)
+
+
+def model_levels(intervals: list[Interval], now: datetime) -> list[tuple[Span, str]]:
+    return [(span, i.level) for i in intervals if (span := cut(i.start, i.end, now))]
+
+
+def model_daily(
+    intervals: list[Interval], covered: Covered, n_days: int, now: datetime
+) -> list[Tally]:
+    impacts = model_levels(intervals, now)
+    data = [(span, True) for start, end in covered if (span := cut(start, end, now))]
+    tallies = []
+    for day in range(n_days):
+        counts = {"total": 0, "outage": 0, "partial": 0, "degraded": 0}
+        for minute in range(day * FULL_DAY, (day + 1) * FULL_DAY):
+            if not touching(data, minute):
+                continue
+            counts["total"] += 1
+            level = worst(touching(impacts, minute))
+            if level is not None:
+                counts[level] += 1
+        tallies.append(
+            Tally(
+                total_minutes=counts["total"],
+                outage_minutes=counts["outage"],
+                partial_minutes=counts["partial"],
+                degraded_minutes=counts["degraded"],
+            )
+        )
+    return tallies
+
+
+def model_worst_levels(intervals: list[Interval], now: datetime, minutes: range) -> dict[int, str]:
+    impacts = model_levels(intervals, now)
+    levels_by_minute = {}
+    for minute in minutes:
+        level = worst(touching(impacts, minute))
+        if level is not None:
+            levels_by_minute[minute] = level
+    return levels_by_minute
+
+
+def model_status(levels: list[str | None]) -> str:
+    down = levels.count("outage")
+    if levels and down == len(levels):
+        return "major_outage"
+    if down or "partial" in levels:
+        return "partial_outage"
+    if "degraded" in levels:
+        return "degraded_performance"
+    return "operational"
+
+
+def model_component(
+    operator: Operator,
+    shards: dict[str, list[Interval]],
+    shard_count: int,
+    now: datetime,
+    minutes: range,
+) -> dict[int, str]:
+    said = [
+        (span, MODEL_STATUS_LEVEL[status])
+        for start, end, status in operator
+        if (span := cut(start, end, now))
+    ]
+    shard_impacts = [model_levels(intervals, now) for intervals in shards.values()]
+    levels_by_minute = {}
+    for minute in minutes:
+        if operator_levels := touching(said, minute):
+            level = worst(operator_levels)
+        else:
+            shard_levels = [worst(touching(impacts, minute)) for impacts in shard_impacts]
+            shard_levels += [None] * (shard_count - len(shard_levels))
+            level = MODEL_STATUS_LEVEL[model_status(shard_levels)]
+        if level is not None:
+            levels_by_minute[minute] = level
+    return levels_by_minute
+
+
+def model_minutes(n_days: int) -> range:
+    """Every minute that ``moments(n_days)`` can touch: nothing is counted past ``now``."""
+    return range(-100, n_days * FULL_DAY + 100)
+
+
+def per_minute(segments: list[Interval]) -> dict[int, str]:
+    """Expand segments to {minute: level}, checking they have the promised shape."""
+    levels: dict[int, str] = {}
+    for segment, following in zip_longest(segments, segments[1:]):
+        assert segment.end is not None
+        first, stop = seconds(segment.start), seconds(segment.end)
+        assert first % 60 == 0
+        assert stop % 60 == 0
+        assert first < stop
+        if following is not None:
+            assert segment.end <= following.start
+            assert segment.end < following.start or segment.level != following.level
+        levels.update(dict.fromkeys(range(first // 60, stop // 60), segment.level))
+    return levels
+
+
+# --- property tests ----------------------------------------------------------
+
+
+# Strategies are built once per shape (hence the caches): building them on
+# every draw would cost more than the model does.
+
+SECONDS = st.one_of(st.just(0), st.integers(0, 59))
+LENGTHS = st.one_of(
+    st.none(),
+    st.integers(1, 180),  # seconds: blips within or across a minute
+    st.integers(1, 2 * FULL_DAY).map(lambda minutes: minutes * 60),
+)
+
+
+@cache
+def moments(n_days: int) -> st.SearchStrategy[datetime]:
+    """A time in or near the range, often near a midnight, sometimes mid-minute."""
+    anywhere = st.integers(-90, n_days * FULL_DAY + 90)
+    near_midnight = st.builds(
+        lambda day, minute: day * FULL_DAY + minute, st.integers(0, n_days), st.integers(-3, 3)
+    )
+    return st.builds(
+        lambda minute, second: BASE + timedelta(minutes=minute, seconds=second),
+        st.one_of(anywhere, near_midnight),
+        SECONDS,
+    )
+
+
+def span(start: datetime, length: int | None) -> tuple[datetime, datetime | None]:
+    return start, None if length is None else start + timedelta(seconds=length)
+
+
+@cache
+def spans(n_days: int) -> st.SearchStrategy[tuple[datetime, datetime | None]]:
+    return st.builds(span, moments(n_days), LENGTHS)
+
+
+@cache
+def intervals(n_days: int, max_size: int) -> st.SearchStrategy[list[Interval]]:
+    one = st.builds(
+        lambda span, level: Interval(span[0], span[1], level),
+        spans(n_days),
+        st.sampled_from(LEVELS),
+    )
+    return st.lists(one, max_size=max_size)
+
+
+uptime_scenarios = st.integers(1, 4).flatmap(
+    lambda n_days: st.tuples(
+        intervals(n_days, max_size=8),
+        st.one_of(st.just([(BASE - timedelta(days=1), None)]), st.lists(spans(n_days), max_size=3)),
+        st.just(n_days),
+        moments(n_days),
+    )
+)
+
+# Components have no notion of days: one is plenty.
+component_scenarios = st.tuples(
+    st.lists(
+        st.builds(
+            lambda span, status: (*span, status), spans(1), st.sampled_from(COMPONENT_STATUSES)
+        ),
+        max_size=3,
+    ),
+    st.lists(intervals(1, max_size=4), max_size=3).map(
+        lambda shards: {f"shard{n}": shard for n, shard in enumerate(shards)}
+    ),
+    st.integers(0, 1),  # active shards without any interval
+    moments(1),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(uptime_scenarios)
+def test_daily_uptime_matches_the_minute_by_minute_model(
+    scenario: tuple[list[Interval], Covered, int, datetime],
+) -> None:
+    impacts, covered, n_days, now = scenario
+
+    days = daily_uptime(
+        intervals=impacts,
+        covered=covered,
+        first_day=BASE_DAY,
+        last_day=BASE_DAY + timedelta(days=n_days - 1),
+        now=now,
+    )
+
+    assert [d.day for d in days] == [BASE_DAY + timedelta(days=n) for n in range(n_days)]
+    assert [d.tally for d in days] == model_daily(impacts, covered, n_days, now)
+    assert sum(monthly(days).values(), Tally()) == total(days)
+
+
+@settings(max_examples=200, deadline=None)
+@given(intervals(1, max_size=8), moments(1))
+def test_worst_level_segments_match_the_model(impacts: list[Interval], now: datetime) -> None:
+    expected = model_worst_levels(impacts, now, model_minutes(n_days=1))
+
+    assert per_minute(worst_level_segments(impacts, now=now)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(component_scenarios)
+def test_component_intervals_match_the_model(
+    scenario: tuple[Operator, dict[str, list[Interval]], int, datetime],
+) -> None:
+    operator, shards, idle_shards, now = scenario
+    shard_count = len(shards) + idle_shards
+
+    segments = component_intervals(
+        operator=operator, shards=shards, shard_count=shard_count, now=now
+    )
+
+    expected = model_component(operator, shards, shard_count, now, model_minutes(n_days=1))
+    assert per_minute(segments) == expected
