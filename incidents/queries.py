@@ -3,7 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from .impact import LEVEL_ORDER, BlastRadius, union_seconds, worst_level
@@ -22,9 +23,13 @@ from .uptime import (
     COMPONENT_STATUSES,
     DayUptime,
     Interval,
+    Tally,
+    component_intervals,
     component_status_from_shards,
     daily_uptime,
+    total,
 )
+from .uptime import fleet_uptime as fleet_tally
 
 
 def incident_window(incident: Incident, *, as_of: datetime) -> tuple[datetime, datetime]:
@@ -126,8 +131,7 @@ def tailnet_uptime(
     shard's impact wherever it was placed, from published incidents only. Minutes
     when it was on no shard (before it existed) are excluded. Two queries."""
     now = now or timezone.now()
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    end = datetime.combine(last_day, datetime.max.time(), tzinfo=UTC)
+    start, end = _day_bounds(first_day, last_day)
     impacts = (
         TailnetImpact.objects.filter(tailnet_id=tailnet_id, incident__published=True)
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
@@ -219,4 +223,141 @@ def status_overview(*, now: datetime | None = None, recent_days: int = 14) -> St
         maintenance=maintenance,
         recent=recent,
         overall=worst,
+    )
+
+
+def _day_bounds(first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+    return start, datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def operator_status_spans(
+    incident: Incident, component: Component, set_status: str
+) -> list[tuple[datetime, datetime | None, str]]:
+    """The statuses an operator gave ``component`` over the incident's life: each
+    update that changed it starts a new span; the incident's resolution ends the
+    last. ``incident.updates`` should be prefetched."""
+    changes = sorted(
+        (update.display_at, change["new_status"])
+        for update in incident.updates.all()
+        for change in update.affected_components
+        if change.get("code") == component.slug
+    )
+    if not changes:
+        changes = [(incident.started_at, set_status)]
+    spans: list[tuple[datetime, datetime | None, str]] = []
+    for (at, status), following in zip(changes, [*changes[1:], None], strict=True):
+        start = max(at, incident.started_at)
+        end = following[0] if following else incident.resolved_at
+        if end is None or end > start:
+            spans.append((start, end, status))
+    return spans
+
+
+def components_uptime(
+    *, first_day: date, last_day: date, now: datetime | None = None
+) -> dict[int, list[DayUptime]]:
+    """Per component, per day: its status over time (operator-set on published
+    incidents, else derived from its shards' impact windows), counted with
+    Statuspage's rule. Minutes before a component existed are grey. Five queries
+    however many components, shards or incidents."""
+    now = now or timezone.now()
+    start, end = _day_bounds(first_day, last_day)
+    components = list(Component.objects.order_by())
+    shard_count = dict(
+        Shard.objects.filter(active=True)
+        .values("component_id")
+        .annotate(n=Count("pk"))
+        .values_list("component_id", "n")
+    )
+    shard_windows: dict[int, dict[int, list[Interval]]] = {}
+    for component_id, shard_id, s, e, level in (
+        ShardImpact.objects.filter(incident__published=True, starts_at__lt=end)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .values_list("shard__component_id", "shard_id", "starts_at", "ends_at", "level")
+    ):
+        shard_windows.setdefault(component_id, {}).setdefault(shard_id, []).append(
+            Interval(s, e, level)
+        )
+    operator: dict[int, list[tuple[datetime, datetime | None, str]]] = {}
+    by_pk = {component.pk: component for component in components}
+    links = (
+        IncidentComponent.objects.filter(incident__published=True, incident__started_at__lt=end)
+        .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gt=start))
+        .select_related("incident")
+        .prefetch_related("incident__updates")
+    )
+    for link in links:
+        operator.setdefault(link.component_id, []).extend(
+            operator_status_spans(link.incident, by_pk[link.component_id], link.status)
+        )
+    result = {}
+    for component in components:
+        shards = shard_windows.get(component.pk, {})
+        intervals = component_intervals(
+            operator=operator.get(component.pk, []),
+            shards=shards,
+            shard_count=max(shard_count.get(component.pk, 0), len(shards)),
+            now=now,
+        )
+        result[component.pk] = daily_uptime(
+            intervals=intervals,
+            covered=[(component.created_at, None)],
+            first_day=first_day,
+            last_day=last_day,
+            now=now,
+        )
+    return result
+
+
+def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None = None) -> Tally:
+    """What share of customer-minutes were disrupted: tailnet-minutes weighted.
+
+    T is every tailnet's placed minutes in the range, summed in the database; the
+    outage/partial/degraded minutes come from the affected tailnets only, each
+    tailnet's minutes counted once at their worst level (published incidents)."""
+    now = now or timezone.now()
+    start, end = _day_bounds(first_day, last_day)
+    stop = min(end, now)
+    if stop <= start:
+        return Tally()
+    placed = (
+        Placement.objects.filter(starts_at__lt=stop)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .aggregate(
+            total=Sum(
+                ExpressionWrapper(
+                    Least(Coalesce("ends_at", Value(stop)), Value(stop))
+                    - Greatest("starts_at", Value(start)),
+                    output_field=DurationField(),
+                )
+            )
+        )["total"]
+    )
+    total_minutes = int((placed or timedelta(0)) // timedelta(minutes=1))
+    per_tailnet: dict[int, list[Interval]] = {}
+    for tailnet_id, s, e, level in (
+        TailnetImpact.objects.filter(incident__published=True, starts_at__lt=stop)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .values_list("tailnet_id", "starts_at", "ends_at", "level")
+        .order_by()
+    ):
+        per_tailnet.setdefault(tailnet_id, []).append(Interval(s, e, level))
+    impacted = fleet_tally(
+        total(
+            daily_uptime(
+                intervals=intervals,
+                covered=[(i.start, i.end) for i in intervals],
+                first_day=first_day,
+                last_day=last_day,
+                now=now,
+            )
+        )
+        for intervals in per_tailnet.values()
+    )
+    return Tally(
+        total_minutes=max(total_minutes, impacted.total_minutes),
+        outage_minutes=impacted.outage_minutes,
+        partial_minutes=impacted.partial_minutes,
+        degraded_minutes=impacted.degraded_minutes,
     )

@@ -23,7 +23,7 @@ def _celery_eager():
     celery_app.conf.task_always_eager = False
 
 
-from datetime import UTC, datetime  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from incidents.models import Component, ComponentGroup, Shard  # noqa: E402
 
@@ -33,6 +33,7 @@ T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def fleet(db):
     """Two coordination shards in us-east and one in eu-west."""
+    since = T0 - timedelta(days=365)
     group = ComponentGroup.objects.create(name="Coordination service", position=1)
     us = Component.objects.create(
         slug="coordination-us-east",
@@ -40,6 +41,7 @@ def fleet(db):
         group=group,
         kind="coordination",
         region="us-east",
+        created_at=since,
     )
     eu = Component.objects.create(
         slug="coordination-eu-west",
@@ -47,16 +49,17 @@ def fleet(db):
         group=group,
         kind="coordination",
         region="eu-west",
+        created_at=since,
     )
     shards = {
         "use1": Shard.objects.create(
-            slug="use1", region="us-east", public_name="US East 1", component=us
+            slug="use1", region="us-east", public_name="US East 1", component=us, created_at=since
         ),
         "use2": Shard.objects.create(
-            slug="use2", region="us-east", public_name="US East 2", component=us
+            slug="use2", region="us-east", public_name="US East 2", component=us, created_at=since
         ),
         "euw1": Shard.objects.create(
-            slug="euw1", region="eu-west", public_name="EU West 1", component=eu
+            slug="euw1", region="eu-west", public_name="EU West 1", component=eu, created_at=since
         ),
     }
     return {"us": us, "eu": eu, **shards}

@@ -6,6 +6,8 @@ import pytest
 
 from incidents.queries import (
     component_statuses_now,
+    components_uptime,
+    fleet_uptime_tally,
     incident_blast_radius,
     status_overview,
     tailnet_incident_history,
@@ -181,3 +183,63 @@ class TestComponentStatusNow:
 
         assert few == many
         assert len(overview.open_incidents) == 10
+
+
+class TestComponentUptime:
+    def test_one_of_two_shards_out_for_24_minutes_is_24_partial_minutes(self, fleet, committed):
+        with committed():
+            incident = _incident([("use1", "outage", T0, T0 + 24 * M)])
+            incident_post_update(incident=incident, status="resolved", body="ok", at=T0 + 24 * M)
+
+        uptime = components_uptime(first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)
+
+        (us_day,) = uptime[fleet["us"].pk]
+        assert (us_day.tally.partial_minutes, us_day.tally.outage_minutes) == (24, 0)
+        assert us_day.uptime_pct == pytest.approx(100 * (1440 - 0.3 * 24) / 1440)
+        (eu_day,) = uptime[fleet["eu"].pk]
+        assert eu_day.uptime_pct == 100
+
+    def test_an_operator_status_follows_the_updates_timeline(self, fleet, committed):
+        us = fleet["us"]
+        with committed():
+            incident = incident_create(
+                title="Admin console slow",
+                body="Investigating.",
+                started_at=T0,
+                components={us: "degraded_performance"},
+                published=True,
+                at=T0,
+            )
+            incident_post_update(
+                incident=incident,
+                status="identified",
+                body="Worse.",
+                components={us: "major_outage"},
+                at=T0 + 10 * M,
+            )
+            incident_post_update(incident=incident, status="resolved", body="ok", at=T0 + 25 * M)
+
+        (day,) = components_uptime(first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)[us.pk]
+
+        assert (day.tally.degraded_minutes, day.tally.outage_minutes) == (10, 15)
+
+    def test_drafts_do_not_count(self, fleet, committed):
+        with committed():
+            _incident([("use1", "outage", T0, T0 + 24 * M)], published=False)
+        (day,) = components_uptime(first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)[
+            fleet["us"].pk
+        ]
+        assert day.uptime_pct == 100
+
+
+def test_fleet_uptime_weights_customer_minutes(fleet, acme, globex, committed):
+    with committed():
+        _incident([("use1", "outage", T0, T0 + 24 * M)])
+        _incident([("use1", "partial", T0 + 10 * M, T0 + 40 * M)], title="overlapping")
+
+    tally = fleet_uptime_tally(first_day=DAY, last_day=DAY, now=T0 + 60 * M)
+
+    # Both tailnets placed from 09:30 to 11:00: 2 x 90 minutes.
+    assert tally.total_minutes == 180
+    # acme: 24 outage minutes, then 16 more partial ones (a minute counts once).
+    assert (tally.outage_minutes, tally.partial_minutes) == (24, 16)
