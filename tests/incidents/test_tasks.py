@@ -16,21 +16,24 @@ def _drop_broker_connections():
     # Celery caches its connection and producer pools on the app; drop them so
     # the next publish connects to whatever broker_url says now.
     kombu.pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
 def broker_down():
     """A real refused connection: the broker URL points at a closed local port."""
     conf = celery_app.conf
-    saved = conf.broker_url, conf.task_always_eager, conf.broker_transport_options
-    conf.task_always_eager = False
-    conf.broker_url = "redis://127.0.0.1:9/0"
-    conf.broker_transport_options = {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}
+    keys = ("broker_url", "task_always_eager", "broker_transport_options")
+    saved = {key: conf[key] for key in keys}
+    conf.update(
+        broker_url="redis://127.0.0.1:9/0",
+        task_always_eager=False,
+        broker_transport_options={"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    )
     _drop_broker_connections()
     yield
-    conf.broker_url, conf.task_always_eager, conf.broker_transport_options = saved
+    conf.update(saved)
     _drop_broker_connections()
 
 
