@@ -17,6 +17,11 @@ class ProbeRegion(models.Model):
     name = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The last round, for /metrics and the admin: a region that stops reporting
+    # (worker down, queue backed up) shows here first.
+    last_round_at = models.DateTimeField(null=True, blank=True)
+    last_round_seconds = models.FloatField(null=True, blank=True)
+    last_queue_lag_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]

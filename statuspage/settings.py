@@ -144,6 +144,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -168,12 +169,29 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_TIMEZONE = "UTC"
+PROBE_INTERVAL_SECONDS = env_int("PROBE_INTERVAL_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     # Ongoing impact windows grow every minute; so do the affected-tailnet rows.
     "refresh-ongoing-impacts": {
         "task": "incidents.refresh_ongoing_impacts",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # One small task per probe region per round, each on its region's queue.
+    "probe-rounds": {
+        "task": "probes.schedule_rounds",
+        "schedule": float(PROBE_INTERVAL_SECONDS),
+        "options": {"expires": PROBE_INTERVAL_SECONDS * 0.9},
+    },
+    "probe-rollups": {
+        "task": "probes.build_rollups",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "probe-retention": {
+        "task": "probes.prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
 }
 
@@ -222,6 +240,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_THROTTLE_RATES": {"probe_ingest": env("PROBE_INGEST_RATE", "600/min")},
 }
 
 LOGGING = {
@@ -236,3 +255,12 @@ LOGGING = {
 # Default control-plane latency above which a shard counts as degraded (per-shard
 # override on Shard.latency_threshold_ms).
 SHARD_LATENCY_THRESHOLD_MS = env_int("SHARD_LATENCY_THRESHOLD_MS", 1000)
+# Probes: a failed probe is a sample, never retried; it gives up after this long.
+PROBE_TIMEOUT_SECONDS = float(env("PROBE_TIMEOUT_SECONDS", "5"))
+# Incidents opened by detection are drafts for an operator unless this is on.
+PROBE_AUTO_PUBLISH = env_bool("PROBE_AUTO_PUBLISH", False)
+PROBE_RAW_RETENTION_DAYS = env_int("PROBE_RAW_RETENTION_DAYS", 14)
+PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
+PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")
+# Who may read /metrics without a token (a Prometheus on the same host/network).
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")

@@ -7,4 +7,5 @@ admin.site.site_title = "Status page operations"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("incidents.urls")),
+    path("", include("probes.urls")),
 ]

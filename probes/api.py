@@ -1,0 +1,144 @@
+"""Remote probe ingestion: POST /api/v1/probes/samples with a probe-scoped token.
+
+A batch is validated whole before anything is stored (all or nothing), then
+stored idempotently: sending the same batch twice stores each sample once.
+
+Items are validated by hand rather than by a nested DRF serializer: batches
+hold thousands of samples and a serializer per item costs several times the
+insert itself (see bench/probes.py). Errors keep DRF's shape: one dict per item.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from incidents.models import Shard
+from incidents.tokens import BearerTokenAuthentication, HasScope
+
+from .models import ProbeError, ProbeRegion
+from .services import SampleIn, detection_run, samples_store
+
+MAX_BATCH = 5000
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+ERROR_KINDS = {e.value for e in ProbeError if e.value}
+
+
+def _number(value: Any, field: str, errors: dict[str, list[str]]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        errors.setdefault(field, []).append("Must be a non-negative number or null.")
+        return None
+    return float(value)
+
+
+def validate_batch(
+    items: Any, *, shards: Mapping[str, int], now: datetime
+) -> tuple[list[SampleIn], list[dict[str, list[str]]]]:
+    """Turn the JSON items into samples; the second value has one error dict per
+    item (empty when the item is fine), or is empty when every item is."""
+    oldest = now - timedelta(days=settings.PROBE_RAW_RETENTION_DAYS)
+    samples: list[SampleIn] = []
+    errors: list[dict[str, list[str]]] = []
+    for item in items:
+        problems: dict[str, list[str]] = {}
+        if not isinstance(item, dict):
+            errors.append({"non_field_errors": ["Each sample must be a JSON object."]})
+            continue
+        slug = item.get("shard")
+        shard_id = shards.get(slug) if isinstance(slug, str) else None
+        if shard_id is None:
+            problems["shard"] = [f"Unknown shard {str(slug)[:64]!r}."]
+        raw_at = item.get("started_at")
+        started_at = parse_datetime(raw_at) if isinstance(raw_at, str) else None
+        if started_at is None:
+            problems["started_at"] = ["An ISO 8601 date-time with a time zone is required."]
+        elif timezone.is_naive(started_at):
+            problems["started_at"] = ["The time zone is missing (use Z or +00:00)."]
+            started_at = None
+        elif started_at > now + MAX_CLOCK_SKEW:
+            problems["started_at"] = ["In the future: check the probe's clock."]
+        elif started_at < oldest:
+            problems["started_at"] = ["Older than raw sample retention; not accepted."]
+        ok = item.get("ok")
+        if not isinstance(ok, bool):
+            problems["ok"] = ["Must be true or false."]
+        latency = _number(item.get("latency_ms"), "latency_ms", problems)
+        connect = _number(item.get("connect_ms"), "connect_ms", problems)
+        error = item.get("error") or ""
+        if ok is True and error:
+            problems["error"] = ["A successful probe has no error."]
+        elif ok is False and error not in ERROR_KINDS:
+            problems["error"] = [f"A failed probe needs an error: one of {sorted(ERROR_KINDS)}."]
+        if ok is True and latency is None and "latency_ms" not in problems:
+            problems["latency_ms"] = ["A successful probe needs its latency."]
+        code = item.get("status_code")
+        if code is not None and (
+            isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599
+        ):
+            problems["status_code"] = ["Must be an HTTP status code or null."]
+        detail = item.get("detail") or ""
+        if not isinstance(detail, str):
+            problems["detail"] = ["Must be a string."]
+        errors.append(problems)
+        if not problems and shard_id is not None and started_at is not None:
+            samples.append(
+                SampleIn(
+                    shard_id=shard_id,
+                    started_at=started_at,
+                    ok=bool(ok),
+                    latency_ms=latency,
+                    connect_ms=connect,
+                    error=str(error),
+                    status_code=code,
+                    detail=str(detail)[:200],
+                )
+            )
+    if not any(errors):
+        errors = []
+    return samples, errors
+
+
+class ProbeSamplesIngestApi(APIView):
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasScope.of("probe")]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "probe_ingest"
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            return Response(
+                {"non_field_errors": ["Send a JSON object with region and samples."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        region = ProbeRegion.objects.filter(slug=str(data.get("region")), active=True).first()
+        items = data.get("samples")
+        problems: dict[str, Any] = {}
+        if region is None:
+            problems["region"] = [f"Unknown or inactive probe region {data.get('region')!r}."]
+        if not isinstance(items, list) or not items:
+            problems["samples"] = ["A non-empty list of samples is required."]
+        elif len(items) > MAX_BATCH:
+            problems["samples"] = [f"At most {MAX_BATCH} samples per batch."]
+        if problems:
+            return Response(problems, status=status.HTTP_400_BAD_REQUEST)
+        shards = dict(Shard.objects.values_list("slug", "pk"))
+        samples, item_errors = validate_batch(items, shards=shards, now=timezone.now())
+        if item_errors:
+            return Response({"samples": item_errors}, status=status.HTTP_400_BAD_REQUEST)
+        assert region is not None
+        with transaction.atomic():
+            received = samples_store(region=region, samples=samples)
+        detection_run(shard_ids={s.shard_id for s in samples})
+        return Response({"received": received}, status=status.HTTP_200_OK)

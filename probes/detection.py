@@ -1,0 +1,220 @@
+"""Is a shard down or slow? Pure rules over probe samples: no ORM, no clock.
+
+Per region, a shard is *down* after 3 consecutive failed probes and *up* again
+after 2 consecutive successes (hysteresis: a flapping shard does not open and
+close incidents in a loop). Across regions, the shard is down when at least two
+regions, and at least half of the regions reporting, see it down (quorum): one
+partitioned region can never open an incident on its own. The outage starts at
+the **first failing sample** of the agreeing regions, and ends at the first
+successful sample of the recovery that broke the quorum.
+
+The shard is *degraded* when the p95 latency of its recent successful probes
+exceeds its threshold.
+
+``Detector.feed`` is idempotent: a sample at or before the last one already seen
+from its region is ignored, so running detection again over the same samples
+changes nothing.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from math import ceil
+from typing import Any
+
+FAILS_TO_DOWN = 3
+OKS_TO_UP = 2
+MIN_AGREEING_REGIONS = 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    region: str
+    at: datetime
+    ok: bool
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RegionView:
+    """What one region has seen of one shard."""
+
+    down: bool = False
+    fails: int = 0
+    oks: int = 0
+    first_failure_at: datetime | None = None  # first sample of the current failing run
+    first_ok_at: datetime | None = None  # first sample of the current succeeding run
+    last_at: datetime | None = None
+
+    def step(self, sample: Sample) -> "RegionView":
+        if self.last_at is not None and sample.at <= self.last_at:
+            return self  # already seen: re-delivery changes nothing
+        if sample.ok:
+            oks = self.oks + 1
+            first_ok = sample.at if self.oks == 0 else self.first_ok_at
+            down = self.down and oks < OKS_TO_UP
+            return RegionView(
+                down=down,
+                fails=0,
+                oks=oks,
+                first_failure_at=self.first_failure_at if down else None,
+                first_ok_at=first_ok,
+                last_at=sample.at,
+            )
+        fails = self.fails + 1
+        first_failure = sample.at if self.fails == 0 and not self.down else self.first_failure_at
+        return RegionView(
+            down=self.down or fails >= FAILS_TO_DOWN,
+            fails=fails,
+            oks=0,
+            first_failure_at=first_failure,
+            first_ok_at=None,
+            last_at=sample.at,
+        )
+
+
+def quorum_down(down: int, reporting: int) -> bool:
+    return down >= MIN_AGREEING_REGIONS and 2 * down >= reporting
+
+
+@dataclass(frozen=True)
+class Change:
+    """A transition of the shard's verdict: ``level`` None means healthy again."""
+
+    level: str | None  # "outage", "degraded" or None
+    at: datetime
+
+
+@dataclass
+class Detector:
+    """The running state of detection for one shard (serialisable to JSON)."""
+
+    regions: dict[str, RegionView] = field(default_factory=dict)
+    down: bool = False
+    down_since: datetime | None = None
+    degraded: bool = False
+    latencies: list[tuple[datetime, float]] = field(default_factory=list)
+
+    def feed(
+        self,
+        samples: Iterable[Sample],
+        *,
+        threshold_ms: float,
+        latency_window: timedelta = timedelta(minutes=5),
+        stale_after: timedelta = timedelta(minutes=5),
+    ) -> list[Change]:
+        """Take new samples in time order; return the verdict changes they cause."""
+        changes: list[Change] = []
+        for sample in sorted(samples, key=lambda s: (s.at, s.region)):
+            view = self.regions.get(sample.region, RegionView())
+            stepped = view.step(sample)
+            if stepped is view:
+                continue
+            self.regions[sample.region] = stepped
+            if sample.ok and sample.latency_ms is not None:
+                self.latencies.append((sample.at, sample.latency_ms))
+            changes.extend(self._judge(sample, stale_after))
+            changes.extend(self._judge_latency(sample.at, threshold_ms, latency_window))
+        return changes
+
+    def _judge(self, sample: Sample, stale_after: timedelta) -> list[Change]:
+        reporting = [
+            view
+            for view in self.regions.values()
+            if view.last_at is not None and view.last_at > sample.at - stale_after
+        ]
+        down_views = [view for view in reporting if view.down]
+        if not self.down and quorum_down(len(down_views), len(reporting)):
+            self.down = True
+            self.down_since = min(v.first_failure_at for v in down_views if v.first_failure_at)
+            return [Change("outage", self.down_since)]
+        if self.down and not quorum_down(len(down_views), len(reporting)):
+            self.down = False
+            self.down_since = None
+            # Recovered at the first success of the region whose recovery broke
+            # the quorum; a region that merely went stale recovers "now".
+            recovered = self.regions[sample.region]
+            at = recovered.first_ok_at if sample.ok and recovered.first_ok_at else sample.at
+            return [Change("degraded" if self.degraded else None, at)]
+        return []
+
+    def _judge_latency(self, now: datetime, threshold_ms: float, window: timedelta) -> list[Change]:
+        self.latencies = [(at, ms) for at, ms in self.latencies if at > now - window]
+        recent = [ms for _, ms in self.latencies]
+        slow = len(recent) >= 3 and percentile(recent, 95) > threshold_ms
+        if slow == self.degraded:
+            return []
+        self.degraded = slow
+        if self.down:
+            return []  # an outage outranks slowness; the level follows on recovery
+        if slow:
+            # Slow since the first over-threshold probe still in the window.
+            since = min(at for at, ms in self.latencies if ms > threshold_ms)
+            return [Change("degraded", since)]
+        return [Change(None, now)]
+
+    @property
+    def level(self) -> str | None:
+        if self.down:
+            return "outage"
+        return "degraded" if self.degraded else None
+
+    # --- persistence (ShardState.regions is JSON) ---------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "down": self.down,
+            "down_since": iso(self.down_since),
+            "degraded": self.degraded,
+            "latencies": [[at.isoformat(), ms] for at, ms in self.latencies],
+            "regions": {
+                name: {
+                    "down": v.down,
+                    "fails": v.fails,
+                    "oks": v.oks,
+                    "first_failure_at": iso(v.first_failure_at),
+                    "first_ok_at": iso(v.first_ok_at),
+                    "last_at": iso(v.last_at),
+                }
+                for name, v in self.regions.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Detector":
+        def dt(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        regions = {
+            name: replace(
+                RegionView(),
+                down=bool(v.get("down")),
+                fails=int(v.get("fails", 0)),
+                oks=int(v.get("oks", 0)),
+                first_failure_at=dt(v.get("first_failure_at")),
+                first_ok_at=dt(v.get("first_ok_at")),
+                last_at=dt(v.get("last_at")),
+            )
+            for name, v in (data.get("regions") or {}).items()
+        }
+        return cls(
+            regions=regions,
+            down=bool(data.get("down")),
+            down_since=dt(data.get("down_since")),
+            degraded=bool(data.get("degraded")),
+            latencies=[
+                (datetime.fromisoformat(at), float(ms)) for at, ms in data.get("latencies", [])
+            ],
+        )
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: a value that was really seen)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]

@@ -1,0 +1,137 @@
+"""Detection rules, property-tested: quorum, hysteresis, start at the first failure."""
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probes.detection import Detector, Sample, percentile
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+ROUND = timedelta(seconds=30)
+REGIONS = ["ams", "nyc", "sfo", "sin"]
+
+
+def rounds(pattern: dict[str, str]) -> list[Sample]:
+    """'..xxx..' per region: one character per 30-second round, x = failed probe."""
+    return [
+        Sample(region, T0 + i * ROUND + timedelta(milliseconds=10 * r), mark == ".", 40.0)
+        for r, (region, marks) in enumerate(pattern.items())
+        for i, mark in enumerate(marks)
+        if mark != " "
+    ]
+
+
+def feed(samples, detector=None):
+    detector = detector or Detector()
+    return detector, detector.feed(samples, threshold_ms=1000)
+
+
+def test_two_of_three_regions_failing_opens_an_outage_at_the_first_failing_sample():
+    _, changes = feed(rounds({"ams": "..xxxxx..", "nyc": "...xxxx..", "sfo": "........."}))
+    assert [c.level for c in changes] == ["outage", None]
+    assert changes[0].at == T0 + 2 * ROUND  # ams's first failure, before quorum was reached
+    # Recovered at the first success of the recovery that broke the quorum.
+    assert changes[1].at == T0 + 7 * ROUND
+
+
+def test_one_partitioned_region_never_opens_an_incident():
+    _, changes = feed(rounds({"ams": "xxxxxxxxxx", "nyc": "..........", "sfo": ".........."}))
+    assert changes == []
+
+
+def test_a_lone_region_cannot_open_an_incident_even_if_it_is_the_only_one():
+    _, changes = feed(rounds({"ams": "xxxxxxxxxx"}))
+    assert changes == []
+
+
+def test_two_failures_are_not_an_outage():
+    _, changes = feed(rounds({"ams": "..xx....", "nyc": "..xx....", "sfo": "..xx...."}))
+    assert changes == []
+
+
+def test_a_single_success_inside_an_outage_does_not_close_it():
+    _, changes = feed(rounds({"ams": "xxx.xxx..", "nyc": "xxx.xxx..", "sfo": "........."}))
+    assert [(c.level, c.at) for c in changes] == [
+        ("outage", T0),
+        (None, T0 + 7 * ROUND),
+    ]
+
+
+def test_slow_answers_make_the_shard_degraded_from_the_first_slow_probe():
+    samples = [
+        Sample(region, T0 + i * ROUND, True, 2500.0 if i >= 4 else 50.0)
+        for i in range(10)
+        for region in ("ams", "nyc")
+    ]
+    _, changes = feed(samples)
+    assert [(c.level, c.at) for c in changes] == [("degraded", T0 + 4 * ROUND)]
+
+
+def test_feeding_the_same_samples_again_changes_nothing():
+    samples = rounds({"ams": "..xxxxx..", "nyc": "...xxxx..", "sfo": "........."})
+    detector, _ = feed(samples)
+    before = detector.to_json()
+    _, again = feed(samples, detector)
+    assert again == []
+    assert detector.to_json() == before
+
+
+def test_percentile_is_a_value_that_was_seen():
+    assert percentile([10, 20, 30, 40], 50) == 20
+    assert percentile([10, 20, 30, 40], 95) == 40
+    assert percentile([7], 99) == 7
+
+
+# --- properties -------------------------------------------------------------------------
+
+patterns = st.dictionaries(
+    st.sampled_from(REGIONS), st.text(alphabet=".x ", min_size=0, max_size=40), min_size=1
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns, st.sampled_from(REGIONS))
+def test_one_region_alone_never_opens_an_outage(pattern, culprit):
+    """Whatever one region sees, if every other region only ever succeeds, no outage."""
+    pattern = {r: (m if r == culprit else m.replace("x", ".")) for r, m in pattern.items()}
+    _, changes = feed(rounds(pattern))
+    assert "outage" not in [c.level for c in changes]
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns)
+def test_flapping_never_opens_an_outage(pattern):
+    """With never three failures in a row from any region, there is no outage."""
+    flapping = {r: m.replace(" ", "").replace("xxx", "x.x") for r, m in pattern.items()}
+    while any("xxx" in m for m in flapping.values()):
+        flapping = {r: m.replace("xxx", "x.x") for r, m in flapping.items()}
+    _, changes = feed(rounds(flapping))
+    assert "outage" not in [c.level for c in changes]
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns)
+def test_every_outage_starts_at_a_failing_sample_and_opens_and_closes_alternately(pattern):
+    samples = rounds(pattern)
+    failing = {s.at for s in samples if not s.ok}
+    _, changes = feed(samples)
+    outages = [c for c in changes if c.level == "outage"]
+    assert all(c.at in failing for c in outages)
+    levels = [c.level == "outage" for c in changes]
+    assert all(a != b for a, b in pairwise(levels))  # never opened twice in a row
+    times = [c.at for c in changes]
+    assert times == sorted(times)
+
+
+@settings(max_examples=200, deadline=None)
+@given(patterns, st.integers(min_value=0, max_value=200))
+def test_any_batching_and_a_save_in_between_give_the_same_answer(pattern, cut):
+    samples = sorted(rounds(pattern), key=lambda s: (s.at, s.region))
+    cut = min(cut, len(samples))
+    _, whole = feed(samples)
+    first_half, early = feed(samples[:cut])
+    restored = Detector.from_json(first_half.to_json())
+    _, late = feed(samples[cut:], restored)
+    assert early + late == whole

@@ -1,0 +1,156 @@
+"""Detection on stored samples opens, re-levels and resolves incidents."""
+
+from datetime import timedelta
+
+import pytest
+
+from incidents.models import Incident, ShardImpact, TailnetImpact
+from incidents.services import incident_create, tailnet_create
+from probes.models import ProbeRegion, ShardState
+from probes.services import SampleIn, detection_run, samples_store
+from tests.conftest import T0
+
+ROUND = timedelta(seconds=30)
+
+
+@pytest.fixture
+def regions(db):
+    return {
+        slug: ProbeRegion.objects.create(slug=slug, name=slug) for slug in ("ams", "nyc", "sfo")
+    }
+
+
+@pytest.fixture
+def probe(fleet, regions, committed, settings):
+    """probe("use1", {"ams": "..xxx", ...}) stores one round per character and runs
+    detection after each round, as the workers do. x = failed, s = slow, . = ok."""
+    settings.PROBE_AUTO_PUBLISH = True
+
+    def run(shard, pattern, start=T0):
+        rounds = max(len(marks) for marks in pattern.values())
+        for i in range(rounds):
+            at = start + i * ROUND
+            for n, (region, marks) in enumerate(pattern.items()):
+                if i >= len(marks) or marks[i] == " ":
+                    continue
+                ok = marks[i] != "x"
+                samples_store(
+                    region=regions[region],
+                    samples=[
+                        SampleIn(
+                            shard_id=fleet[shard].pk,
+                            started_at=at + timedelta(milliseconds=n),
+                            ok=ok,
+                            latency_ms=(2500.0 if marks[i] == "s" else 40.0) if ok else None,
+                            error="" if ok else "refused",
+                        )
+                    ],
+                )
+            with committed():
+                detection_run(shard_ids=[fleet[shard].pk], now=at + 10 * ROUND / 30)
+
+    return run
+
+
+def test_an_outage_seen_from_two_regions_opens_a_published_incident_at_the_first_failure(
+    fleet, probe
+):
+    acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - ROUND * 100)
+    probe("use1", {"ams": "..xxxx", "nyc": "..xxxx", "sfo": "......"})
+
+    incident = Incident.objects.get()
+    assert (incident.source, incident.published, incident.status) == (
+        "probe",
+        True,
+        "investigating",
+    )
+    window = ShardImpact.objects.get()
+    assert (window.shard, window.level, window.starts_at, window.ends_at) == (
+        fleet["use1"],
+        "outage",
+        T0 + 2 * ROUND,
+        None,
+    )
+    assert incident.started_at == T0 + 2 * ROUND
+    assert incident.detected_at > incident.started_at  # time to detect is known
+    assert TailnetImpact.objects.get().tailnet == acme
+    assert ShardState.objects.get(shard=fleet["use1"]).state == "down"
+
+
+def test_recovery_closes_the_window_and_resolves_the_incident(fleet, probe):
+    tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - ROUND * 100)
+    probe("use1", {"ams": "..xxxx..", "nyc": "..xxxx..", "sfo": "........"})
+
+    incident = Incident.objects.get()
+    assert incident.status == "resolved"
+    window = ShardImpact.objects.get()
+    assert (window.starts_at, window.ends_at) == (T0 + 2 * ROUND, T0 + 6 * ROUND)
+    assert TailnetImpact.objects.get().seconds == 4 * 30
+    assert "answered normally" in incident.updates.first().body
+
+
+def test_one_partitioned_region_opens_nothing(fleet, probe):
+    probe("use1", {"ams": "xxxxxxxx", "nyc": "........", "sfo": "........"})
+    assert not Incident.objects.exists()
+
+
+def test_detection_rerun_over_the_same_samples_changes_nothing(fleet, probe):
+    probe("use1", {"ams": "..xxxx..", "nyc": "..xxxx..", "sfo": "........"})
+    before = list(ShardImpact.objects.values_list("starts_at", "ends_at", "level"))
+    state = ShardState.objects.get().regions
+
+    assert detection_run(shard_ids=[fleet["use1"].pk], now=T0 + 20 * ROUND) == []
+    assert list(ShardImpact.objects.values_list("starts_at", "ends_at", "level")) == before
+    assert ShardState.objects.get().regions == state
+    assert Incident.objects.count() == 1
+
+
+def test_slowness_then_outage_is_one_incident_with_two_windows(fleet, probe):
+    probe("use1", {"ams": "sssssxxxx", "nyc": "sssssxxxx"})
+    windows = list(
+        ShardImpact.objects.order_by("starts_at").values_list("level", "starts_at", "ends_at")
+    )
+    assert windows == [
+        ("degraded", T0, T0 + 5 * ROUND),
+        ("outage", T0 + 5 * ROUND, None),
+    ]
+    assert Incident.objects.count() == 1
+
+
+def test_a_draft_unless_auto_publish_is_on(fleet, probe, settings):
+    probe("use1", {"ams": "..xxxx", "nyc": "..xxxx"})
+    settings.PROBE_AUTO_PUBLISH = False
+    probe("euw1", {"ams": "..xxxx", "nyc": "..xxxx"})
+    published = dict(Incident.objects.values_list("shard_impacts__shard__slug", "published"))
+    assert published == {"use1": True, "euw1": False}
+
+
+def test_a_scheduled_maintenance_takes_the_impact_instead_of_a_new_incident(fleet, probe):
+    maintenance = incident_create(
+        title="Repairing a coordination server",
+        body="Planned repair.",
+        kind="maintenance",
+        scheduled_for=T0,
+        scheduled_until=T0 + 60 * ROUND,
+        components={fleet["us"]: "under_maintenance"},
+        published=True,
+        at=T0 - 100 * ROUND,
+    )
+    probe("use1", {"ams": "..xxxx..", "nyc": "..xxxx.."})
+
+    assert Incident.objects.count() == 1
+    window = ShardImpact.objects.get()
+    assert (window.incident, window.level, window.ends_at) == (
+        maintenance,
+        "outage",
+        T0 + 6 * ROUND,
+    )
+    maintenance.refresh_from_db()
+    assert maintenance.status == "scheduled"  # the operator ends a maintenance, not the probes
+
+
+def test_two_shards_of_one_component_failing_together_are_one_incident(fleet, probe):
+    probe("use1", {"ams": "..xxxx", "nyc": "..xxxx"})
+    probe("use2", {"ams": "..xxxx", "nyc": "..xxxx"}, start=T0 + ROUND)
+    assert Incident.objects.count() == 1
+    assert set(ShardImpact.objects.values_list("shard__slug", flat=True)) == {"use1", "use2"}
