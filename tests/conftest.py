@@ -8,6 +8,8 @@ def _plain_http(settings):
     """Tests speak plain HTTP to the test client and do not run collectstatic;
     the production values of both are checked by `check --deploy` in CI."""
     settings.SECURE_SSL_REDIRECT = False
+    # Deliberately slow password hashing has nothing to prove in tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
