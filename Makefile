@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The demo: debug pages, probes every 5 s, incidents opened by detection published.
+DEMO_ENV := DJANGO_DEBUG=1 PROBE_INTERVAL_SECONDS=5 PROBE_AUTO_PUBLISH=1
 
 .PHONY: run test install lint check bench-data bench-impact bench-smoke clean
 
@@ -16,12 +18,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-## make run: install, migrate, seed the demo fleet (idempotent) and serve on the embedded default.
+## make run: install, migrate, seed the demo fleet (idempotent), then start web, a Celery
+## worker for every probe region, beat and the fleet simulator (honcho, see Procfile).
 run: $(STAMP)
-	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
-	DJANGO_DEBUG=1 $(PY) manage.py seed_demo
-	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/ (see the seed output above for the login)"
-	DJANGO_DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py seed_demo
+	$(DEMO_ENV) $(PY) manage.py seed_probe_regions
+	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/"
+	@echo "Break a shard:  $(PY) manage.py fault use3 down --for 120s"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DEMO_ENV) PORT=$(PORT) $(PY) -m honcho start -f Procfile
 
 ## make test: the whole suite; SQLite by default, PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set.
 test: $(STAMP)

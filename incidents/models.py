@@ -68,7 +68,8 @@ class Component(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["group__position", "position", "name"]
+        # Grouped components first, in their group's order, on every database.
+        ordering = [F("group__position").asc(nulls_last=True), "position", "name"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=ComponentKind.values), name="component_kind_valid"

@@ -159,7 +159,12 @@ def component_statuses_now(*, now: datetime | None = None) -> dict[int, str]:
     Four queries, however many components."""
     now = now or timezone.now()
     statuses = dict.fromkeys(Component.objects.values_list("pk", flat=True), "operational")
-    open_published = Incident.objects.filter(published=True, resolved_at__isnull=True)
+    # Only what is happening now: a maintenance counts once it is in progress, so an
+    # upcoming one neither shows as "under maintenance" nor hides live impact.
+    open_published = Incident.objects.filter(published=True, resolved_at__isnull=True).filter(
+        Q(kind="incident", started_at__lte=now)
+        | Q(kind="maintenance", status__in=["in_progress", "verifying"])
+    )
     operator: dict[int, list[str]] = {}
     for component_id, status in IncidentComponent.objects.filter(
         incident__in=open_published

@@ -507,11 +507,15 @@ _RECOMPUTE_SQL = {
 }
 
 
-def tailnet_impacts_recompute(*, incident_id: int, as_of: datetime | None = None) -> int:
+def tailnet_impacts_recompute(
+    *, incident_id: int, as_of: datetime | None = None, only_if_stale: bool = False
+) -> int:
     """Rebuild the TailnetImpact rows of one incident from its windows and the
     placements, in the database, in one transaction. Idempotent: running it twice
     gives the same rows. Ongoing overlaps are counted up to ``as_of`` (now), so
-    rerunning it while a window is open makes the rows grow. Returns the row count.
+    rerunning it while a window is open makes the rows grow. With ``only_if_stale``
+    it does nothing if no window or placement changed since the last rebuild.
+    Returns the row count (0 when skipped).
     """
     as_of = as_of or timezone.now()
     sql = _RECOMPUTE_SQL.get(connection.vendor)
@@ -522,6 +526,12 @@ def tailnet_impacts_recompute(*, incident_id: int, as_of: datetime | None = None
         # interleaving under READ COMMITTED would otherwise leave duplicates.
         locked = Incident.objects.select_for_update().filter(pk=incident_id).first()
         if locked is None:
+            return 0
+        if (
+            only_if_stale
+            and locked.impacts_computed_at is not None
+            and locked.impacts_computed_at >= locked.impacts_changed_at
+        ):
             return 0
         with connection.cursor() as cursor:
             cursor.execute(

@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
     soft_time_limit=240,
     ignore_result=True,
 )
-def recompute_tailnet_impacts(incident_id: int) -> int:
+def recompute_tailnet_impacts(incident_id: int, only_if_stale: bool = True) -> int:
+    """Rebuild one incident's affected tailnets. Several changes in one transaction
+    queue several of these; the first rebuild makes the rest no-ops."""
     from .services import tailnet_impacts_recompute
 
-    return tailnet_impacts_recompute(incident_id=incident_id)
+    return tailnet_impacts_recompute(incident_id=incident_id, only_if_stale=only_if_stale)
 
 
 @shared_task(
@@ -36,7 +38,8 @@ def refresh_ongoing_impacts() -> int:
 
     ids = incidents_needing_recompute()
     for incident_id in ids:
-        recompute_tailnet_impacts.delay(incident_id)
+        # Open windows grow with time, so these rebuild even if nothing changed.
+        recompute_tailnet_impacts.delay(incident_id, only_if_stale=False)
     return len(ids)
 
 

@@ -92,6 +92,9 @@ class Detector:
     regions: dict[str, RegionView] = field(default_factory=dict)
     down: bool = False
     down_since: datetime | None = None
+    # An outage never starts before the previous one ended, even if a region
+    # that went silent while down still remembers an older first failure.
+    recovered_at: datetime | None = None
     degraded: bool = False
     latencies: list[tuple[datetime, float]] = field(default_factory=list)
 
@@ -126,8 +129,15 @@ class Detector:
         down_views = [view for view in reporting if view.down]
         if not self.down and quorum_down(len(down_views), len(reporting)):
             self.down = True
-            self.down_since = min(v.first_failure_at for v in down_views if v.first_failure_at)
-            return [Change("outage", self.down_since)]
+            fresh = [
+                v.first_failure_at
+                for v in down_views
+                if v.first_failure_at is not None
+                and (self.recovered_at is None or v.first_failure_at >= self.recovered_at)
+            ]
+            since = min(fresh) if fresh else sample.at
+            self.down_since = since
+            return [Change("outage", since)]
         if self.down and not quorum_down(len(down_views), len(reporting)):
             self.down = False
             self.down_since = None
@@ -135,6 +145,7 @@ class Detector:
             # the quorum; a region that merely went stale recovers "now".
             recovered = self.regions[sample.region]
             at = recovered.first_ok_at if sample.ok and recovered.first_ok_at else sample.at
+            self.recovered_at = at
             return [Change("degraded" if self.degraded else None, at)]
         return []
 
@@ -168,6 +179,7 @@ class Detector:
         return {
             "down": self.down,
             "down_since": iso(self.down_since),
+            "recovered_at": iso(self.recovered_at),
             "degraded": self.degraded,
             "latencies": [[at.isoformat(), ms] for at, ms in self.latencies],
             "regions": {
@@ -204,6 +216,7 @@ class Detector:
             regions=regions,
             down=bool(data.get("down")),
             down_since=dt(data.get("down_since")),
+            recovered_at=dt(data.get("recovered_at")),
             degraded=bool(data.get("degraded")),
             latencies=[
                 (datetime.fromisoformat(at), float(ms)) for at, ms in data.get("latencies", [])

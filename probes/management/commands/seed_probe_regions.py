@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand
+
+from probes.models import ProbeRegion
+
+DEMO_REGIONS = {
+    "nyc": "New York",
+    "sfo": "San Francisco",
+    "ams": "Amsterdam",
+    "sin": "Singapore",
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo probe regions (vantage points), if missing. Idempotent."
+
+    def handle(self, *args: object, **options: object) -> None:
+        created = [
+            slug
+            for slug, name in DEMO_REGIONS.items()
+            if ProbeRegion.objects.get_or_create(slug=slug, defaults={"name": name})[1]
+        ]
+        if created:
+            self.stdout.write(f"Probe regions created: {', '.join(created)}")
+        else:
+            self.stdout.write("Probe regions already present.")

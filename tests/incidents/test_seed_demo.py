@@ -1,0 +1,349 @@
+"""manage.py seed_demo: a deterministic, idempotent demo fleet that tells the story
+of the motivating post (a 24-minute repair, nine short partial outages)."""
+
+import itertools
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Model
+
+from incidents.models import (
+    Component,
+    ComponentGroup,
+    Incident,
+    IncidentComponent,
+    IncidentUpdate,
+    Placement,
+    Shard,
+    ShardImpact,
+    Tailnet,
+    TailnetImpact,
+)
+from incidents.services import tailnet_impacts_recompute
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+N = 300
+MINUTE = timedelta(minutes=1)
+
+
+def seed(**options):
+    out = StringIO()
+    params = {"tailnets": N, "seed": 7, "now": NOW.isoformat()} | options
+    call_command("seed_demo", stdout=out, **params)
+    return out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The seed creates the operator login; PBKDF2 would dominate these tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def seeded(db):
+    return seed()
+
+
+def snapshot():
+    """Everything the seed wrote, by natural keys (ids differ between databases)."""
+    return {
+        "components": sorted(
+            Component.objects.values_list("slug", "name", "kind", "region", "position")
+        ),
+        "shards": sorted(
+            Shard.objects.values_list(
+                "slug", "region", "public_name", "component__slug", "probe_url", "created_at"
+            )
+        ),
+        "tailnets": sorted(Tailnet.objects.values_list("slug", "display_name", "created_at")),
+        "placements": sorted(
+            Placement.objects.values_list("tailnet__slug", "shard__slug", "starts_at", "ends_at"),
+            key=str,
+        ),
+        "incidents": sorted(
+            Incident.objects.values_list(
+                "title", "kind", "status", "impact", "source", "published_at", "started_at",
+                "detected_at", "resolved_at", "scheduled_for", "scheduled_until", "postmortem",
+            ),
+            key=str,
+        ),
+        "updates": sorted(
+            (u.incident.title, u.status, u.body, u.display_at, str(u.affected_components))
+            for u in IncidentUpdate.objects.select_related("incident")
+        ),
+        "components_set": sorted(
+            IncidentComponent.objects.values_list("incident__title", "component__slug", "status")
+        ),
+        "shard_impacts": sorted(
+            ShardImpact.objects.values_list(
+                "incident__title", "shard__slug", "level", "starts_at", "ends_at"
+            ),
+            key=str,
+        ),
+        "tailnet_impacts": sorted(
+            TailnetImpact.objects.values_list(
+                "incident__title", "tailnet__slug", "shard__slug", "level", "starts_at",
+                "ends_at", "seconds",
+            ),
+            key=str,
+        ),
+    }  # fmt: skip
+
+
+def span(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """Both ends of a window that must be set."""
+    assert start is not None
+    assert end is not None
+    return start, end
+
+
+def counts():
+    models: list[type[Model]] = [
+        ComponentGroup, Component, Shard, Tailnet, Placement, Incident, IncidentUpdate,
+        IncidentComponent, ShardImpact, TailnetImpact, get_user_model(),
+    ]  # fmt: skip
+    return {model.__name__: model._default_manager.count() for model in models}
+
+
+def wipe():
+    for model in (
+        TailnetImpact, ShardImpact, IncidentUpdate, IncidentComponent, Incident, Placement,
+        Tailnet, Shard, Component, ComponentGroup,
+    ):  # fmt: skip
+        model.objects.all().delete()
+
+
+def test_the_same_seed_builds_the_same_fleet(db):
+    seed()
+    first = snapshot()
+    assert len(first["tailnets"]) == N
+    assert len(first["shards"]) == 24
+
+    wipe()
+    seed()
+    assert snapshot() == first
+
+    wipe()
+    seed(seed=8)
+    other = snapshot()
+    assert other["tailnets"] != first["tailnets"]
+    # The story is fixed (only the postmortem's counts vary); the fleet varies.
+    assert [i[:-1] for i in other["incidents"]] == [i[:-1] for i in first["incidents"]]
+    assert other["shard_impacts"] == first["shard_impacts"]
+
+
+def test_a_second_run_changes_nothing(seeded):
+    before = counts()
+    assert before["Tailnet"] == N
+    assert before["Incident"] == 12
+
+    out = seed()
+    assert "already present" in out
+    assert "operator" in out
+    assert counts() == before
+
+    out = seed(tailnets=1000, seed=99)  # other parameters: still the same fleet
+    assert counts() == before
+
+
+def test_placements_are_consecutive_with_exactly_one_current_per_tailnet(seeded):
+    created = dict(Tailnet.objects.values_list("pk", "created_at"))
+    shard_born = dict(Shard.objects.values_list("pk", "created_at"))
+    by_tailnet = defaultdict(list)
+    for row in Placement.objects.values_list("tailnet_id", "shard_id", "starts_at", "ends_at"):
+        by_tailnet[row[0]].append(row)
+
+    assert by_tailnet.keys() == created.keys()
+    for tailnet_id, rows in by_tailnet.items():
+        rows.sort(key=lambda row: row[2])
+        assert rows[0][2] == created[tailnet_id]
+        assert [row[3] for row in rows].count(None) == 1
+        assert rows[-1][3] is None
+        for before, after in itertools.pairwise(rows):
+            assert before[3] is not None
+            assert before[2] < before[3] == after[2]  # a migration: close and open at once
+            assert before[1] != after[1]
+        for _, shard_id, starts_at, _ in rows:
+            assert starts_at >= shard_born[shard_id]
+
+    moves = [len(rows) - 1 for rows in by_tailnet.values()]
+    assert moves.count(0) / len(moves) > 0.8  # most tailnets never move
+    assert sum(1 for m in moves if m >= 2) >= 1  # some move several times
+    window_start = NOW - timedelta(days=90)
+    new = sum(1 for at in created.values() if at >= window_start)
+    assert 0 < new < len(created) / 3  # most existed before the window
+
+
+def test_rebalancing_moves_many_tailnets_off_one_shard_at_once(seeded):
+    """Besides the handful moved during incidents, two rebalancings each move
+    several tailnets off one shard within half an hour."""
+    ends: dict[int, list[datetime]] = defaultdict(list)
+    impacts = [
+        (shard_id, *span(start, end))
+        for shard_id, start, end in ShardImpact.objects.values_list(
+            "shard_id", "starts_at", "ends_at"
+        )
+    ]
+    for shard_id, ends_at in Placement.objects.filter(ends_at__isnull=False).values_list(
+        "shard_id", "ends_at"
+    ):
+        assert ends_at is not None
+        during_incident = any(
+            s == shard_id and start <= ends_at <= end for s, start, end in impacts
+        )
+        if not during_incident:
+            ends[shard_id].append(ends_at)
+    bursts = 0
+    for times in ends.values():
+        times.sort()
+        busiest = max(sum(1 for other in times if at <= other < at + 30 * MINUTE) for at in times)
+        bursts += int(busiest >= 3)
+    assert bursts >= 2
+
+
+def test_the_24_minute_repair(seeded):
+    outage = ShardImpact.objects.select_related("incident", "shard").get(
+        incident__kind="maintenance", level="outage"
+    )
+    repair = outage.incident
+    assert repair.published
+    assert repair.status == "completed"
+    scheduled_for, scheduled_until = span(repair.scheduled_for, repair.scheduled_until)
+    assert scheduled_for <= outage.starts_at < scheduled_until
+    outage_start, outage_end = span(outage.starts_at, outage.ends_at)
+    assert outage_end - outage_start == 24 * MINUTE
+    assert "24 minutes" in repair.postmortem
+    resolved_at, postmortem_at = span(repair.resolved_at, repair.postmortem_published_at)
+    assert postmortem_at > resolved_at
+    assert [u.status for u in repair.updates.order_by("display_at", "id")] == [
+        "scheduled", "in_progress", "in_progress", "verifying", "completed",
+    ]  # fmt: skip
+
+    # The other shards of the region only saw latency.
+    others = repair.shard_impacts.exclude(pk=outage.pk)
+    assert 2 <= others.count() <= 3
+    assert set(others.values_list("level", flat=True)) == {"degraded"}
+    assert set(others.values_list("shard__region", flat=True)) == {outage.shard.region}
+    for window in others:
+        start, end = span(window.starts_at, window.ends_at)
+        assert start < outage_end
+        assert end > outage_start
+
+    seconds = dict(outage.tailnet_impacts.values_list("tailnet__slug", "seconds"))
+    whole = [slug for slug, s in seconds.items() if s == 24 * 60]
+    moved = [slug for slug, s in seconds.items() if 0 < s < 24 * 60]
+    assert "acme-com" in whole
+    assert "globex-com" in moved
+    assert len(whole) > len(moved) >= 2
+    # Stitched: a tailnet moved off mid-way is affected on its new shard from then on.
+    globex = TailnetImpact.objects.filter(incident=repair, tailnet__slug="globex-com")
+    assert sorted(globex.values_list("shard__slug", "level", "seconds")) == [
+        ("use2", "degraded", 23 * 60),
+        ("use3", "outage", 6 * 60),
+    ]
+
+
+def test_nine_short_partial_outages_in_the_last_weeks(seeded):
+    recent = Incident.objects.filter(
+        kind="incident", started_at__gte=NOW - timedelta(days=40), shard_impacts__isnull=False
+    ).distinct()
+    assert recent.count() == 9
+    durations = sorted(
+        end - start for start, end in (span(i.started_at, i.resolved_at) for i in recent)
+    )
+    assert sum(1 for d in durations if d < timedelta(hours=1)) == 8
+    assert timedelta(minutes=70) <= durations[-1] <= timedelta(minutes=80)
+
+    levels = set()
+    for incident in recent:
+        assert incident.published
+        assert incident.status == "resolved"
+        statuses = [u.status for u in incident.updates.order_by("display_at", "id")]
+        assert statuses[0] == "investigating"
+        assert statuses[-2:] == ["monitoring", "resolved"]
+        assert "identified" in statuses
+        assert "existing connections" in incident.updates.earliest("display_at").body.lower()
+        windows = list(incident.shard_impacts.all())
+        assert len({w.shard_id for w in windows}) == 1
+        for window in windows:
+            _, resolved_at = span(incident.started_at, incident.resolved_at)
+            assert span(window.starts_at, window.ends_at)[1] <= resolved_at
+        levels |= {w.level for w in windows}
+        region = windows[0].shard.region
+        assert incident.affected_components.filter(
+            component__kind="coordination", component__region=region
+        ).exists()
+        assert incident.tailnet_impacts.exists()
+    assert levels == {"degraded", "partial", "outage"}
+    assert (
+        IncidentComponent.objects.filter(
+            incident__in=recent, component__slug="admin-console"
+        ).count()
+        >= 1
+    )
+
+
+def test_derp_incident_and_upcoming_maintenance_leave_the_fleet_healthy_now(seeded):
+    derp = Incident.objects.get(title__icontains="relayed")
+    assert not derp.shard_impacts.exists()
+    assert list(derp.affected_components.values_list("component__slug", flat=True)) == [
+        "derp-relays"
+    ]
+    assert derp.started_at < NOW - timedelta(days=40)
+
+    upcoming = Incident.objects.get(status="scheduled")
+    assert upcoming.kind == "maintenance"
+    assert upcoming.published
+    assert span(upcoming.scheduled_for, upcoming.scheduled_until)[0] > NOW
+    assert not upcoming.shard_impacts.exists()
+
+    assert not Incident.objects.filter(published=False).exists()
+    assert list(Incident.objects.filter(resolved_at__isnull=True)) == [upcoming]
+    assert not ShardImpact.objects.filter(ends_at__isnull=True).exists()
+    assert not ShardImpact.objects.filter(ends_at__gt=NOW).exists()
+
+
+def test_the_affected_tailnets_are_already_computed(seeded):
+    """No worker ran, yet the derived rows are there and a rebuild changes nothing."""
+    before = snapshot()["tailnet_impacts"]
+    assert before
+    for pk in Incident.objects.values_list("pk", flat=True):
+        tailnet_impacts_recompute(incident_id=pk)
+    assert snapshot()["tailnet_impacts"] == before
+    assert not Incident.objects.filter(
+        shard_impacts__isnull=False, impacts_computed_at__isnull=True
+    ).exists()
+
+
+def test_the_operator_can_log_in(seeded):
+    operator = get_user_model().objects.get(username="operator")
+    assert operator.is_staff
+    assert operator.is_superuser
+    assert operator.check_password("operator-demo-password")
+    assert "http://127.0.0.1:8000/admin/" in seeded
+
+
+def test_the_summary_counts_what_was_written(seeded):
+    assert f"{N:,} tailnets" in seeded
+    assert "24 shards" in seeded
+    assert f"{Placement.objects.count():,} placements" in seeded
+    assert f"{TailnetImpact.objects.count():,} tailnet impact rows" in seeded
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"days": 10}, "--days"),
+        ({"tailnets": 5}, "--tailnets"),
+        ({"now": "yesterday"}, "--now"),
+    ],
+)
+def test_bad_arguments_are_refused_before_writing(db, options, message):
+    with pytest.raises(CommandError, match=message):
+        seed(**options)
+    assert not Tailnet.objects.exists()
