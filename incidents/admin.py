@@ -1,0 +1,1422 @@
+"""The operators' admin for the fleet and what happened to it.
+
+Writes go through ``incidents.services`` wherever a service exists: services validate
+and queue the affected-tailnet recompute after commit. Where no service exists
+(editing or deleting an impact window or a placement, editing an update's text) the
+admin writes directly and then marks the incidents stale and queues the recompute
+itself, as the services do. Every ``ValidationError`` ends up in front of the
+operator (a form error, or an error message), never as a 500.
+
+Tailnets, placements and affected-tailnet rows can be millions of rows: their pages
+never render a select of all tailnets, never count the whole table twice, offer no
+facet counts, and the delete confirmation only *counts* derived rows instead of
+loading them.
+"""
+
+import functools
+import itertools
+import operator
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import NestedObjects, quote
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connections, models, router, transaction
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.text import capfirst
+
+from . import services, tasks
+from .impact import BlastRadius, describe_duration, overlap, span_seconds
+from .models import (
+    CLOSED_STATUSES,
+    INCIDENT_STATUSES,
+    MAINTENANCE_STATUSES,
+    Component,
+    ComponentGroup,
+    ImpactLevel,
+    Incident,
+    IncidentComponent,
+    IncidentKind,
+    IncidentStatus,
+    IncidentUpdate,
+    Placement,
+    Shard,
+    ShardImpact,
+    Tailnet,
+    TailnetImpact,
+)
+from .queries import incident_window
+
+# How many affected-tailnet rows an incident's page shows (the longest first); the
+# rest are one click away in the TailnetImpact list.
+AFFECTED_ROWS_SHOWN = 200
+# How many of a tailnet's impacts its page shows (the latest first).
+TAILNET_IMPACTS_SHOWN = 50
+
+
+# --- Small helpers ----------------------------------------------------------------------
+
+
+def _admin_url(model: type[models.Model], view: str, *args: Any) -> str:
+    opts = model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def _utc(value: datetime | None, empty: str = "—") -> str:
+    """Times are stored and shown in UTC."""
+    if value is None:
+        return empty
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _minutes(seconds: int) -> str:
+    """24 for 1440 s, 3.5 for 210 s."""
+    if seconds % 60 == 0:
+        return f"{seconds // 60:,}"
+    return f"{seconds / 60:,.1f}"
+
+
+def _text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _statuses_for(kind: str) -> tuple[str, ...]:
+    return MAINTENANCE_STATUSES if kind == IncidentKind.MAINTENANCE else INCIDENT_STATUSES
+
+
+def _mark_impacts_changed(incident_ids: Iterable[int]) -> None:
+    """Impact windows were written without a service: mark the incidents' affected
+    tailnets stale (the periodic sweep relies on it if the broker is down) and queue
+    their rebuild after commit, as ``services`` does."""
+    ids = sorted(set(incident_ids))
+    if not ids:
+        return
+    Incident.objects.filter(pk__in=ids).update(impacts_changed_at=timezone.now())
+    tasks.enqueue_recompute(ids)
+
+
+def _adopt(target: models.Model, created: models.Model) -> None:
+    """Make the admin's unsaved instance the row a service just created, so the
+    admin logs it and redirects to it."""
+    for field in created._meta.concrete_fields:
+        setattr(target, field.attname, getattr(created, field.attname))
+    target._state.adding = False
+    target._state.db = created._state.db
+
+
+class EstimatedCountPaginator(Paginator):
+    """The changelist counts its rows on every page. On PostgreSQL, an unfiltered
+    list of a big table uses the planner's estimate instead of COUNT(*) over
+    millions of rows; filtered lists and small tables are counted exactly."""
+
+    ESTIMATE_ABOVE = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and not queryset.query.where:
+            connection = connections[queryset.db]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                        [queryset.model._meta.db_table],
+                    )
+                    row = cursor.fetchone()
+                if row is not None and row[0] >= self.ESTIMATE_ABOVE:
+                    return int(row[0])
+        return super().count
+
+
+class _DerivedRowsCounted(NestedObjects):
+    """The admin's delete collector loads every related row to list it. Affected-
+    tailnet rows are derived and can be millions: count them instead."""
+
+    def can_fast_delete(self, objs: Any, from_field: Any = None) -> bool:
+        model = objs if isinstance(objs, type) else getattr(objs, "model", None)
+        return model is TailnetImpact
+
+    def derived_rows(self) -> int:
+        querysets = [
+            qs.select_related(None).order_by()
+            for qs in self.fast_deletes
+            if getattr(qs, "model", None) is TailnetImpact
+        ]
+        if not querysets:
+            return 0
+        return functools.reduce(operator.or_, querysets).count()
+
+
+class BaseAdmin(admin.ModelAdmin):
+    """Common behaviour: service errors become messages, deletes count derived rows."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Forms validate what the services check, so this is the last line only
+        # (e.g. a concurrent write won a race): the admin's transaction is rolled
+        # back, nothing is saved, and the operator reads why.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            self.message_user(request, f"Nothing was saved: {_text(error)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """``django.contrib.admin.utils.get_deleted_objects`` with derived rows counted,
+        not listed (and not needing a delete permission: they are rebuilt anyway)."""
+        try:
+            first = objs[0]
+        except IndexError:
+            return [], {}, set(), []
+        collector = _DerivedRowsCounted(using=router.db_for_write(type(first)), origin=objs)
+        collector.collect(objs)
+        perms_needed: set[str] = set()
+
+        def format_callback(obj: models.Model) -> str:
+            opts = obj._meta
+            plain = f"{capfirst(opts.verbose_name)}: {obj}"
+            if not self.admin_site.is_registered(type(obj)):
+                return plain
+            if not self.admin_site.get_model_admin(type(obj)).has_delete_permission(request, obj):
+                perms_needed.add(str(opts.verbose_name))
+            try:
+                url = reverse(
+                    f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                    args=(quote(obj.pk),),
+                )
+            except NoReverseMatch:
+                return plain
+            return format_html('{}: <a href="{}">{}</a>', capfirst(opts.verbose_name), url, obj)
+
+        to_delete = collector.nested(format_callback)
+        protected = [format_callback(obj) for obj in collector.protected]
+        model_count = {
+            model._meta.verbose_name_plural: len(rows)
+            for model, rows in cast(dict[Any, Any], collector.model_objs).items()
+        }
+        derived = collector.derived_rows()
+        if derived:
+            to_delete.append(f"{derived:,} affected-tailnet rows (derived from the impact windows)")
+            model_count[TailnetImpact._meta.verbose_name_plural] = derived
+        return to_delete, model_count, perms_needed, protected
+
+
+class _TailnetSlugSearchAdmin(BaseAdmin):
+    """Search a big table by the exact slug of its tailnet: an index lookup on the
+    unique slug, where Django's case-insensitive search would scan every tailnet."""
+
+    search_fields = ("tailnet__slug",)  # shows the search box; the lookup is below
+    search_help_text = "Exact tailnet slug."
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(tailnet__slug__in={term, term.lower()}), False
+
+
+class ConstraintCheckingForm(forms.ModelForm):
+    """A ModelForm skips the model's check constraints that involve a field the form
+    does not edit (read-only fields). Check them all, so a bad combination is a form
+    error instead of an IntegrityError."""
+
+    def validate_unique(self) -> None:
+        super().validate_unique()
+        if self.errors:
+            return
+        try:
+            self.instance.validate_constraints()
+        except ValidationError as error:
+            for message in error.messages:
+                self.add_error(None, message)
+
+
+class _SelectedObjectFilter(admin.SimpleListFilter):
+    """Filter by one related object named in the URL (a link from its page) without
+    offering a choice of all of them: there may be millions."""
+
+    related_model: type[models.Model]
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return []
+        obj = self.related_model._default_manager.filter(pk=value).first()
+        return [(value, str(obj) if obj is not None else f"#{value} (gone)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(**{str(self.parameter_name): int(value)})
+
+
+class _CachedChoicesInline(admin.TabularInline):
+    """Every row of an inline would run its own query for the choices of a small
+    foreign key (shards, components); evaluate them once per page instead."""
+
+    cached_choice_fields: tuple[str, ...] = ()
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and db_field.name in self.cached_choice_fields:
+            # iter(): list() of the iterator itself would COUNT(*) first.
+            field.choices = list(iter(cast(Iterable[Any], field.choices)))
+        return field
+
+
+# --- Components and shards --------------------------------------------------------------
+
+
+@admin.register(ComponentGroup)
+class ComponentGroupAdmin(BaseAdmin):
+    list_display = ("name", "position", "component_count", "created_at")
+    list_editable = ("position",)
+    search_fields = ("name",)
+    ordering = ("position", "name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ComponentGroup]:
+        return super().get_queryset(request).annotate(component_count=Count("components"))
+
+    @admin.display(description="components", ordering="component_count")
+    def component_count(self, obj: Any) -> int:
+        return obj.component_count
+
+
+@admin.register(Component)
+class ComponentAdmin(BaseAdmin):
+    list_display = ("name", "slug", "group", "kind", "region", "position", "showcase")
+    list_filter = ("kind", "region", "group", "showcase")
+    search_fields = ("slug", "name", "region")
+    list_select_related = ("group",)
+    prepopulated_fields = {"slug": ("name",)}
+    ordering = ("group__position", "position", "name")
+
+
+@admin.register(Shard)
+class ShardAdmin(BaseAdmin):
+    form = ConstraintCheckingForm
+    list_display = (
+        "slug",
+        "public_name",
+        "region",
+        "component",
+        "active",
+        "latency_threshold",
+    )
+    list_filter = ("region", "component", "active")
+    search_fields = ("slug", "public_name", "region")
+    list_select_related = ("component",)
+    ordering = ("region", "slug")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ("tailnets_now", "created_at")
+    fields = (
+        "slug",
+        "public_name",
+        "region",
+        "component",
+        "probe_url",
+        "latency_threshold_ms",
+        "active",
+        "tailnets_now",
+        "created_at",
+    )
+
+    @admin.display(description="latency threshold", ordering="latency_threshold_ms")
+    def latency_threshold(self, obj: Shard) -> str:
+        if obj.latency_threshold_ms is None:
+            return f"default ({settings.SHARD_LATENCY_THRESHOLD_MS} ms)"
+        return f"{obj.latency_threshold_ms} ms"
+
+    @admin.display(description="tailnets on it now")
+    def tailnets_now(self, obj: Shard) -> str:
+        if obj.pk is None:
+            return "—"
+        count = Placement.objects.filter(shard=obj, ends_at__isnull=True).count()
+        url = _admin_url(Placement, "changelist") + f"?shard__id__exact={obj.pk}&current=yes"
+        return format_html('<a href="{}">{} tailnets</a>', url, f"{count:,}")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A shard that tailnets lived on is history: deactivate it instead. (Listing
+        # the placements that protect it would load them all.)
+        if obj is not None and (obj.placements.exists() or obj.impacts.exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+# --- Tailnets and placements ------------------------------------------------------------
+
+
+class CurrentShardFilter(admin.SimpleListFilter):
+    title = "current shard"
+    parameter_name = "current_shard"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), slug) for pk, slug in Shard.objects.values_list("pk", "slug")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(
+            placements__shard_id=int(self.value() or 0), placements__ends_at__isnull=True
+        )
+
+
+class PlacementInline(admin.TabularInline):
+    """A tailnet's placements, newest first. Read-only: placements change through
+    live migration or the placement admin, which refuse overlaps."""
+
+    model = Placement
+    fields = ("shard", "starts_at", "ends_at", "current")
+    readonly_fields = fields
+    ordering = ("-starts_at",)
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Placement]:
+        return super().get_queryset(request).select_related("shard")
+
+    @admin.display(description="current", boolean=True)
+    def current(self, obj: Placement) -> bool:
+        return obj.ends_at is None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TailnetAddForm(ConstraintCheckingForm):
+    shard = forms.ModelChoiceField(
+        queryset=Shard.objects.filter(active=True),
+        help_text="The shard the tailnet is placed on from its creation.",
+    )
+
+
+@admin.register(Tailnet)
+class TailnetAdmin(BaseAdmin):
+    form = ConstraintCheckingForm
+    list_display = ("slug", "display_name", "current_shard", "created_at")
+    search_fields = ("slug", "display_name")
+    list_filter = (CurrentShardFilter,)
+    ordering = ("slug",)
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    inlines = (PlacementInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tailnet]:
+        current = Placement.objects.filter(tailnet=OuterRef("pk"), ends_at__isnull=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(current_shard_slug=Subquery(current.values("shard__slug")[:1]))
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = TailnetAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("slug", "display_name", "created_at", "shard")
+        return ("slug", "display_name", "created_at", "current_shard", "impacts")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("created_at", "current_shard", "impacts")
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return self.inlines if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.tailnet_create(
+            slug=obj.slug,
+            display_name=obj.display_name,
+            shard=form.cleaned_data["shard"],
+            at=obj.created_at,
+        )
+        _adopt(obj, created)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Tailnets are never deleted: blast radius counts the tailnets that existed
+        # during a window from created_at (incidents.queries).
+        return False
+
+    @admin.display(description="current shard", ordering="current_shard_slug")
+    def current_shard(self, obj: Any) -> str:
+        return getattr(obj, "current_shard_slug", None) or "—"
+
+    @admin.display(description="impacts")
+    def impacts(self, obj: Tailnet) -> str:
+        rows = list(
+            TailnetImpact.objects.filter(tailnet=obj)
+            .select_related("incident", "shard")
+            .order_by("-starts_at", "-id")[: TAILNET_IMPACTS_SHOWN + 1]
+        )
+        if not rows:
+            return "No incident has touched this tailnet."
+        more = len(rows) > TAILNET_IMPACTS_SHOWN
+        rows = rows[:TAILNET_IMPACTS_SHOWN]
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+            '<td title="{} s">{}</td></tr>',
+            (
+                (
+                    _admin_url(Incident, "change", row.incident_id),
+                    row.incident.title,
+                    row.shard.slug,
+                    row.get_level_display(),
+                    _utc(row.starts_at),
+                    _utc(row.ends_at, "ongoing"),
+                    row.seconds,
+                    _minutes(row.seconds),
+                )
+                for row in rows
+            ),
+        )
+        url = _admin_url(TailnetImpact, "changelist") + f"?tailnet__id__exact={obj.pk}"
+        return format_html(
+            "<table><thead><tr><th>Incident</th><th>Shard</th><th>Level</th>"
+            "<th>From</th><th>Until</th><th>Minutes</th></tr></thead><tbody>{}</tbody>"
+            '</table><p>{}<a href="{}">All impacts of this tailnet</a></p>',
+            body,
+            f"The latest {TAILNET_IMPACTS_SHOWN} are shown. " if more else "",
+            url,
+        )
+
+
+class CurrentPlacementFilter(admin.SimpleListFilter):
+    title = "current"
+    parameter_name = "current"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Current (no end)"), ("no", "Ended")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(ends_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(ends_at__isnull=False)
+        return queryset
+
+
+class PlacementForm(ConstraintCheckingForm):
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        tailnet = cleaned.get("tailnet")
+        if tailnet is None and self.instance.tailnet_id is not None:
+            tailnet = self.instance.tailnet  # read-only once saved
+        starts_at = cleaned.get("starts_at")
+        ends_at = cleaned.get("ends_at")
+        if tailnet is None or starts_at is None:
+            return cleaned
+        if ends_at is not None and ends_at <= starts_at:
+            self.add_error("ends_at", "A placement must end after it starts.")
+            return cleaned
+        clash = _clashing_placement(
+            tailnet, starts_at=starts_at, ends_at=ends_at, exclude=self.instance.pk
+        )
+        if clash is not None:
+            raise ValidationError(_clash_message(tailnet, clash))
+        return cleaned
+
+
+def _clashing_placement(
+    tailnet: Tailnet, *, starts_at: datetime, ends_at: datetime | None, exclude: int | None
+) -> Placement | None:
+    """Another placement of ``tailnet`` overlapping [starts_at, ends_at): the rule of
+    ``services.placement_add`` and of the PostgreSQL exclusion constraint."""
+    others = Placement.objects.filter(tailnet=tailnet).select_related("shard")
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    return (
+        services._overlapping(others, starts_at=starts_at, ends_at=ends_at)
+        .order_by("starts_at")
+        .first()
+    )
+
+
+def _clash_message(tailnet: Tailnet, clash: Placement) -> str:
+    return (
+        f"Tailnet {tailnet.slug!r} is already placed on shard {clash.shard.slug!r} from "
+        f"{_utc(clash.starts_at)} until {_utc(clash.ends_at, 'now (current)')}; a tailnet "
+        "lives on one shard at a time, so its placements cannot overlap. End that "
+        "placement first, or live-migrate the tailnet."
+    )
+
+
+@admin.register(Placement)
+class PlacementAdmin(_TailnetSlugSearchAdmin):
+    form = PlacementForm
+    list_display = ("placement", "shard_slug", "starts_at", "ends", "is_current")
+    list_filter = (CurrentPlacementFilter, "shard")
+    list_select_related = ("tailnet", "shard")
+    raw_id_fields = ("tailnet",)
+    fields = ("tailnet", "shard", "starts_at", "ends_at")
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else ("tailnet",)  # a placement belongs to its tailnet
+
+    @admin.display(description="tailnet", ordering="tailnet__slug")
+    def placement(self, obj: Placement) -> str:
+        return obj.tailnet.slug
+
+    @admin.display(description="shard", ordering="shard__slug")
+    def shard_slug(self, obj: Placement) -> str:
+        return obj.shard.slug
+
+    @admin.display(description="ends at", ordering="ends_at")
+    def ends(self, obj: Placement) -> str:
+        return _utc(obj.ends_at, "— current —")
+
+    @admin.display(description="current", boolean=True)
+    def is_current(self, obj: Placement) -> bool:
+        return obj.ends_at is None
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            created = services.placement_add(
+                tailnet=obj.tailnet, shard=obj.shard, starts_at=obj.starts_at, ends_at=obj.ends_at
+            )
+            _adopt(obj, created)
+            return
+        # No service edits a placement: lock the tailnet and check again as
+        # placement_add does (the form checked before the lock), then tell the
+        # incidents on the old and new shard that their tailnets may have changed.
+        Tailnet.objects.select_for_update().filter(pk=obj.tailnet_id).first()
+        clash = _clashing_placement(
+            obj.tailnet, starts_at=obj.starts_at, ends_at=obj.ends_at, exclude=obj.pk
+        )
+        if clash is not None:
+            raise ValidationError(_clash_message(obj.tailnet, clash))
+        old_shard, old_start = form.initial["shard"], form.initial["starts_at"]
+        obj.save()
+        services._placements_changed(
+            shards=sorted({old_shard, obj.shard_id}), at=min(old_start, obj.starts_at)
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        shard_id, starts_at = obj.shard_id, obj.starts_at
+        super().delete_model(request, obj)
+        services._placements_changed(shards=[shard_id], at=starts_at)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            earliest: dict[int, datetime] = {}
+            for shard_id, starts_at in queryset.values_list("shard_id", "starts_at"):
+                earliest[shard_id] = min(earliest.get(shard_id, starts_at), starts_at)
+            super().delete_queryset(request, queryset)
+            for shard_id, starts_at in earliest.items():
+                services._placements_changed(shards=[shard_id], at=starts_at)
+
+
+# --- Incidents --------------------------------------------------------------------------
+
+
+class IncidentComponentInline(_CachedChoicesInline):
+    model = IncidentComponent
+    fields = ("component", "status")
+    cached_choice_fields = ("component",)
+    extra = 0
+    verbose_name = "affected component"
+    verbose_name_plural = "affected components (the status an operator set)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IncidentComponent]:
+        return super().get_queryset(request).select_related("component")  # for its __str__
+
+
+class WindowFormSet(BaseInlineFormSet):
+    """Windows of one shard must not overlap: a level change ends one window where
+    the next begins (the rule of ``services._check_no_overlap``)."""
+
+    def clean(self) -> None:
+        super().clean()
+        windows = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            if data.get("shard") is None or data.get("starts_at") is None:
+                continue
+            windows.append((data["shard"], data["starts_at"], data.get("ends_at")))
+        windows.sort(key=lambda w: (w[0].pk, w[1]))
+        for (shard, a_start, a_end), (other, b_start, b_end) in itertools.combinations(windows, 2):
+            if shard == other and overlap(a_start, a_end, b_start, b_end) is not None:
+                raise ValidationError(
+                    f"Impact windows on shard {shard.slug!r} overlap (one from "
+                    f"{_utc(a_start)}, one from {_utc(b_start)}); to change the level, end "
+                    "one window where the next begins."
+                )
+
+
+class ShardImpactInline(_CachedChoicesInline):
+    model = ShardImpact
+    formset = WindowFormSet
+    fields = ("shard", "level", "starts_at", "ends_at")
+    cached_choice_fields = ("shard",)
+    ordering = ("starts_at", "id")
+    extra = 0
+    verbose_name = "shard impact window"
+    verbose_name_plural = (
+        "shard impact windows (who is affected is recomputed from these after saving)"
+    )
+
+
+class UpdateInlineForm(forms.ModelForm):
+    """New updates go through ``services.incident_post_update`` (it sets the
+    incident's status and closes its windows on resolve), so their time is now. A
+    posted update's status is history: only its text and time can be corrected."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["status"].disabled = True
+        elif "display_at" in self.fields:
+            self.fields["display_at"].disabled = True
+
+
+class UpdateFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        kind = self.instance.kind
+        allowed = _statuses_for(kind)
+        now = timezone.now()
+        for form in self.extra_forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            status = data.get("status")
+            if status and status not in allowed:
+                form.add_error(
+                    "status",
+                    f"Status {status!r} is not valid for {kind}; use one of {', '.join(allowed)}.",
+                )
+            elif (
+                status in CLOSED_STATUSES
+                and self.instance.started_at
+                and now < self.instance.started_at
+            ):
+                form.add_error("status", "An incident cannot be resolved before it started.")
+
+
+class IncidentUpdateInline(admin.StackedInline):
+    model = IncidentUpdate
+    form = UpdateInlineForm
+    formset = UpdateFormSet
+    fields = ("status", "body", "display_at", "created_by", "preview")
+    readonly_fields = ("created_by", "preview")
+    ordering = ("-display_at", "-id")
+    extra = 0
+    verbose_name = "update"
+    verbose_name_plural = "timeline updates (body in Markdown; a new update sets the status)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IncidentUpdate]:
+        return super().get_queryset(request).select_related("created_by")
+
+    @admin.display(description="as shown")
+    def preview(self, obj: IncidentUpdate) -> SafeString | str:
+        return obj.body_html if obj.pk else "—"  # sanitized by incidents.markdown
+
+
+class IncidentForm(ConstraintCheckingForm):
+    body = forms.CharField(
+        label="First update",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="Markdown. The first entry of the public timeline: say what is happening.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._adding and "started_at" in self.fields:
+            self.fields["started_at"].required = False
+            self.fields["started_at"].help_text = (
+                "When customers were first affected. Empty: now, or the scheduled "
+                "start of a maintenance."
+            )
+
+    @property
+    def _adding(self) -> bool:
+        return self.instance._state.adding
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        kind = cleaned.get("kind", self.instance.kind)
+        if self._adding:
+            status = cleaned.get("status")
+            if kind == IncidentKind.MAINTENANCE and "status" not in self.changed_data:
+                status = cleaned["status"] = IncidentStatus.SCHEDULED
+            if status and status not in _statuses_for(kind):
+                self.add_error(
+                    "status",
+                    f"Status {status!r} is not valid for {kind}; use one of "
+                    f"{', '.join(_statuses_for(kind))}.",
+                )
+            if not (cleaned.get("body") or "").strip():
+                self.add_error("body", "The first update needs a body: say what is happening.")
+            if not cleaned.get("started_at"):
+                scheduled = cleaned.get("scheduled_for")
+                cleaned["started_at"] = (
+                    scheduled if kind == IncidentKind.MAINTENANCE and scheduled else timezone.now()
+                )
+        if kind == IncidentKind.MAINTENANCE:
+            for name in ("scheduled_for", "scheduled_until"):
+                if name in self.fields and not cleaned.get(name):
+                    self.add_error(name, "A maintenance needs a schedule.")
+        started_at = cleaned.get("started_at")
+        resolved_at = self.instance.resolved_at
+        if not self._adding and started_at and resolved_at and started_at > resolved_at:
+            self.add_error(
+                "started_at", f"It was resolved at {_utc(resolved_at)}: it cannot start later."
+            )
+        return cleaned
+
+
+@admin.register(Incident)
+class IncidentAdmin(BaseAdmin):
+    form = IncidentForm
+    list_display = (
+        "title",
+        "kind",
+        "status",
+        "impact",
+        "published",
+        "source",
+        "started_at",
+        "resolved_at",
+        "duration",
+        "affected",
+    )
+    list_filter = ("kind", "status", "impact", "published", "source")
+    search_fields = ("title",)
+    date_hierarchy = "started_at"
+    ordering = ("-started_at", "-id")
+    list_per_page = 50
+    actions = ("publish_selected", "recompute_affected_tailnets", "resolve_selected")
+    inlines = (IncidentComponentInline, ShardImpactInline, IncidentUpdateInline)
+
+    ADD_FIELDSETS = (
+        (
+            None,
+            {"fields": ("title", "kind", "status", "impact", "source", "published", "body")},
+        ),
+        (
+            "Timing",
+            {"fields": ("started_at", "detected_at", "scheduled_for", "scheduled_until")},
+        ),
+    )
+    CHANGE_FIELDSETS = (
+        (
+            None,
+            {
+                "fields": (
+                    "title",
+                    ("kind", "status"),
+                    "impact",
+                    "source",
+                    ("published", "published_at"),
+                    "public_page",
+                ),
+                "description": "To change the status, post an update below.",
+            },
+        ),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "started_at",
+                    "detected_at",
+                    ("resolved_at", "duration"),
+                    ("scheduled_for", "scheduled_until"),
+                )
+            },
+        ),
+        ("Affected tailnets", {"fields": ("affected_tailnets",)}),
+        ("Postmortem", {"fields": ("postmortem", "postmortem_published_at")}),
+        (
+            "Bookkeeping",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                    "impacts_changed_at",
+                    "impacts_computed_at",
+                ),
+            },
+        ),
+    )
+    CHANGE_READONLY = (
+        "kind",
+        "status",
+        "published_at",
+        "public_page",
+        "resolved_at",
+        "duration",
+        "affected_tailnets",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "impacts_changed_at",
+        "impacts_computed_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
+        affected = (
+            TailnetImpact.objects.filter(incident=OuterRef("pk"))
+            .order_by()
+            .values("incident")
+            .annotate(n=Count("tailnet", distinct=True))
+            .values("n")
+        )
+        return (
+            super().get_queryset(request).annotate(affected_count=Coalesce(Subquery(affected), 0))
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.ADD_FIELDSETS if obj is None else self.CHANGE_FIELDSETS
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else self.CHANGE_READONLY
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        if obj is None:  # the first update is the form's "First update"
+            return (IncidentComponentInline, ShardImpactInline)
+        return self.inlines
+
+    # --- List columns
+
+    @admin.display(description="duration")
+    def duration(self, obj: Incident) -> str:
+        now = timezone.now()
+        if obj.started_at is None:
+            return "—"
+        if obj.started_at > now:
+            return "not started"
+        text = describe_duration(span_seconds(obj.started_at, obj.resolved_at, as_of=now))
+        return text if obj.resolved_at else f"{text} so far"
+
+    @admin.display(description="affected tailnets", ordering="affected_count")
+    def affected(self, obj: Any) -> str:
+        count = getattr(obj, "affected_count", 0) or 0
+        if not count:
+            return "0"
+        url = _admin_url(TailnetImpact, "changelist") + f"?incident__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, f"{count:,}")
+
+    @admin.display(description="public page")
+    def public_page(self, obj: Incident) -> str:
+        if not obj.published:
+            return "Draft: not on the public page."
+        try:
+            url = reverse("incidents:incident", args=[obj.pk])
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">{}</a>', url, url)
+
+    @admin.display(description="blast radius")
+    def affected_tailnets(self, obj: Incident) -> str:
+        """Who this incident touched: the blast radius by worst level, then the
+        longest-hit tailnets. Five queries, however many tailnets."""
+        if obj.pk is None:
+            return "—"
+        rows = TailnetImpact.objects.filter(incident=obj)
+        counts = rows.aggregate(
+            rows=Count("pk"),
+            tailnets=Count("tailnet", distinct=True),
+            outage=Count("tailnet", distinct=True, filter=Q(level=ImpactLevel.OUTAGE)),
+            partial_or_worse=Count(
+                "tailnet",
+                distinct=True,
+                filter=Q(level__in=[ImpactLevel.PARTIAL, ImpactLevel.OUTAGE]),
+            ),
+        )
+        now = timezone.now()
+        status = self._recompute_status(obj)
+        if not counts["rows"]:
+            return format_html(
+                "<p>No tailnet was on an impacted shard during the impact windows. {}</p>",
+                status,
+            )
+        _, end = incident_window(obj, as_of=now)
+        radius = BlastRadius(
+            affected=counts["tailnets"],
+            total=Tailnet.objects.filter(created_at__lt=end).count(),
+            by_level={
+                ImpactLevel.OUTAGE: counts["outage"],
+                ImpactLevel.PARTIAL: counts["partial_or_worse"] - counts["outage"],
+                ImpactLevel.DEGRADED: counts["tailnets"] - counts["partial_or_worse"],
+            },
+        )
+        by_level = format_html_join(
+            ", ",
+            "{}: {}",
+            (
+                (level.label, f"{radius.by_level[level.value]:,}")
+                for level in reversed(ImpactLevel)
+                if radius.by_level[level.value]
+            ),
+        )
+        longest = rows.select_related("tailnet", "shard").order_by(
+            "-seconds", "tailnet__slug", "starts_at"
+        )[:AFFECTED_ROWS_SHOWN]
+        table = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td title="{}">{}</td><td>{}</td>'
+            '<td>{}</td><td>{}</td><td title="{} s">{}</td></tr>',
+            (
+                (
+                    _admin_url(Tailnet, "change", row.tailnet_id),
+                    row.tailnet.slug,
+                    row.tailnet.display_name,
+                    row.shard.public_name,
+                    row.shard.slug,
+                    row.get_level_display(),
+                    _utc(row.starts_at),
+                    _utc(row.ends_at, "ongoing"),
+                    row.seconds,
+                    _minutes(row.seconds),
+                )
+                for row in longest
+            ),
+        )
+        shown = min(counts["rows"], AFFECTED_ROWS_SHOWN)
+        url = _admin_url(TailnetImpact, "changelist") + f"?incident__id__exact={obj.pk}"
+        return format_html(
+            "<p><strong>{}</strong> ({}). {}</p>"
+            "<table><thead><tr><th>Tailnet</th><th>Name</th><th>Shard</th><th>Level</th>"
+            "<th>Overlap start</th><th>Overlap end</th><th>Minutes</th></tr></thead>"
+            "<tbody>{}</tbody></table>"
+            '<p>{} of {} rows, longest first. <a href="{}">All {} affected tailnets</a></p>',
+            str(radius),
+            by_level,
+            status,
+            table,
+            f"{shown:,}",
+            f"{counts['rows']:,}",
+            url,
+            f"{counts['tailnets']:,}",
+        )
+
+    @staticmethod
+    def _recompute_status(obj: Incident) -> str:
+        if obj.impacts_computed_at is None:
+            return "Not computed yet: a recompute is queued."
+        if obj.impacts_computed_at < obj.impacts_changed_at:
+            return (
+                f"Computed {_utc(obj.impacts_computed_at)}; the windows or placements "
+                f"changed since ({_utc(obj.impacts_changed_at)}): a recompute is queued."
+            )
+        return f"Computed {_utc(obj.impacts_computed_at)}."
+
+    # --- Saving through the services
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            created = services.incident_create(
+                title=obj.title,
+                body=form.cleaned_data["body"],
+                kind=obj.kind,
+                status=obj.status,
+                impact=obj.impact,
+                source=obj.source,
+                published=obj.published,
+                started_at=obj.started_at,
+                detected_at=obj.detected_at,
+                scheduled_for=obj.scheduled_for,
+                scheduled_until=obj.scheduled_until,
+                by=request.user,
+            )
+            _adopt(obj, created)
+            return
+        model_fields = {f.name for f in Incident._meta.concrete_fields}
+        fields = [name for name in form.changed_data if name in model_fields]
+        publishing = "published" in fields and obj.published
+        if publishing:
+            obj.published = False  # published by the service below
+            fields.remove("published")
+        elif "published" in fields:
+            obj.published_at = None
+            fields.append("published_at")
+        if fields:
+            obj.updated_at = timezone.now()
+            obj.save(update_fields=[*fields, "updated_at"])
+        if publishing:
+            services.incident_publish(incident=obj, by=request.user)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is ShardImpact:
+            self._save_windows(form.instance, formset)
+        elif formset.model is IncidentUpdate:
+            self._save_updates(request, form.instance, formset)
+        else:
+            super().save_formset(request, form, formset, change)
+
+    @staticmethod
+    def _save_windows(incident: Incident, formset: Any) -> None:
+        """No service edits or deletes a window, so write them here and then queue
+        one recompute of the incident (the formset checked them as a whole)."""
+        Incident.objects.select_for_update().filter(pk=incident.pk).first()
+        formset.save(commit=False)
+        for window in formset.deleted_objects:
+            window.delete()
+        for window, _ in formset.changed_objects:
+            window.save()
+        for window in formset.new_objects:
+            window.save()
+        if formset.new_objects or formset.changed_objects or formset.deleted_objects:
+            _mark_impacts_changed([incident.pk])
+
+    @staticmethod
+    def _save_updates(request: HttpRequest, incident: Incident, formset: Any) -> None:
+        formset.save(commit=False)
+        for update in formset.deleted_objects:
+            update.delete()
+        for update, _ in formset.changed_objects:
+            update.save()
+        formset.new_objects = [
+            services.incident_post_update(
+                incident=incident, status=update.status, body=update.body, by=request.user
+            )
+            for update in formset.new_objects
+        ]
+
+    # --- Actions
+
+    @admin.action(description="Publish selected incidents", permissions=["change"])
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        published = 0
+        for incident in queryset.filter(published=False):
+            try:
+                services.incident_publish(incident=incident, by=request.user)
+            except ValidationError as error:
+                self.message_user(request, f"{incident}: {_text(error)}", messages.ERROR)
+            else:
+                published += 1
+        self.message_user(request, f"Published {published} incident(s).", messages.SUCCESS)
+
+    @admin.action(description="Recompute affected tailnets", permissions=["change"])
+    def recompute_affected_tailnets(
+        self, request: HttpRequest, queryset: QuerySet[Incident]
+    ) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            _mark_impacts_changed(ids)
+        self.message_user(
+            request,
+            f"Queued a recompute of the affected tailnets of {len(ids)} incident(s).",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Resolve selected incidents", permissions=["change"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        resolved, skipped = 0, 0
+        for incident in queryset:
+            if incident.status in CLOSED_STATUSES:
+                skipped += 1
+                continue
+            status = (
+                IncidentStatus.COMPLETED
+                if incident.kind == IncidentKind.MAINTENANCE
+                else IncidentStatus.RESOLVED
+            )
+            try:
+                services.incident_post_update(
+                    incident=incident, status=status, body="Resolved.", by=request.user
+                )
+            except ValidationError as error:
+                self.message_user(
+                    request, f"Not resolved: {incident}: {_text(error)}", messages.ERROR
+                )
+            else:
+                resolved += 1
+        if resolved:
+            self.message_user(request, f"Resolved {resolved} incident(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} incident(s) were already closed.", messages.WARNING
+            )
+
+
+class _IncidentStatusForm(ConstraintCheckingForm):
+    """A standalone update: a new one goes through ``incident_post_update``; a posted
+    one keeps its status (history) and may have its text and time corrected."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "status" in self.fields:
+            self.fields["status"].disabled = True
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        incident = cleaned.get("incident") or getattr(self.instance, "incident", None)
+        status = cleaned.get("status")
+        if self.instance.pk is None and incident is not None and status:
+            allowed = _statuses_for(incident.kind)
+            if status not in allowed:
+                self.add_error(
+                    "status",
+                    f"Status {status!r} is not valid for {incident.kind}; use one of "
+                    f"{', '.join(allowed)}.",
+                )
+        return cleaned
+
+
+@admin.register(IncidentUpdate)
+class IncidentUpdateAdmin(BaseAdmin):
+    form = _IncidentStatusForm
+    list_display = ("display_at", "incident", "status", "excerpt", "created_by")
+    list_filter = ("status", "incident__kind")
+    search_fields = ("body", "incident__title")
+    list_select_related = ("incident", "created_by")
+    autocomplete_fields = ("incident",)
+    date_hierarchy = "display_at"
+    ordering = ("-display_at", "-id")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("incident", "status", "body")
+        return ("incident", "status", "body", "display_at", "created_by", "created_at", "preview")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else ("incident", "created_by", "created_at", "preview")
+
+    @admin.display(description="body")
+    def excerpt(self, obj: IncidentUpdate) -> str:
+        return obj.body if len(obj.body) <= 80 else obj.body[:79] + "…"
+
+    @admin.display(description="as shown")
+    def preview(self, obj: IncidentUpdate) -> SafeString | str:
+        return obj.body_html if obj.pk else "—"  # sanitized by incidents.markdown
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.incident_post_update(
+            incident=obj.incident, status=obj.status, body=obj.body, by=request.user
+        )
+        _adopt(obj, created)
+
+
+class ShardImpactForm(ConstraintCheckingForm):
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        incident = cleaned.get("incident") or getattr(self.instance, "incident", None)
+        shard, starts_at = cleaned.get("shard"), cleaned.get("starts_at")
+        ends_at = cleaned.get("ends_at")
+        if incident is None or shard is None or starts_at is None:
+            return cleaned
+        others = ShardImpact.objects.filter(incident=incident, shard=shard)
+        if self.instance.pk is not None:
+            others = others.exclude(pk=self.instance.pk)
+        clash = (
+            services._overlapping(others, starts_at=starts_at, ends_at=ends_at)
+            .order_by("starts_at")
+            .first()
+        )
+        if clash is not None:
+            raise ValidationError(
+                f"This incident already has a {clash.level} window on shard {shard.slug!r} "
+                f"from {_utc(clash.starts_at)} until {_utc(clash.ends_at, 'now')}; windows "
+                "on one shard cannot overlap: end one where the next begins."
+            )
+        return cleaned
+
+
+class OngoingFilter(admin.SimpleListFilter):
+    title = "ongoing"
+    parameter_name = "ongoing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Ongoing (no end)"), ("no", "Ended")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(ends_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(ends_at__isnull=False)
+        return queryset
+
+
+@admin.register(ShardImpact)
+class ShardImpactAdmin(BaseAdmin):
+    form = ShardImpactForm
+    list_display = ("window", "incident", "shard", "level", "starts_at", "ends", "length")
+    list_filter = ("level", OngoingFilter, "shard")
+    search_fields = ("incident__title", "=shard__slug")
+    list_select_related = ("incident", "shard")
+    autocomplete_fields = ("incident",)
+    date_hierarchy = "starts_at"
+    ordering = ("-starts_at", "-id")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("incident", "shard", "level", "starts_at", "ends_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else ("incident",)
+
+    @admin.display(description="window", ordering="pk")
+    def window(self, obj: ShardImpact) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="ends at", ordering="ends_at")
+    def ends(self, obj: ShardImpact) -> str:
+        return _utc(obj.ends_at, "ongoing")
+
+    @admin.display(description="length")
+    def length(self, obj: ShardImpact) -> str:
+        seconds = span_seconds(obj.starts_at, obj.ends_at, as_of=timezone.now())
+        text = describe_duration(seconds)
+        return text if obj.ends_at else f"{text} so far"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            created = services.shard_impact_add(
+                incident=obj.incident,
+                shard=obj.shard,
+                level=obj.level,
+                starts_at=obj.starts_at,
+                ends_at=obj.ends_at,
+            )
+            _adopt(obj, created)
+            return
+        Incident.objects.select_for_update().filter(pk=obj.incident_id).first()
+        obj.save()
+        _mark_impacts_changed([obj.incident_id])
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        incident_id = obj.incident_id
+        super().delete_model(request, obj)
+        _mark_impacts_changed([incident_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            incident_ids = list(queryset.values_list("incident_id", flat=True))
+            super().delete_queryset(request, queryset)
+            _mark_impacts_changed(incident_ids)
+
+
+# --- Affected tailnets (derived, read-only) ---------------------------------------------
+
+
+class IncidentSelectedFilter(_SelectedObjectFilter):
+    title = "incident"
+    parameter_name = "incident__id__exact"
+    related_model = Incident
+
+
+class TailnetSelectedFilter(_SelectedObjectFilter):
+    title = "tailnet"
+    parameter_name = "tailnet__id__exact"
+    related_model = Tailnet
+
+
+@admin.register(TailnetImpact)
+class TailnetImpactAdmin(_TailnetSlugSearchAdmin):
+    """Derived rows, rebuilt by the recompute: read-only here."""
+
+    list_display = (
+        "row",
+        "tailnet_link",
+        "incident_link",
+        "shard",
+        "level",
+        "starts_at",
+        "ends",
+        "minutes",
+    )
+    list_filter = (IncidentSelectedFilter, TailnetSelectedFilter, "level", OngoingFilter, "shard")
+    list_select_related = ("tailnet", "incident", "shard")
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        if IncidentSelectedFilter.parameter_name in request.GET:
+            return ("-seconds", "id")  # the longest-hit tailnets of the incident first
+        if TailnetSelectedFilter.parameter_name in request.GET:
+            return ("-starts_at", "-id")
+        return ("-id",)  # the primary key: no sort of the whole table
+
+    @admin.display(description="row", ordering="pk")
+    def row(self, obj: TailnetImpact) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="tailnet", ordering="tailnet__slug")
+    def tailnet_link(self, obj: TailnetImpact) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', _admin_url(Tailnet, "change", obj.tailnet_id), obj.tailnet.slug
+        )
+
+    @admin.display(description="incident", ordering="incident__started_at")
+    def incident_link(self, obj: TailnetImpact) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            _admin_url(Incident, "change", obj.incident_id),
+            obj.incident.title,
+        )
+
+    @admin.display(description="ends at", ordering="ends_at")
+    def ends(self, obj: TailnetImpact) -> str:
+        return _utc(obj.ends_at, "ongoing")
+
+    @admin.display(description="minutes", ordering="seconds")
+    def minutes(self, obj: TailnetImpact) -> str:
+        return _minutes(obj.seconds)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
