@@ -127,7 +127,7 @@ def detection_run(*, shard_ids: Iterable[int], now: datetime | None = None) -> l
             ShardState.objects.get_or_create(shard_id=shard_id)
         states = {
             state.shard_id: state
-            for state in ShardState.objects.select_for_update()
+            for state in ShardState.objects.select_for_update(of=("self",))
             .filter(shard_id__in=ids)
             .select_related("shard__component", "incident")
             .order_by("shard_id")

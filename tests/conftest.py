@@ -1,3 +1,6 @@
+import contextlib
+
+import kombu.pools
 import pytest
 
 from statuspage.celery import app as celery_app
@@ -73,3 +76,26 @@ def committed(django_capture_on_commit_callbacks):
     affected-tailnet recompute) when it ends, as a real commit would; tests run
     inside a transaction that never commits."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def _drop_broker_connections():
+    # Celery caches its connection and producer pools on the app (and kombu keeps
+    # global ones); drop them so the next publish connects to the broker now set.
+    kombu.pools.reset()
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def real_broker(url, **transport_options):
+    """Publish tasks to a real broker at ``url`` (not eager) inside the block."""
+    conf = celery_app.conf
+    keys = ("broker_url", "task_always_eager", "broker_transport_options")
+    saved = {key: conf[key] for key in keys}
+    conf.update(broker_url=url, task_always_eager=False, broker_transport_options=transport_options)
+    _drop_broker_connections()
+    try:
+        yield
+    finally:
+        conf.update(saved)
+        _drop_broker_connections()

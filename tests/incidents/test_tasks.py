@@ -2,39 +2,20 @@
 
 from datetime import timedelta
 
-import kombu.pools
 import pytest
 
 from incidents.models import Incident, TailnetImpact
 from incidents.services import WindowSpec, incident_create, tailnet_create
 from incidents.tasks import refresh_ongoing_impacts
 from statuspage.celery import app as celery_app
-from tests.conftest import T0
-
-
-def _drop_broker_connections():
-    # Celery caches its connection and producer pools on the app; drop them so
-    # the next publish connects to whatever broker_url says now.
-    kombu.pools.reset()
-    celery_app._pool = None  # type: ignore[attr-defined]
-    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+from tests.conftest import T0, real_broker
 
 
 @pytest.fixture
 def broker_down():
     """A real refused connection: the broker URL points at a closed local port."""
-    conf = celery_app.conf
-    keys = ("broker_url", "task_always_eager", "broker_transport_options")
-    saved = {key: conf[key] for key in keys}
-    conf.update(
-        broker_url="redis://127.0.0.1:9/0",
-        task_always_eager=False,
-        broker_transport_options={"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-    )
-    _drop_broker_connections()
-    yield
-    conf.update(saved)
-    _drop_broker_connections()
+    with real_broker("redis://127.0.0.1:9/0", socket_connect_timeout=0.2, socket_timeout=0.2):
+        yield
 
 
 def _open_incident(at):

@@ -1,0 +1,65 @@
+"""Fixtures that run the fleet simulator in-process, on loopback, on a free port."""
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from probes.simulator import BackgroundSimulator, Fleet
+
+
+class Simulator(BackgroundSimulator):
+    """A running simulator plus the few HTTP calls tests make to it."""
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, region: str | None = None
+    ) -> tuple[int, bytes]:
+        """``method path`` on the simulator: (status, body), errors included."""
+        headers = {"X-Probe-Region": region} if region else {}
+        request = urllib.request.Request(  # noqa: S310 - always the loopback simulator
+            self.url + path, data=body, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+
+    def control(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        body = None if payload is None else json.dumps(payload).encode()
+        status, answer = self.request(method, path, body)
+        return status, json.loads(answer)
+
+    def key(self, shard: str, region: str | None = None) -> tuple[int, bytes]:
+        return self.request("GET", f"/s/{shard}/key?v=88", region=region)
+
+    def requests_from(self, shard: str, region: str) -> int:
+        shards = self.fleet.stats()["shards"]
+        return shards.get(shard, {}).get("regions", {}).get(region, 0)
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """The fleet simulator serving any shard at ``simulator.shard_url(slug)``.
+
+    Set faults on ``simulator.fleet`` directly, or through ``simulator.control``.
+    """
+    sim = Simulator(Fleet())
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was bound a moment ago, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,68 @@
+"""The benchmarks keep working: bench/data.py and bench/impact.py at a tiny size.
+
+They run in subprocesses against their own database, ``bench_smoke`` on the server the
+tests use (BENCH_SMOKE_DATABASE_URL overrides it), never pytest-django's test database.
+Wall times are printed by the scripts, never asserted here.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASUREMENT = re.compile(
+    r"^(?P<name>impact|history): ours=(?P<ours>\d+\.\d+)(?P<unit>m?s)"
+    r" baseline=(?P<baseline>\d+\.\d+)(?P=unit) ratio=(?P<ratio>\d+\.\d+)$",
+    re.MULTILINE,
+)
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
+    ),
+]
+
+
+def _smoke_url() -> str:
+    if os.environ.get("BENCH_SMOKE_DATABASE_URL"):
+        return os.environ["BENCH_SMOKE_DATABASE_URL"]
+    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"))
+    return urlunsplit(server._replace(path="/bench_smoke"))
+
+
+def _run(script: str, *args: str) -> str:
+    env = {**os.environ, "BENCH_DATABASE_URL": _smoke_url()}
+    done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"bench/{script} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_the_impact_benchmark_runs_at_a_tiny_size_and_prints_both_ratios():
+    _run("data.py", "--tailnets", "2000", "--shards", "20", "--force")
+    output = _run("impact.py", "--smoke")
+
+    found = {m["name"]: m for m in MEASUREMENT.finditer(output)}
+    assert set(found) == {"impact", "history"}, output
+    assert found["impact"]["unit"] == "s"
+    assert found["history"]["unit"] == "ms"
+    for measurement in found.values():
+        assert float(measurement["ratio"]) > 0, output
+    # The two measurements are the last lines, in this order.
+    assert [line.split(":")[0] for line in output.splitlines()[-2:]] == ["impact", "history"]
+    assert "uses placement_shard_during" in output or "is usable by" in output, output
