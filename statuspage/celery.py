@@ -1,4 +1,5 @@
 import os
+
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
