@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, Max, Min, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
@@ -68,20 +69,71 @@ def incident_blast_radius(*, incident: Incident, as_of: datetime | None = None) 
     return BlastRadius(affected=len(worst_by_tailnet), total=total, by_level=by_level)
 
 
+@dataclass(frozen=True)
+class IncidentRef:
+    """The few fields of an incident that a tailnet's history shows."""
+
+    pk: int
+    title: str
+    kind: str
+    status: str
+    impact: str
+    started_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AffectedWindow:
+    """One TailnetImpact row: when and how badly the tailnet was hit."""
+
+    pk: int
+    incident_id: int
+    shard_id: int
+    level: str
+    starts_at: datetime
+    ends_at: datetime | None
+    seconds: int
+
+
 @dataclass
 class TailnetIncident:
     """One incident as one tailnet lived it."""
 
-    incident: Incident
+    incident: IncidentRef
     worst_level: str
     first_affected_at: datetime
     last_affected_at: datetime | None  # None while still affected
     affected_seconds: int
-    windows: list[TailnetImpact] = field(default_factory=list)
+    windows: list[AffectedWindow] = field(default_factory=list)
 
     @property
     def affected_minutes(self) -> float:
         return self.affected_seconds / 60
+
+
+# A fixed statement rather than the ORM: a customer page and its API read this on
+# every view, and building the query plus model instances cost several times
+# the query itself (bench/impact.py, "history").
+_HISTORY_SQL = """
+    SELECT ti.id, ti.incident_id, ti.shard_id, ti.level, ti.starts_at, ti.ends_at, ti.seconds,
+           i.title, i.kind, i.status, i.impact, i.started_at, i.resolved_at
+    FROM incidents_tailnetimpact ti
+    JOIN incidents_incident i ON i.id = ti.incident_id
+    WHERE ti.tailnet_id = %s
+      AND (ti.ends_at IS NULL OR ti.ends_at > %s)
+      AND ti.starts_at < %s
+      AND (i.published OR %s)
+    ORDER BY ti.starts_at, ti.id
+"""
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _aware_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
 
 
 def tailnet_incident_history(
@@ -95,22 +147,36 @@ def tailnet_incident_history(
     """The incidents that touched this tailnet in [since, until), newest first, with
     the exact affected time (clipped to when it was on the affected shard). One query."""
     as_of = as_of or timezone.now()
-    rows = TailnetImpact.objects.filter(tailnet_id=tailnet_id).filter(
-        Q(ends_at__isnull=True) | Q(ends_at__gt=since)
-    )
-    if until is not None:
-        rows = rows.filter(starts_at__lt=until)
-    if not include_drafts:
-        rows = rows.filter(incident__published=True)
-    grouped: dict[int, list[TailnetImpact]] = {}
-    for row in rows.select_related("incident").order_by("starts_at", "id"):
-        grouped.setdefault(row.incident_id, []).append(row)
+    adapt = connection.ops.adapt_datetimefield_value
+    far_future = datetime(9999, 1, 1, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HISTORY_SQL, [tailnet_id, adapt(since), adapt(until or far_future), include_drafts]
+        )
+        rows = cursor.fetchall()
+    grouped: dict[int, list[AffectedWindow]] = {}
+    incidents: dict[int, IncidentRef] = {}
+    for pk, incident_id, shard_id, level, s, e, seconds, *incident in rows:
+        grouped.setdefault(incident_id, []).append(
+            AffectedWindow(pk, incident_id, shard_id, level, _aware(s), _aware_or_none(e), seconds)
+        )
+        if incident_id not in incidents:
+            title, kind, status, impact, started_at, resolved_at = incident
+            incidents[incident_id] = IncidentRef(
+                incident_id,
+                title,
+                kind,
+                status,
+                impact,
+                _aware(started_at),
+                _aware_or_none(resolved_at),
+            )
     history = []
-    for windows in grouped.values():
+    for incident_id, windows in grouped.items():
         ends = [w.ends_at for w in windows]
         history.append(
             TailnetIncident(
-                incident=windows[0].incident,
+                incident=incidents[incident_id],
                 worst_level=worst_level(w.level for w in windows) or "degraded",
                 first_affected_at=windows[0].starts_at,
                 last_affected_at=None if None in ends else max(e for e in ends if e),
