@@ -1584,6 +1584,6 @@ class Command(BaseCommand):
             f"{ShardImpact.objects.count():,} shard impact windows, "
             f"{TailnetImpact.objects.count():,} tailnet impact rows",
             "  Tailnets with a story: "
-            + ", ".join(f"/t/{slug}/ ({note})" for slug, note in seeder.summary.pinned),
+            + ", ".join(f"{slug} ({note})" for slug, note in seeder.summary.pinned),
         ]
         self.stdout.write("\n".join(lines))
