@@ -1,0 +1,2 @@
+app_name = "urls_api"
+urlpatterns: list = []

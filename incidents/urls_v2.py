@@ -1,0 +1,2 @@
+app_name = "urls_v2"
+urlpatterns: list = []
