@@ -1420,3 +1420,5 @@ class TailnetImpactAdmin(_TailnetSlugSearchAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+from . import admin_tokens  # noqa: E402, F401  (registers the ApiToken admin)
