@@ -1421,4 +1421,121 @@ class TailnetImpactAdmin(_TailnetSlugSearchAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+
 from . import admin_tokens  # noqa: E402, F401  (registers the ApiToken admin)
+from .models import ApiToken, AuditEntry  # noqa: E402  (the audit trail, below)
+
+# --- Audit trail (read-only) ------------------------------------------------------------
+# Written by the operator API (incidents/api.py) in the same transaction as each change.
+
+
+def _audit_actor(entry: AuditEntry) -> str:
+    """The token (and whose it is) or the user a change was made by."""
+    if entry.token_id is not None and entry.token is not None:
+        token = format_html(
+            'token <a href="{}">{}</a> ({}…)',
+            _admin_url(ApiToken, "change", entry.token_id),
+            entry.token.name,
+            entry.token.prefix,
+        )
+        if entry.user is not None:
+            return format_html("{}, created by {}", token, entry.user)
+        return token
+    if entry.user is not None:
+        return str(entry.user)
+    return "—"
+
+
+def _audit_summary(entry: AuditEntry) -> str:
+    changes = entry.changes if isinstance(entry.changes, dict) else {}
+    if not changes:
+        return "—"
+    parts = []
+    for field, value in changes.items():
+        if isinstance(value, list) and len(value) == 2 and entry.action == "incident.edit":
+            text = f"{field}: {value[0]!s:.40} → {value[1]!s:.40}"
+        else:
+            text = f"{field}: {value!s:.60}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Who changed what, when: view only, for everyone, superusers included."""
+
+    list_display = ("at", "action", "incident_link", "actor", "remote_addr")
+    list_filter = ("action", "at")
+    search_fields = ("action", "incident__title", "user__username", "token__name", "=token__prefix")
+    search_help_text = "Action, incident title, user name, token name or exact token prefix."
+    list_select_related = ("incident", "user", "token")
+    date_hierarchy = "at"
+    ordering = ("-at", "-id")
+    fields = ("at", "action", "incident_link", "actor", "remote_addr", "changes_json")
+    readonly_fields = fields
+
+    @admin.display(description="incident", ordering="incident__started_at")
+    def incident_link(self, obj: AuditEntry) -> str:
+        if obj.incident_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>',
+            _admin_url(Incident, "change", obj.incident_id),
+            obj.incident.title if obj.incident else obj.incident_id,
+        )
+
+    @admin.display(description="by")
+    def actor(self, obj: AuditEntry) -> str:
+        return _audit_actor(obj)
+
+    @admin.display(description="changes")
+    def changes_json(self, obj: AuditEntry) -> str:
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(obj.changes, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AuditEntryInline(admin.TabularInline):
+    """The incident's audit trail on its page, newest first, read-only."""
+
+    model = AuditEntry
+    fields = ("at", "action", "actor", "summary")
+    readonly_fields = fields
+    ordering = ("-at", "-id")
+    extra = 0
+    can_delete = False
+    verbose_name = "audit entry"
+    verbose_name_plural = "audit trail (changes through the operator API)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEntry]:
+        return super().get_queryset(request).select_related("user", "token")
+
+    @admin.display(description="by")
+    def actor(self, obj: AuditEntry) -> str:
+        return _audit_actor(obj)
+
+    @admin.display(description="changes")
+    def summary(self, obj: AuditEntry) -> str:
+        return _audit_summary(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# Shown on the change page only: IncidentAdmin.get_inlines lists the add page's inlines.
+IncidentAdmin.inlines = (*IncidentAdmin.inlines, AuditEntryInline)  # type: ignore[assignment]

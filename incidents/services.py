@@ -157,7 +157,8 @@ def _impacts_changed(incident_ids: Iterable[int]) -> None:
     ids = sorted(set(incident_ids))
     if not ids:
         return
-    Incident.objects.filter(pk__in=ids).update(impacts_changed_at=timezone.now())
+    now = timezone.now()
+    Incident.objects.filter(pk__in=ids).update(impacts_changed_at=now, updated_at=now)
     tasks.enqueue_recompute(ids)
 
 
@@ -318,10 +319,15 @@ def incident_post_update(
         if closing and incident.resolved_at is None:
             incident.resolved_at = now
             fields.append("resolved_at")
-            closed = _overlapping(
-                incident.shard_impacts.filter(ends_at__isnull=True), starts_at=now, ends_at=None
-            ).update(ends_at=now)
-            if closed:
+            open_windows = incident.shard_impacts.filter(ends_at__isnull=True)
+            late = open_windows.filter(starts_at__gte=now).select_related("shard").first()
+            if late is not None:
+                raise ValidationError(
+                    f"The {late.level} window on shard {late.shard.slug!r} starts at "
+                    f"{late.starts_at:%Y-%m-%d %H:%M:%S}, after this resolution; "
+                    "end or remove it first."
+                )
+            if open_windows.update(ends_at=now):
                 _impacts_changed([incident.pk])
         elif not closing and incident.resolved_at is not None:
             incident.resolved_at = None  # reopened
@@ -354,7 +360,14 @@ def shard_impact_add(
     """Record that ``shard`` was hit at ``level`` during [starts_at, ends_at)."""
     window = _clean_window(WindowSpec(shard, level, starts_at, ends_at))
     with transaction.atomic():
-        Incident.objects.select_for_update().filter(pk=incident.pk).first()
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.resolved_at is not None and (
+            window.ends_at is None or window.ends_at > locked.resolved_at
+        ):
+            raise ValidationError(
+                "This incident is resolved: a window on it must end by its resolution "
+                f"({locked.resolved_at:%Y-%m-%d %H:%M:%S})."
+            )
         existing = [
             _Window(w.shard, w.level, w.starts_at, w.ends_at)
             for w in incident.shard_impacts.filter(shard=window.shard)
@@ -374,7 +387,9 @@ def shard_impact_add(
 def shard_impact_close(*, impact: ShardImpact, at: datetime) -> ShardImpact:
     _require_aware(at=at)
     if impact.ends_at is not None:
-        raise ValidationError(f"The {impact.level} window on {impact.shard_id} is already closed.")
+        raise ValidationError(
+            f"The {impact.level} window on shard {impact.shard.slug!r} is already closed."
+        )
     if at <= impact.starts_at:
         raise ValidationError("An impact window must end after it starts.")
     with transaction.atomic():

@@ -176,3 +176,31 @@ class TestBadInput:
                 ],
             )
         assert not Incident.objects.exists()
+
+
+class TestResolving:
+    def test_resolving_refuses_a_window_that_starts_after_it_and_writes_nothing(self, fleet):
+        incident = incident_create(
+            title="x",
+            body="y",
+            started_at=T0,
+            shard_impacts=[WindowSpec("use1", "outage", T0 + 10 * M)],
+            at=T0,
+        )
+        with pytest.raises(ValidationError, match="starts at .* after this resolution"):
+            incident_post_update(incident=incident, status="resolved", body="ok", at=T0 + 5 * M)
+        incident.refresh_from_db()
+        assert (incident.status, incident.resolved_at) == ("investigating", None)
+        assert incident.updates.count() == 1
+
+    def test_an_open_window_cannot_be_added_to_a_resolved_incident(self, fleet):
+        from incidents.services import shard_impact_add
+
+        incident = incident_create(title="x", body="y", started_at=T0, at=T0)
+        incident_post_update(incident=incident, status="resolved", body="ok", at=T0 + 5 * M)
+        with pytest.raises(ValidationError, match="resolved"):
+            shard_impact_add(incident=incident, shard="use1", level="outage", starts_at=T0)
+        window = shard_impact_add(
+            incident=incident, shard="use1", level="outage", starts_at=T0, ends_at=T0 + 5 * M
+        )
+        assert window.ends_at == T0 + 5 * M
