@@ -181,7 +181,7 @@ def incident_create(
     body: str,
     kind: str = IncidentKind.INCIDENT,
     status: str | None = None,
-    impact: str = IncidentImpact.MINOR,
+    impact: str | None = None,
     started_at: datetime | None = None,
     detected_at: datetime | None = None,
     scheduled_for: datetime | None = None,
@@ -198,6 +198,8 @@ def incident_create(
     now = at or timezone.now()
     if status is None:
         status = "scheduled" if kind == IncidentKind.MAINTENANCE else "investigating"
+    if impact is None:  # Statuspage's defaults
+        impact = IncidentImpact.MAINTENANCE if kind == IncidentKind.MAINTENANCE else "minor"
     if started_at is None:
         started_at = scheduled_for if kind == IncidentKind.MAINTENANCE and scheduled_for else now
     _require_aware(
