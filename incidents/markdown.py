@@ -5,6 +5,8 @@ so the rendered HTML is cleaned with nh3 (an allow-list sanitizer) before it is
 ever marked safe.
 """
 
+import threading
+
 import markdown as md
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -16,8 +18,22 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}, "td": {"align"}, "th": {"align"}}
 
 
+_local = threading.local()
+
+
+def _converter() -> md.Markdown:
+    # Building a Markdown instance (loading its extensions) costs more than most
+    # conversions; one per thread, reset between uses (it is not thread-safe).
+    converter = getattr(_local, "converter", None)
+    if converter is None:
+        converter = _local.converter = md.Markdown(
+            extensions=["extra", "sane_lists"], output_format="html"
+        )
+    return converter
+
+
 def render_markdown(text: str) -> SafeString:
-    html = md.markdown(text, extensions=["extra", "sane_lists"], output_format="html")
+    html = _converter().reset().convert(text)
     clean = nh3.clean(
         html,
         tags=ALLOWED_TAGS,

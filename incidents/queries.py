@@ -1,10 +1,24 @@
 """Reads for pages and the API: a fixed number of queries each, whatever the size."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, Max, Min, Q, Sum, Value
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    Max,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -14,6 +28,7 @@ from .models import (
     ComponentGroup,
     Incident,
     IncidentComponent,
+    IncidentUpdate,
     Placement,
     Shard,
     ShardImpact,
@@ -432,3 +447,225 @@ def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None 
         partial_minutes=impacted.partial_minutes,
         degraded_minutes=impacted.degraded_minutes,
     )
+
+
+# --- Public pages: the status page, incident pages, history, feeds ---------------------
+# Appended for the public pages (views.py, feeds.py). Each is a fixed number of
+# queries however many components, incidents or updates there are.
+
+
+def _public_incidents() -> QuerySet[Incident]:
+    """Published incidents with everything a card on a public page shows: the
+    timeline (newest first), the components an operator named and the shard impact
+    windows with their shards and components. Four queries when evaluated."""
+    return Incident.objects.filter(published=True).prefetch_related(
+        Prefetch("updates", queryset=IncidentUpdate.objects.order_by("-display_at", "-id")),
+        Prefetch(
+            "affected_components", queryset=IncidentComponent.objects.select_related("component")
+        ),
+        Prefetch(
+            "shard_impacts",
+            queryset=ShardImpact.objects.select_related("shard__component").order_by(
+                "starts_at", "id"
+            ),
+        ),
+    )
+
+
+def public_incident(*, incident_id: int) -> Incident:
+    """One published incident for its public page (raises Incident.DoesNotExist
+    for drafts and unknown ids). Four queries."""
+    return _public_incidents().get(pk=incident_id)
+
+
+def status_page_incidents(*, now: datetime, recent_days: int = 14) -> list[Incident]:
+    """Published incidents and maintenance that are not closed (open incidents,
+    maintenance in progress or upcoming) plus those that started in the last
+    ``recent_days``, newest first. Four queries."""
+    return list(
+        _public_incidents().filter(
+            Q(resolved_at__isnull=True) | Q(started_at__gte=now - timedelta(days=recent_days))
+        )
+    )
+
+
+def history_incidents(
+    *, start: datetime, end: datetime, component: Component | None = None
+) -> list[Incident]:
+    """Published incidents that started in [start, end), newest first, optionally
+    only those that touched ``component`` (named by an operator, or through an
+    impact window on one of its shards). Four queries."""
+    incidents = _public_incidents().filter(started_at__gte=start, started_at__lt=end)
+    if component is not None:
+        incidents = incidents.filter(
+            Exists(IncidentComponent.objects.filter(incident=OuterRef("pk"), component=component))
+            | Exists(
+                ShardImpact.objects.filter(incident=OuterRef("pk"), shard__component=component)
+            )
+        )
+    return list(incidents)
+
+
+def oldest_published_incident_start() -> datetime | None:
+    """When the oldest published incident started (how far back history goes)."""
+    return Incident.objects.filter(published=True).aggregate(first=Min("started_at"))["first"]
+
+
+def public_updates(*, limit: int = 50) -> list[IncidentUpdate]:
+    """The latest updates of published incidents, newest first, each with its
+    incident (for feeds). One query."""
+    return list(
+        IncidentUpdate.objects.filter(incident__published=True)
+        .select_related("incident")
+        .order_by("-display_at", "-id")[:limit]
+    )
+
+
+_WORST_PER_TAILNET_SQL = """
+    SELECT incident_id, worst, COUNT(*) FROM (
+        SELECT incident_id, tailnet_id,
+               MAX(CASE level WHEN 'outage' THEN 3 WHEN 'partial' THEN 2 ELSE 1 END) AS worst
+        FROM {table}
+        WHERE incident_id IN ({ids})
+        GROUP BY incident_id, tailnet_id
+    ) per_tailnet
+    GROUP BY incident_id, worst
+"""
+_RANKED_LEVELS = {1: "degraded", 2: "partial", 3: "outage"}
+
+
+def incidents_blast_radius(
+    *, incidents: Sequence[Incident], as_of: datetime | None = None
+) -> dict[int, BlastRadius]:
+    """``incident_blast_radius`` for many incidents at once, with the same rules:
+    each affected tailnet once at its worst level, out of the tailnets created
+    before the incident's window ended. Three queries however many incidents
+    (none for none); the counts are aggregated in the database."""
+    as_of = as_of or timezone.now()
+    if not incidents:
+        return {}
+    ids = [incident.pk for incident in incidents]
+    bounds = {
+        row["incident_id"]: row
+        for row in ShardImpact.objects.filter(incident_id__in=ids)
+        .values("incident_id")
+        .annotate(
+            first=Min("starts_at"), last=Max("ends_at"), open=Count("pk", filter=Q(ends_at=None))
+        )
+        .order_by()
+    }
+    ends: dict[int, datetime] = {}
+    for incident in incidents:
+        row = bounds.get(incident.pk, {"last": None, "open": 0})
+        if row["open"] or (row["last"] is None and incident.resolved_at is None):
+            ends[incident.pk] = as_of
+        else:
+            ends[incident.pk] = max(filter(None, [row["last"], incident.resolved_at]))
+    by_level: dict[int, dict[str, int]] = {pk: {} for pk in ids}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WORST_PER_TAILNET_SQL.format(
+                table=TailnetImpact._meta.db_table, ids=", ".join(["%s"] * len(ids))
+            ),
+            ids,
+        )
+        for incident_id, rank, count in cursor.fetchall():
+            by_level[incident_id][_RANKED_LEVELS[rank]] = count
+    # One statement, one index range scan on created_at per distinct window end.
+    distinct_ends = sorted(set(ends.values()))
+    adapt = connection.ops.adapt_datetimefield_value
+    count_sql = f"SELECT COUNT(*) FROM {Tailnet._meta.db_table} WHERE created_at < %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join(f"({count_sql})" for _ in distinct_ends),
+            [adapt(end) for end in distinct_ends],
+        )
+        totals = dict(zip(distinct_ends, cursor.fetchone() or (), strict=True))
+    return {
+        pk: BlastRadius(
+            affected=sum(by_level[pk].values()), total=totals[ends[pk]], by_level=by_level[pk]
+        )
+        for pk in ids
+    }
+
+
+@dataclass(frozen=True)
+class DayIncident:
+    """An incident as a day of an uptime bar lists it."""
+
+    pk: int
+    title: str
+    kind: str
+    level: str | None  # the worst shard impact level of that component that day
+
+
+def components_day_incidents(
+    *, first_day: date, last_day: date, now: datetime | None = None
+) -> dict[int, dict[date, list[DayIncident]]]:
+    """Per component, per UTC day: the published incidents that touched it that day,
+    oldest first. A component is touched on the days its shards had impact windows
+    of the incident, and on every day of an incident that names it. Two queries."""
+    now = now or timezone.now()
+    start, end = _day_bounds(first_day, last_day)
+    # (component, day) -> incident pk -> (started_at, title, kind, level)
+    found: dict[tuple[int, date], dict[int, tuple[datetime, str, str, str | None]]] = {}
+
+    def mark(
+        component_id: int,
+        span: tuple[datetime, datetime | None],
+        incident: tuple[int, datetime, str, str],
+        level: str | None,
+    ) -> None:
+        span_start = _aware(span[0])
+        s, e = max(span_start, start), min(_aware_or_none(span[1]) or now, end)
+        if e < s or (e == s and s != span_start):
+            return  # outside the days shown (an instant-long incident still counts)
+        last = (e - timedelta(microseconds=1)).date() if e > s else s.date()
+        day = s.date()
+        pk, started_at, title, kind = incident
+        while day <= last:
+            entries = found.setdefault((component_id, day), {})
+            known = entries.get(pk)
+            known_level = known[3] if known else None
+            entries[pk] = (started_at, title, kind, worst_level(filter(None, [known_level, level])))
+            day += timedelta(days=1)
+
+    for pk, title, kind, started_at, component_id, s, e, level in (
+        ShardImpact.objects.filter(incident__published=True, starts_at__lt=end)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+        .values_list(
+            "incident_id",
+            "incident__title",
+            "incident__kind",
+            "incident__started_at",
+            "shard__component_id",
+            "starts_at",
+            "ends_at",
+            "level",
+        )
+    ):
+        mark(component_id, (s, e), (pk, _aware(started_at), title, kind), level)
+    for pk, title, kind, started_at, resolved_at, component_id in (
+        IncidentComponent.objects.filter(
+            incident__published=True, incident__started_at__lt=min(end, now)
+        )
+        .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=start))
+        .values_list(
+            "incident_id",
+            "incident__title",
+            "incident__kind",
+            "incident__started_at",
+            "incident__resolved_at",
+            "component_id",
+        )
+    ):
+        mark(component_id, (started_at, resolved_at), (pk, _aware(started_at), title, kind), None)
+    result: dict[int, dict[date, list[DayIncident]]] = {}
+    for (component_id, day), entries in found.items():
+        result.setdefault(component_id, {})[day] = [
+            DayIncident(pk=pk, title=title, kind=kind, level=level)
+            for pk, (_, title, kind, level) in sorted(
+                entries.items(), key=lambda item: (item[1][0], item[0])
+            )
+        ]
+    return result
