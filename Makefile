@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The demo: debug pages, probes every 5 s, incidents opened by detection published.
-DEMO_ENV := DJANGO_DEBUG=1 PROBE_INTERVAL_SECONDS=5 PROBE_AUTO_PUBLISH=1
+DEMO_ENV := DJANGO_DEBUG=1 PROBE_INTERVAL_SECONDS=5 PROBE_AUTO_PUBLISH=1 \
+	STATUSPAGE_PUBLIC_URL=http://$(HOST):$(PORT)
 
 .PHONY: run test install lint check bench-data bench-impact bench-smoke clean
 
@@ -24,6 +25,7 @@ run: $(STAMP)
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py seed_demo
 	$(DEMO_ENV) $(PY) manage.py seed_probe_regions
+	$(DEMO_ENV) $(PY) manage.py rebuild_snapshot
 	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/"
 	@echo "Break a shard:  $(PY) manage.py fault use3 down --for 120s"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DEMO_ENV) PORT=$(PORT) $(PY) -m honcho start -f Procfile
@@ -49,6 +51,11 @@ bench-data: $(STAMP)
 ## make bench-impact: affected-tailnet recompute and tailnet history vs bare SQL.
 bench-impact: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/impact.py $(BENCH_ARGS)
+
+## make bench-probes: a 1,000-shard probe round vs bare aiohttp; sample ingestion vs COPY.
+.PHONY: bench-probes
+bench-probes: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/probes.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

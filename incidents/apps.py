@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class IncidentsConfig(AppConfig):
     name = "incidents"
     verbose_name = "Incidents and the fleet"
+
+    def ready(self) -> None:
+        from . import snapshot
+
+        snapshot.connect_signals()

@@ -560,6 +560,11 @@ def tailnet_impacts_recompute(
             )
             rows = cursor.rowcount
         Incident.objects.filter(pk=incident_id).update(impacts_computed_at=as_of)
+        if locked.published:
+            # Blast radius is on the public pages; a bulk INSERT sends no signals.
+            from .snapshot import request_rebuild
+
+            request_rebuild()
     return rows
 
 

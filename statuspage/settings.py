@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The public pages from their snapshot: no database on that path (incidents/snapshot.py).
+    "statuspage.middleware.SnapshotMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -191,6 +193,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Public pages show durations and uptime that grow with time; also catches up
+    # changes whose after-commit rebuild could not be queued (broker down).
+    "rebuild-snapshot": {
+        "task": "incidents.rebuild_snapshot",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "probe-retention": {
         "task": "probes.prune",
         "schedule": 3600.0,
@@ -243,7 +252,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_THROTTLE_RATES": {"probe_ingest": env("PROBE_INGEST_RATE", "600/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "probe_ingest": env("PROBE_INGEST_RATE", "600/min"),
+        "operator_api": env("OPERATOR_API_RATE", "300/min"),
+    },
 }
 
 LOGGING = {
@@ -255,6 +267,14 @@ LOGGING = {
 }
 
 # --- Product settings -----------------------------------------------------------------
+# How the page names itself in its JSON (Statuspage's page.name / page.id).
+STATUSPAGE_NAME = env("STATUSPAGE_NAME", "Coordination service status")
+STATUSPAGE_ID = env("STATUSPAGE_ID", "coordination")
+# The page's public address; absolute links in snapshots, feeds and JSON use it.
+STATUSPAGE_PUBLIC_URL = env("STATUSPAGE_PUBLIC_URL", "")
+# The public pages as last rendered, served when the database is slow or down. Each
+# web host reads it from its own disk, so the rebuild task must write where it reads.
+SNAPSHOT_DIR = Path(env("SNAPSHOT_DIR", str(VAR_DIR / "snapshot")))
 # Default control-plane latency above which a shard counts as degraded (per-shard
 # override on Shard.latency_threshold_ms).
 SHARD_LATENCY_THRESHOLD_MS = env_int("SHARD_LATENCY_THRESHOLD_MS", 1000)

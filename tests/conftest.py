@@ -20,6 +20,13 @@ def _plain_http(settings):
 
 
 @pytest.fixture(autouse=True)
+def _own_snapshot_dir(settings, tmp_path):
+    """Each test has its own (empty) snapshot: none left on disk answers for the
+    live views, and rebuilds queued by a test never write into var/."""
+    settings.SNAPSHOT_DIR = tmp_path / "snapshot"
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run inline in tests; tests of broker failure point at a closed port."""
     celery_app.conf.task_always_eager = True

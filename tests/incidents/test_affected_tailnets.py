@@ -187,7 +187,7 @@ class TestResolving:
             shard_impacts=[WindowSpec("use1", "outage", T0 + 10 * M)],
             at=T0,
         )
-        with pytest.raises(ValidationError, match="starts at .* after this resolution"):
+        with pytest.raises(ValidationError, match=r"starts at .* after this resolution"):
             incident_post_update(incident=incident, status="resolved", body="ok", at=T0 + 5 * M)
         incident.refresh_from_db()
         assert (incident.status, incident.resolved_at) == ("investigating", None)
