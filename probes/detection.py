@@ -140,12 +140,16 @@ class Detector:
             return [Change("outage", since)]
         if self.down and not quorum_down(len(down_views), len(reporting)):
             self.down = False
-            self.down_since = None
             # Recovered at the first success of the region whose recovery broke
             # the quorum; a region that merely went stale recovers "now".
             recovered = self.regions[sample.region]
             at = recovered.first_ok_at if sample.ok and recovered.first_ok_at else sample.at
+            if self.down_since is not None and at < self.down_since:
+                # Its first success predates this outage (it reopened on another
+                # region's failures meanwhile): the outage ends now, not before it began.
+                at = sample.at
             self.recovered_at = at
+            self.down_since = None
             return [Change("degraded" if self.degraded else None, at)]
         return []
 

@@ -53,6 +53,7 @@ from incidents.services import (
     incident_create,
     incident_post_update,
     tailnet_create,
+    tailnet_impacts_recompute,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,11 +97,13 @@ def live_server(django_db_setup) -> Iterator[LiveServer]:
 
 @pytest.fixture(autouse=True)
 def _own_snapshot(settings, tmp_path):
+    """No stale snapshot: the one served is built from this test's data."""
     settings.SNAPSHOT_DIR = tmp_path / "snapshot"
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _orm_beside_playwright() -> Iterator[None]:
+    """The ORM runs synchronously in the main thread beside Playwright (see above)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield
@@ -123,6 +126,14 @@ FIRST_BODY = "We are investigating failed logins on **one** coordination shard."
 LATEST_BODY = "A stuck leader election on US East 2; we are failing it over."
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+
+
+def _recompute(*incidents: Incident) -> None:
+    """The affected tailnets, now, inside the caller's transaction: the recompute
+    queued for after the commit then finds them current and does nothing (each of
+    those would otherwise rebuild the snapshot once more)."""
+    for incident in incidents:
+        tailnet_impacts_recompute(incident_id=incident.pk)
 
 
 def _open_incident(shard: Shard) -> Incident:
@@ -207,7 +218,7 @@ def story(transactional_db) -> Story:
             at=down + 30 * MINUTE,
         )
         slow = down - 5 * DAY
-        incident_create(
+        slowed = incident_create(
             title="Slow logins and ACL changes in EU West",
             body="Slower, not down.",
             started_at=slow,
@@ -227,6 +238,7 @@ def story(transactional_db) -> Story:
             at=now - DAY,
         )
         incident = _open_incident(shards["use2"])
+        _recompute(past, slowed, incident)
     return Story(incident.pk, incident.title, LATEST_BODY)
 
 
@@ -237,6 +249,7 @@ def demo(transactional_db) -> Story:
     call_command("seed_demo", tailnets=300, seed=1, stdout=io.StringIO())
     with transaction.atomic():
         incident = _open_incident(Shard.objects.select_related("component").get(slug="use2"))
+        _recompute(incident)
     return Story(incident.pk, incident.title, LATEST_BODY)
 
 

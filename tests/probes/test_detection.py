@@ -135,3 +135,11 @@ def test_any_batching_and_a_save_in_between_give_the_same_answer(pattern, cut):
     restored = Detector.from_json(first_half.to_json())
     _, late = feed(samples[cut:], restored)
     assert early + late == whole
+
+
+def test_an_outage_reopened_by_another_region_never_ends_before_it_began():
+    """Found by hypothesis: sfo's first success came before nyc reopened the outage."""
+    _, changes = feed(rounds({"ams": "xxxxx..", "nyc": "xx..xx  x", "sfo": "xxxxxxx.."}))
+    times = [c.at for c in changes]
+    assert times == sorted(times)
+    assert [c.level for c in changes] == ["outage", None, "outage", None]
