@@ -41,6 +41,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -1435,6 +1436,7 @@ def main(argv: list[str] | None = None) -> int:
             sim.stop()
         removed = cleanup()
         vacuum()
+        shutil.rmtree(workdir, ignore_errors=True)
         log(f"cleaned up: {removed}")
     log(
         f"probe-round: ours={round_[0]:.4f}s baseline={round_[1]:.4f}s"
