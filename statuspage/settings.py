@@ -61,8 +61,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
     "incidents",
     "probes",
+    "customers",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -255,8 +258,34 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "probe_ingest": env("PROBE_INGEST_RATE", "600/min"),
         "operator_api": env("OPERATOR_API_RATE", "300/min"),
+        "tailnet_api": env("TAILNET_API_RATE", "120/min"),
+        "report_api": env("REPORT_API_RATE", "10/min"),
     },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Coordination service status: customer API",
+    "DESCRIPTION": "Each tailnet's status, incidents and uptime; outage reports.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- Accounts -------------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "customers:home"
+LOGOUT_REDIRECT_URL = "incidents:status"
+# The demo writes mail to the console; production sets an SMTP backend and its EMAIL_* vars.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "status@localhost")
+# How long an invitation link works.
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 
 LOGGING = {
     "version": 1,
@@ -287,3 +316,13 @@ PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")
 # Who may read /metrics without a token (a Prometheus on the same host/network).
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+# Outage reports: a spike of this many reports from this many distinct tailnets on one
+# shard within REPORT_SPIKE_WINDOW_MINUTES opens a draft incident (source=reports).
+REPORT_SPIKE_THRESHOLD = env_int("REPORT_SPIKE_THRESHOLD", 5)
+REPORT_SPIKE_WINDOW_MINUTES = env_int("REPORT_SPIKE_WINDOW_MINUTES", 10)
+# Per client address and per tailnet, in the cache; when the cache is down, reports
+# are still saved (fail open).
+REPORT_RATE_PER_IP = env("REPORT_RATE_PER_IP", "5/10min")
+REPORT_RATE_PER_TAILNET = env("REPORT_RATE_PER_TAILNET", "20/10min")
+# Publishing the triage task gives up after this long so the form answers at once.
+REPORT_PUBLISH_TIMEOUT_SECONDS = float(env("REPORT_PUBLISH_TIMEOUT_SECONDS", "0.5"))

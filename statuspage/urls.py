@@ -12,4 +12,12 @@ urlpatterns = [
     # The operator API (staff tokens).
     path("api/v1/", include("incidents.urls_api")),
     path("", include("probes.urls")),
+    # Accounts: sign in/out, password reset (Django's views, our templates).
+    path("accounts/", include("django.contrib.auth.urls")),
+    # Customers: each tailnet's own view and API, members only.
+    path("", include("customers.urls")),
+    path("api/v1/", include("customers.urls_api")),
+    # Outage reports: the public form and its API.
+    path("", include("reports.urls")),
+    path("api/v1/", include("reports.urls_api")),
 ]
