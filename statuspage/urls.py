@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     # Customers: each tailnet's own view and API, members only.
     path("", include("customers.urls")),
+    path("", include("customers.urls_members")),
     path("api/v1/", include("customers.urls_api")),
     # Outage reports: the public form and its API.
     path("", include("reports.urls")),

@@ -106,3 +106,43 @@ def real_broker(url, **transport_options):
     finally:
         conf.update(saved)
         _drop_broker_connections()
+
+
+# --- The named people of the customer tests -------------------------------------------
+# alice owns acme (on use1, the whole time); bob is a member of globex (on euw1);
+# carol signs in but belongs to no tailnet; staff runs the service (admin only).
+PASSWORD = "correct horse battery staple"  # noqa: S105 - test fixture
+
+
+@pytest.fixture
+def people(fleet):
+    from django.contrib.auth import get_user_model
+
+    from customers.models import Membership
+    from incidents import services
+
+    users = get_user_model()
+    since = T0 - timedelta(days=200)
+    acme = services.tailnet_create(
+        slug="acme", display_name="acme.com", shard=fleet["use1"], at=since
+    )
+    globex = services.tailnet_create(
+        slug="globex", display_name="globex.com", shard=fleet["euw1"], at=since
+    )
+    alice = users.objects.create_user("alice", "alice@acme.com", PASSWORD)
+    bob = users.objects.create_user("bob", "bob@globex.com", PASSWORD)
+    carol = users.objects.create_user("carol", "carol@example.net", PASSWORD)
+    staff = users.objects.create_user(
+        "staff", "oncall@example.com", PASSWORD, is_staff=True, is_superuser=True
+    )
+    Membership.objects.create(user=alice, tailnet=acme, role="owner")
+    Membership.objects.create(user=bob, tailnet=globex, role="member")
+    return {
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "staff": staff,
+        "acme": acme,
+        "globex": globex,
+        **fleet,
+    }
