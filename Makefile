@@ -24,9 +24,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py seed_demo
+	$(DEMO_ENV) $(PY) manage.py seed_demo_users
 	$(DEMO_ENV) $(PY) manage.py seed_probe_regions
 	$(DEMO_ENV) $(PY) manage.py rebuild_snapshot
 	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/"
+	@echo "Customers: http://$(HOST):$(PORT)/accounts/login/  alice / alice-demo-password (owner of acme.com),"
+	@echo "  bob / bob-demo-password (member of globex.com), carol / carol-demo-password (no tailnet);"
+	@echo "  staff: operator / operator-demo-password. Invitation and reset emails print on this console."
 	@echo "Break a shard:  $(PY) manage.py fault use3 down --for 120s"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DEMO_ENV) PORT=$(PORT) $(PY) -m honcho start -f Procfile
 

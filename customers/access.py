@@ -7,11 +7,16 @@ count or error message can tell the two apart. Staff are not let in here; they s
 every tailnet through the admin.
 """
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.views import redirect_to_login
+from django.core.handlers.exception import response_for_exception
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.utils.cache import add_never_cache_headers
 
 from incidents.models import ApiToken, Tailnet
 
@@ -38,7 +43,7 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
     may not see, alike. DRF turns ``Http404`` into its own 404 response.
     """
     if isinstance(auth, ApiToken):
-        if auth.scope == ApiToken.Scope.TAILNET and auth.revoked_at is None:
+        if auth.scope == ApiToken.Scope.TAILNET and auth.revoked_at is None and auth.tailnet_id:
             tailnet = Tailnet.objects.filter(pk=auth.tailnet_id, slug=slug).first()
             if tailnet is not None:
                 return TailnetAccess(tailnet=tailnet, token=auth)
@@ -62,3 +67,48 @@ def member_tailnets(*, user: Any) -> QuerySet[Membership]:
         .filter(user=user)
         .order_by("tailnet__display_name", "tailnet__slug")
     )
+
+
+# --- The door for views -------------------------------------------------------------------
+
+SAFE_METHODS = ("GET", "HEAD")
+TailnetView = Callable[..., HttpResponse]
+
+
+def private(response: HttpResponse) -> HttpResponse:
+    """A customer response: never stored by a browser's or a shared cache."""
+    add_never_cache_headers(response)  # max-age=0, no-cache, no-store, must-revalidate, private
+    return response
+
+
+def tailnet_view(methods: Sequence[str] = SAFE_METHODS) -> Callable[[TailnetView], TailnetView]:
+    """Every page under ``/t/<slug>/`` is wrapped in this. In this order, the same
+    for every slug, existing or not:
+
+    1. anonymous: the login redirect;
+    2. not a member (staff included: they use the admin): Django's own 404, the
+       bytes of any unknown URL;
+    3. a method the view does not take: 405.
+
+    The view is called as ``view(request, access, *args)``; every response is private.
+    """
+
+    def decorate(view: TailnetView) -> TailnetView:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return private(redirect_to_login(request.get_full_path()))
+            try:
+                access = tailnet_access(user=request.user, slug=slug)
+                if request.method not in methods:
+                    response: HttpResponse = HttpResponseNotAllowed(methods)
+                else:
+                    response = view(request, access, *args, **kwargs)
+            except Http404 as error:
+                # Django's own 404 (handler404), so the bytes are those of any unknown URL.
+                response = response_for_exception(request, error)
+            return private(response)
+
+        return wrapped
+
+    return decorate

@@ -283,7 +283,10 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "status@localhost")
+# Failed sign-ins per username and address before a pause.
+LOGIN_RATE = env("LOGIN_RATE", "5/15min")
 # How long an invitation link works.
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 

@@ -13,10 +13,12 @@ urlpatterns = [
     path("api/v1/", include("incidents.urls_api")),
     path("", include("probes.urls")),
     # Accounts: sign in/out, password reset (Django's views, our templates).
+    # customers.urls_members comes first: its rate-limited login and password reset
+    # take accounts/login/ and accounts/password_reset/ before Django's own views.
+    path("", include("customers.urls_members")),
     path("accounts/", include("django.contrib.auth.urls")),
     # Customers: each tailnet's own view and API, members only.
     path("", include("customers.urls")),
-    path("", include("customers.urls_members")),
     path("api/v1/", include("customers.urls_api")),
     # Outage reports: the public form and its API.
     path("", include("reports.urls")),

@@ -1,0 +1,133 @@
+"""A small server-rendered SVG line chart of hourly latency: no JavaScript, no library.
+
+Pure: plain values in, markup out. Every piece of text in the markup is escaped or
+is a number formatted here. p50 is a solid line and p95 a dashed one, so colour is
+never the only cue; an hour without samples breaks the line rather than joining
+its neighbours; a migration to another shard is a labelled vertical mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH = 720
+HEIGHT = 220
+LEFT, RIGHT, TOP, BOTTOM = 52, 12, 14, 28
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    p50: float | None
+    p95: float | None
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^n that is at least ``value``."""
+    if value <= 0:
+        return 10.0
+    magnitude = 1.0
+    while magnitude * 10 < value:
+        magnitude *= 10
+    while magnitude > value:
+        magnitude /= 10
+    for step in (1, 2, 2.5, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _paths(xs: Sequence[float], ys: Sequence[float | None]) -> str:
+    """An SVG path through the points, lifting the pen over gaps."""
+    runs: list[list[str]] = []
+    pen_down = False
+    for x, y in zip(xs, ys, strict=True):
+        if y is None:
+            pen_down = False
+            continue
+        if not pen_down:
+            runs.append([])
+        runs[-1].append(f"{'L' if pen_down else 'M'}{_fmt(x)} {_fmt(y)}")
+        pen_down = True
+    # A lone hour between gaps is a dot (a tiny stroke with round caps).
+    return " ".join(" ".join(run) + (" h0.1" if len(run) == 1 else "") for run in runs)
+
+
+def latency_chart(
+    points: Sequence[Point],
+    *,
+    title: str,
+    description: str,
+    marks: Sequence[tuple[datetime, str]] = (),
+    threshold_ms: float | None = None,
+) -> SafeString:
+    """A line chart of p50 and p95 latency (ms) against time, oldest first."""
+    if not points:
+        return mark_safe("")
+    first, last = points[0].at, points[-1].at
+    span = max((last - first).total_seconds(), 1.0)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    highest = max([p.p95 or 0 for p in points] + [p.p50 or 0 for p in points])
+    if threshold_ms is not None and threshold_ms <= highest * 1.5:
+        highest = max(highest, threshold_ms)
+    top = _nice_ceiling(highest * 1.1)
+
+    def x_of(at: datetime) -> float:
+        return LEFT + plot_w * (at - first).total_seconds() / span
+
+    def y_of(ms: float | None) -> float | None:
+        return None if ms is None else TOP + plot_h * (1 - min(ms, top) / top)
+
+    xs = [x_of(p.at) for p in points]
+    out = [
+        f'<svg class="latency-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="latency-title latency-desc" preserveAspectRatio="xMidYMid meet">',
+        f'<title id="latency-title">{escape(title)}</title>',
+        f'<desc id="latency-desc">{escape(description)}</desc>',
+    ]
+    for fraction in (0, 0.25, 0.5, 0.75, 1):
+        y = TOP + plot_h * (1 - fraction)
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_fmt(y)}" y2="{_fmt(y)}"/>'
+            f'<text class="axis" x="{LEFT - 6}" y="{_fmt(y + 4)}" text-anchor="end">'
+            f"{_fmt(top * fraction)} ms</text>"
+        )
+    for point, x in zip(points, xs, strict=True):
+        at = point.at.astimezone(UTC)
+        if at.hour == 0 and x < WIDTH - RIGHT - 20:
+            out.append(
+                f'<line class="tick" x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{TOP}" '
+                f'y2="{TOP + plot_h}"/><text class="axis" x="{_fmt(x + 3)}" '
+                f'y="{HEIGHT - 8}">{at:%b} {at.day}</text>'
+            )
+    if threshold_ms is not None and threshold_ms <= top:
+        line_y = y_of(threshold_ms) or 0.0
+        out.append(
+            f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_fmt(line_y)}" '
+            f'y2="{_fmt(line_y)}"/><text class="axis" x="{WIDTH - RIGHT}" '
+            f'y="{_fmt(line_y - 4)}" text-anchor="end">slow above {_fmt(threshold_ms)} ms</text>'
+        )
+    for at, label in marks:
+        if first <= at <= last:
+            x = x_of(at)
+            out.append(
+                f'<line class="migration" x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{TOP}" '
+                f'y2="{TOP + plot_h}"><title>{escape(label)}</title></line>'
+            )
+    p95 = _paths(xs, [y_of(p.p95) for p in points])
+    p50 = _paths(xs, [y_of(p.p50) for p in points])
+    if p95:
+        out.append(f'<path class="line p95" d="{p95}"/>')
+    if p50:
+        out.append(f'<path class="line p50" d="{p50}"/>')
+    out.append("</svg>")
+    return mark_safe("".join(out))  # noqa: S308 - numbers formatted here, text escaped

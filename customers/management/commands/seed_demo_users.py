@@ -1,0 +1,101 @@
+"""``manage.py seed_demo_users``: people with known passwords for the demo tailnets.
+
+Run after ``seed_demo``. Idempotent: a person who exists keeps their password and
+details; missing people and memberships are added, and a membership's role is set
+back to the demo's. Prints the logins.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from customers.models import Membership, Role
+from incidents.management.commands.seed_demo import OPERATOR_PASSWORD, OPERATOR_USERNAME
+from incidents.models import Tailnet
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    username: str
+    email: str
+    password: str
+    first_name: str
+    # (tailnet slug, role) pairs; the slugs are seed_demo's pinned tailnets.
+    memberships: tuple[tuple[str, Role], ...]
+    note: str
+
+
+PEOPLE = (
+    DemoPerson(
+        "alice",
+        "alice@acme.com",
+        "alice-demo-password",
+        "Alice",
+        (("acme-com", Role.OWNER),),
+        "owner of acme.com (on US East 3 for the whole 24-minute repair)",
+    ),
+    DemoPerson(
+        "bob",
+        "bob@globex.com",
+        "bob-demo-password",
+        "Bob",
+        (("globex-com", Role.MEMBER),),
+        "member of globex.com (migrated off US East 3 mid-repair)",
+    ),
+    DemoPerson(
+        "carol",
+        "carol@example.net",
+        "carol-demo-password",
+        "Carol",
+        (),
+        "no tailnet: invite her from alice's members page",
+    ),
+)
+
+
+class Command(BaseCommand):
+    help = "Create demo people with known passwords for seed_demo's tailnets (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        slugs = {slug for person in PEOPLE for slug, _ in person.memberships}
+        tailnets = Tailnet.objects.in_bulk(slugs, field_name="slug")
+        missing = sorted(slugs - tailnets.keys())
+        if missing:
+            raise CommandError(
+                f"The demo tailnets {', '.join(missing)} don't exist: run `manage.py "
+                "seed_demo` first."
+            )
+        users = get_user_model()
+        created = []
+        with transaction.atomic():
+            for person in PEOPLE:
+                user = users.objects.filter(username=person.username).first()
+                if user is None:
+                    user = users.objects.create_user(
+                        person.username,
+                        person.email,
+                        person.password,
+                        first_name=person.first_name,
+                    )
+                    created.append(person.username)
+                for slug, role in person.memberships:
+                    Membership.objects.update_or_create(
+                        user=user, tailnet=tailnets[slug], defaults={"role": role}
+                    )
+            if not users.objects.filter(username=OPERATOR_USERNAME).exists():
+                users.objects.create_superuser(
+                    OPERATOR_USERNAME, "operator@example.com", OPERATOR_PASSWORD
+                )
+                created.append(OPERATOR_USERNAME)
+
+        self.stdout.write(
+            f"Demo people: created {', '.join(created)}." if created else "Demo people present."
+        )
+        self.stdout.write("Sign in at /accounts/login/ as:")
+        for person in PEOPLE:
+            self.stdout.write(f"  {person.username} / {person.password}  {person.note}")
+        self.stdout.write(f"  {OPERATOR_USERNAME} / {OPERATOR_PASSWORD}  staff, at /admin/")
+        self.stdout.write("Invitation and password reset emails are printed on this console.")

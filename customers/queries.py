@@ -1,0 +1,469 @@
+"""Reads for one tailnet's own page and API: "were we affected?".
+
+Every function here takes a tailnet that already came through the one door
+(``customers.access.tailnet_access``) and makes a fixed number of queries,
+whatever the number of incidents, migrations or probe rollups. The arithmetic is
+``incidents.uptime`` (day bars, months), ``incidents.queries`` (history, stitched
+uptime), ``incidents.wording`` (plain words) and ``probes.rollup`` (percentiles).
+
+Customers are shown a shard by its public name and region, never by its slug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents import wording
+from incidents.models import (
+    Incident,
+    IncidentKind,
+    IncidentStatus,
+    Placement,
+    ShardImpact,
+    Tailnet,
+)
+from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history, tailnet_uptime
+from incidents.uptime import DayUptime, Tally, monthly, total
+from probes.models import Granularity, ProbeRollup
+from probes.rollup import merge, quantile_ms
+
+UPTIME_DAYS = 90
+SLA_MONTHS = 12
+LATENCY_DAYS = 7
+# The longest range /uptime and the CSV answer at once (a year and a bit: an annual
+# SLA report with a margin), so one request can't ask for decades of days.
+MAX_RANGE_DAYS = 400
+
+HOUR = timedelta(hours=1)
+# An impact level as a component status, for the icons and labels of the public page.
+STATUS_FOR_LEVEL = {
+    None: "operational",
+    "degraded": "degraded_performance",
+    "partial": "partial_outage",
+    "outage": "major_outage",
+}
+_MAINTENANCE_NOW = (IncidentStatus.IN_PROGRESS, IncidentStatus.VERIFYING)
+
+
+# --- Placements ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One placement as a customer sees it: which shard (by public name), when."""
+
+    shard_id: int
+    shard_name: str
+    region: str
+    component_id: int
+    component_name: str
+    component_kind: str
+    latency_threshold_ms: int
+    starts_at: datetime
+    ends_at: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.starts_at <= at and (self.ends_at is None or at < self.ends_at)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.starts_at < end and (self.ends_at is None or self.ends_at > start)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A live migration: the tailnet left one shard for another at ``at``."""
+
+    at: datetime
+    from_name: str
+    to_name: str
+
+
+def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
+    """Every placement of the tailnet, oldest first, with its shard. One query."""
+    rows = (
+        Placement.objects.filter(tailnet_id=tailnet_id)
+        .select_related("shard__component")
+        .order_by("starts_at")
+    )
+    return [
+        Stay(
+            shard_id=p.shard_id,
+            shard_name=p.shard.public_name,
+            region=p.shard.region,
+            component_id=p.shard.component_id,
+            component_name=p.shard.component.name,
+            component_kind=p.shard.component.kind,
+            latency_threshold_ms=p.shard.effective_latency_threshold_ms,
+            starts_at=p.starts_at,
+            ends_at=p.ends_at,
+        )
+        for p in rows
+    ]
+
+
+def current_stay(stays: Sequence[Stay]) -> Stay | None:
+    return next((stay for stay in reversed(stays) if stay.ends_at is None), None)
+
+
+def migrations_between(stays: Sequence[Stay], *, start: datetime, end: datetime) -> list[Migration]:
+    """The moves from one shard to another in [start, end), oldest first."""
+    return [
+        Migration(at=stay.starts_at, from_name=before.shard_name, to_name=stay.shard_name)
+        for before, stay in pairwise(stays)
+        if start <= stay.starts_at < end
+    ]
+
+
+# --- Now ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Happening:
+    """An open incident or a not-yet-completed maintenance touching the tailnet's
+    shard, in plain words about that shard only."""
+
+    incident: Incident
+    phase: str  # "upcoming" | "ongoing" | "past" (open, but its shard has recovered)
+    level: str | None  # worst level on the tailnet's shard (now, if ongoing)
+    words: wording.Words
+    windows: list[ShardImpact] = field(default_factory=list)
+
+    @property
+    def pk(self) -> int:
+        return self.incident.pk
+
+
+@dataclass
+class TailnetNow:
+    stay: Stay | None
+    status: str  # a component status: operational, degraded_performance, ...
+    incidents: list[Happening]
+    maintenance: list[Happening]
+
+    @property
+    def affected(self) -> bool:
+        return self.status not in ("operational", "under_maintenance")
+
+
+def _live(window: ShardImpact, now: datetime) -> bool:
+    return window.starts_at <= now and (window.ends_at is None or window.ends_at > now)
+
+
+def _happening(
+    incident: Incident, windows: list[ShardImpact], stay: Stay, now: datetime
+) -> Happening:
+    if incident.kind == IncidentKind.MAINTENANCE:
+        phase = "upcoming" if incident.status == IncidentStatus.SCHEDULED else "ongoing"
+        level = wording.worst(w.level for w in windows)
+    else:
+        live = [w.level for w in windows if _live(w, now)]
+        phase = "ongoing" if live else "past"
+        level = wording.worst(live) if live else wording.worst(w.level for w in windows)
+    affected = [wording.Affected(stay.component_kind, level, stay.component_name)]
+    words = wording.describe(affected=affected, incident_kind=incident.kind, phase=phase)
+    return Happening(incident=incident, phase=phase, level=level, words=words, windows=windows)
+
+
+def tailnet_now(*, stays: Sequence[Stay], now: datetime) -> TailnetNow:
+    """The state of the tailnet's current shard: open published incidents with an
+    impact window on it, and maintenance not yet completed on it (by a window on
+    the shard, or naming the shard's component). Two queries."""
+    stay = current_stay(stays)
+    if stay is None:
+        return TailnetNow(stay=None, status="operational", incidents=[], maintenance=[])
+    by_incident: dict[int, tuple[Incident, list[ShardImpact]]] = {}
+    for window in (
+        ShardImpact.objects.filter(
+            shard_id=stay.shard_id, incident__published=True, incident__resolved_at__isnull=True
+        )
+        .select_related("incident")
+        .order_by("starts_at", "id")
+    ):
+        by_incident.setdefault(window.incident_id, (window.incident, []))[1].append(window)
+    for incident in Incident.objects.filter(
+        published=True,
+        kind=IncidentKind.MAINTENANCE,
+        resolved_at__isnull=True,
+        affected_components__component_id=stay.component_id,
+    ).distinct():
+        by_incident.setdefault(incident.pk, (incident, []))
+    happenings = [
+        _happening(incident, windows, stay, now) for incident, windows in by_incident.values()
+    ]
+    incidents = sorted(
+        (h for h in happenings if h.incident.kind == IncidentKind.INCIDENT),
+        key=lambda h: (h.incident.started_at, h.pk),
+        reverse=True,
+    )
+    maintenance = sorted(
+        (h for h in happenings if h.incident.kind == IncidentKind.MAINTENANCE),
+        key=lambda h: (h.incident.scheduled_for or h.incident.started_at, h.pk),
+    )
+    live = [w.level for h in happenings for w in h.windows if _live(w, now)]
+    status = STATUS_FOR_LEVEL[wording.worst(live)]
+    if status == "operational" and any(h.incident.status in _MAINTENANCE_NOW for h in maintenance):
+        status = "under_maintenance"
+    return TailnetNow(stay=stay, status=status, incidents=incidents, maintenance=maintenance)
+
+
+# --- History ------------------------------------------------------------------------------
+
+
+def tailnet_history(*, tailnet: Tailnet, now: datetime) -> list[TailnetIncident]:
+    """Every published incident that touched the tailnet, newest first, with its
+    exact affected time (clipped to its placements). One query."""
+    return tailnet_incident_history(tailnet_id=tailnet.pk, since=tailnet.created_at, as_of=now)
+
+
+def day_incidents(
+    history: Sequence[TailnetIncident], *, first_day: date, last_day: date, now: datetime
+) -> dict[date, list[DayIncident]]:
+    """Per UTC day, the incidents that touched the tailnet that day, oldest first,
+    each at its worst level that day: the tooltips of the day bar."""
+    found: dict[date, dict[int, DayIncident]] = {}
+    for item in sorted(history, key=lambda h: (h.first_affected_at, h.incident.pk)):
+        for window in item.windows:
+            start = window.starts_at.astimezone(UTC)
+            end = min(window.ends_at or now, now).astimezone(UTC)
+            last = (end - timedelta(microseconds=1)).date() if end > start else start.date()
+            day = max(start.date(), first_day)
+            while day <= min(last, last_day):
+                entries = found.setdefault(day, {})
+                known = entries.get(item.incident.pk)
+                level = wording.worst([known.level if known else None, window.level])
+                entries[item.incident.pk] = DayIncident(
+                    pk=item.incident.pk,
+                    title=item.incident.title,
+                    kind=item.incident.kind,
+                    level=level,
+                )
+                day += timedelta(days=1)
+    return {day: list(entries.values()) for day, entries in found.items()}
+
+
+# --- Uptime -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonthUptime:
+    """One calendar month (clipped to the range asked for) of a tailnet's uptime."""
+
+    year: int
+    month: int
+    first_day: date
+    last_day: date
+    tally: Tally
+
+    @property
+    def label(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return self.tally.uptime_pct
+
+    @property
+    def affected_minutes(self) -> int:
+        """Minutes with any impact at all, slow ones included."""
+        t = self.tally
+        return t.outage_minutes + t.partial_minutes + t.degraded_minutes
+
+
+@dataclass(frozen=True)
+class UptimeReport:
+    first_day: date
+    last_day: date
+    days: list[DayUptime]
+    months: list[MonthUptime]
+
+    @property
+    def tally(self) -> Tally:
+        return total(self.days)
+
+
+def tailnet_uptime_report(
+    *, tailnet_id: int, first_day: date, last_day: date, now: datetime
+) -> UptimeReport:
+    """Per day and per month, the tailnet's uptime stitched across migrations (its
+    own shard's impact wherever it was placed; published incidents only; minutes
+    before it existed excluded). Two queries."""
+    days = tailnet_uptime(tailnet_id=tailnet_id, first_day=first_day, last_day=last_day, now=now)
+    months = []
+    for (year, month), tally in monthly(days).items():
+        in_month = [d.day for d in days if (d.day.year, d.day.month) == (year, month)]
+        months.append(MonthUptime(year, month, in_month[0], in_month[-1], tally))
+    return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=months)
+
+
+def sla_months_start(today: date, months: int = SLA_MONTHS) -> date:
+    """The first day of the month ``months - 1`` months before today's."""
+    index = today.year * 12 + today.month - 1 - (months - 1)
+    return date(index // 12, index % 12 + 1, 1)
+
+
+# --- Latency ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencyHour:
+    """One hour of control-plane latency of the shard the tailnet was on then."""
+
+    start: datetime
+    shard_name: str | None  # None: the tailnet was on no shard (did not exist yet)
+    p50_ms: float | None
+    p95_ms: float | None
+    samples: int
+    failures: int
+
+
+def tailnet_latency(
+    *, stays: Sequence[Stay], now: datetime, days: int = LATENCY_DAYS
+) -> list[LatencyHour]:
+    """p50/p95 per hour over the last ``days`` days, oldest first, of whichever
+    shard the tailnet was on in that hour (at its middle), merged over the probe
+    regions, from the hourly rollups. One query; hours without samples have
+    no percentiles."""
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
+    start = end - timedelta(days=days)
+    here = [stay for stay in stays if stay.overlaps(start, end)]
+    histograms: dict[tuple[int, datetime], list[list[int]]] = {}
+    counts: dict[tuple[int, datetime], tuple[int, int]] = {}
+    if here:
+        for shard_id, bucket, count, failures, histogram in ProbeRollup.objects.filter(
+            granularity=Granularity.HOUR,
+            shard_id__in={stay.shard_id for stay in here},
+            bucket_start__gte=start,
+            bucket_start__lt=end,
+        ).values_list("shard_id", "bucket_start", "count", "failures", "histogram"):
+            key = (shard_id, bucket.astimezone(UTC))
+            histograms.setdefault(key, []).append(histogram)
+            seen = counts.get(key, (0, 0))
+            counts[key] = (seen[0] + count, seen[1] + failures)
+    hours = []
+    at = start
+    while at < end:
+        stay = next((s for s in here if s.covers(at + HOUR / 2)), None)
+        key = (stay.shard_id if stay else 0, at)
+        merged = merge(histograms[key]) if stay and key in histograms else None
+        samples, failures = counts.get(key, (0, 0)) if stay else (0, 0)
+        hours.append(
+            LatencyHour(
+                start=at,
+                shard_name=stay.shard_name if stay else None,
+                p50_ms=quantile_ms(merged, 0.5) if merged else None,
+                p95_ms=quantile_ms(merged, 0.95) if merged else None,
+                samples=samples,
+                failures=failures,
+            )
+        )
+        at += HOUR
+    return hours
+
+
+# --- The page -----------------------------------------------------------------------------
+
+
+@dataclass
+class TailnetPage:
+    tailnet: Tailnet
+    now: datetime
+    stays: list[Stay]
+    current: TailnetNow
+    history: list[TailnetIncident]
+    days: list[DayUptime]
+    day_incidents: dict[date, list[DayIncident]]
+    migrations: list[Migration]
+    sla: UptimeReport
+    latency: list[LatencyHour]
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return total(self.days).uptime_pct
+
+
+def tailnet_page(*, tailnet: Tailnet, now: datetime | None = None) -> TailnetPage:
+    """Everything the tailnet's page shows. Seven queries, whatever the number of
+    incidents, migrations or probe regions."""
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    stays = tailnet_stays(tailnet_id=tailnet.pk)  # 1
+    current = tailnet_now(stays=stays, now=now)  # 2
+    history = tailnet_history(tailnet=tailnet, now=now)  # 1
+    first_bar_day = today - timedelta(days=UPTIME_DAYS - 1)
+    sla_start = min(sla_months_start(today), first_bar_day)
+    report = tailnet_uptime_report(  # 2
+        tailnet_id=tailnet.pk, first_day=sla_start, last_day=today, now=now
+    )
+    days = [d for d in report.days if d.day >= first_bar_day]
+    bar_start = datetime.combine(first_bar_day, datetime.min.time(), tzinfo=UTC)
+    sla_first = sla_months_start(today)
+    sla = UptimeReport(
+        first_day=sla_first,
+        last_day=today,
+        days=[d for d in report.days if d.day >= sla_first],
+        months=[m for m in report.months if m.first_day >= sla_first],
+    )
+    return TailnetPage(
+        tailnet=tailnet,
+        now=now,
+        stays=stays,
+        current=current,
+        history=history,
+        days=days,
+        day_incidents=day_incidents(history, first_day=first_bar_day, last_day=today, now=now),
+        migrations=migrations_between(stays, start=bar_start, end=now),
+        sla=sla,
+        latency=tailnet_latency(stays=stays, now=now),  # 1
+    )
+
+
+# --- The list of one's tailnets -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TailnetSummary:
+    shard_name: str | None
+    region: str | None
+    status: str
+
+
+def tailnets_summary(
+    *, tailnet_ids: Sequence[int], now: datetime | None = None
+) -> dict[int, TailnetSummary]:
+    """Each tailnet's current shard and its status (a component status), for the
+    list of one's tailnets. Two queries however many tailnets (none for none)."""
+    now = now or timezone.now()
+    if not tailnet_ids:
+        return {}
+    placed = {
+        tailnet_id: (shard_id, name, region)
+        for tailnet_id, shard_id, name, region in Placement.objects.filter(
+            tailnet_id__in=tailnet_ids, ends_at__isnull=True
+        ).values_list("tailnet_id", "shard_id", "shard__public_name", "shard__region")
+    }
+    levels: dict[int, list[str]] = {}
+    for shard_id, level in (
+        ShardImpact.objects.filter(
+            shard_id__in={shard_id for shard_id, _, _ in placed.values()},
+            incident__published=True,
+            starts_at__lte=now,
+        )
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .values_list("shard_id", "level")
+    ):
+        levels.setdefault(shard_id, []).append(level)
+    summary = {}
+    for tailnet_id in tailnet_ids:
+        if tailnet_id not in placed:
+            summary[tailnet_id] = TailnetSummary(None, None, "operational")
+            continue
+        shard_id, name, region = placed[tailnet_id]
+        worst = wording.worst(levels.get(shard_id, []))
+        summary[tailnet_id] = TailnetSummary(name, region, STATUS_FOR_LEVEL[worst])
+    return summary

@@ -1,0 +1,388 @@
+"""Customer pages: one's tailnets, each tailnet's "were we affected?" page, its
+uptime CSV and its API tokens; and the customer API's documentation.
+
+Thin: the one door (``customers.access``), a query (``customers.queries``), a
+template. Every page under ``/t/`` goes through ``tailnet_view``, which decides in
+this order, the same way for every slug, existing or not:
+
+1. anonymous: the login redirect;
+2. not a member (staff included: they use the admin): Django's own 404, the same
+   bytes as for a tailnet that does not exist;
+3. a method the page does not take: 405.
+
+Every customer response is personal: ``Cache-Control: private, no-store`` (via
+``add_never_cache_headers``), never stored by a shared cache, and never part of
+the public snapshot (``incidents.snapshot.is_public_path`` knows nothing of /t/).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+from datetime import UTC
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseNotAllowed,
+)
+from django.shortcuts import redirect, render
+from django.urls import include, path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+from drf_spectacular.generators import SchemaGenerator
+
+from incidents.impact import describe_duration
+from incidents.models import ApiToken, ImpactLevel
+from incidents.tokens import api_token_create, api_token_revoke
+
+from .access import SAFE_METHODS as SAFE
+from .access import TailnetAccess, member_tailnets, private, tailnet_view
+from .charts import Point, latency_chart
+from .queries import (
+    LATENCY_DAYS,
+    SLA_MONTHS,
+    UPTIME_DAYS,
+    MonthUptime,
+    tailnet_page,
+    tailnet_uptime_report,
+    tailnets_summary,
+)
+from .serializers import UptimeRangeSerializer
+
+LEVEL_LABELS = dict(ImpactLevel.choices)
+
+
+# --- Your tailnets ------------------------------------------------------------------------
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return private(redirect_to_login(request.get_full_path()))
+    if request.method not in SAFE:
+        return private(HttpResponseNotAllowed(SAFE))
+    memberships = list(member_tailnets(user=request.user))
+    summary = tailnets_summary(tailnet_ids=[m.tailnet_id for m in memberships])
+    rows = [(m, summary[m.tailnet_id]) for m in memberships]
+    return private(render(request, "customers/home.html", {"rows": rows, "nav": "tailnets"}))
+
+
+# --- A tailnet's page ----------------------------------------------------------------------
+
+
+@tailnet_view()
+def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
+    page = tailnet_page(tailnet=access.tailnet)
+    current = page.current.stay
+    points = [Point(hour.start, hour.p50_ms, hour.p95_ms) for hour in page.latency]
+    shards_seen = sorted({h.shard_name for h in page.latency if h.shard_name})
+    chart = latency_chart(
+        points,
+        title=f"Control-plane latency, last {LATENCY_DAYS} days",
+        description=(
+            f"Median (p50, solid) and 95th percentile (p95, dashed) latency per hour of "
+            f"{' then '.join(shards_seen) if shards_seen else 'its shard'}; "
+            "the table below has every hour."
+        ),
+        marks=[(m.at, f"Moved from {m.from_name} to {m.to_name}") for m in page.migrations],
+        threshold_ms=current.latency_threshold_ms if current else None,
+    )
+    context = {
+        "tailnet": access.tailnet,
+        "access": access,
+        "page": page,
+        "now": page.now,
+        "current": page.current,
+        "chart": chart,
+        "latency_rows": [h for h in page.latency if h.p50_ms is not None],
+        "latency_days": LATENCY_DAYS,
+        "uptime_days": UPTIME_DAYS,
+        "sla_months": SLA_MONTHS,
+        "months": list(reversed(page.sla.months)),
+        "marks": _migration_marks(page),
+        "history": _history_rows(page),
+        # Outage reports of this tailnet: wired by the reports feature (None: not yet).
+        "reports": None,
+        "nav": "tailnets",
+    }
+    return render(request, "customers/tailnet.html", context)
+
+
+def _history_rows(page: Any) -> list[dict[str, Any]]:
+    names = {stay.shard_id: stay.shard_name for stay in page.stays}
+    return [
+        {
+            "item": item,
+            "level": LEVEL_LABELS.get(item.worst_level, item.worst_level),
+            "duration": describe_duration(item.affected_seconds)
+            + ("" if item.last_affected_at else " so far"),
+            "where": sorted({names.get(w.shard_id, "another shard") for w in item.windows}),
+        }
+        for item in page.history
+    ]
+
+
+def _migration_marks(page: Any) -> list[dict[str, Any]]:
+    """Per day of the bar (oldest first), the migrations that day; the last 30 days
+    are the ones a narrow screen shows, as for the bar itself."""
+    by_day: dict[Any, list[Any]] = {}
+    for migration in page.migrations:
+        by_day.setdefault(migration.at.astimezone(UTC).date(), []).append(migration)
+    last = len(page.days) - 1
+    return [
+        {"migrations": by_day.get(day.day, []), "recent": last - index < 30}
+        for index, day in enumerate(page.days)
+    ]
+
+
+# --- The uptime CSV ------------------------------------------------------------------------
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+CSV_COLUMNS = (
+    "tailnet",
+    "month",
+    "first_day",
+    "last_day",
+    "minutes_with_data",
+    "outage_minutes",
+    "partial_minutes",
+    "degraded_minutes",
+    "affected_minutes",
+    "downtime_minutes",
+    "uptime_pct",
+)
+
+
+def csv_cell(value: object) -> object:
+    """Numbers as they are; text that a spreadsheet would run as a formula is
+    prefixed with an apostrophe (OWASP's advice on CSV injection)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_row(name: str, label: str, month: MonthUptime | None, report: Any) -> list[object]:
+    tally = month.tally if month else report.tally
+    pct = tally.uptime_pct
+    return [
+        csv_cell(v)
+        for v in (
+            name,
+            label,
+            (month.first_day if month else report.first_day).isoformat(),
+            (month.last_day if month else report.last_day).isoformat(),
+            tally.total_minutes,
+            tally.outage_minutes,
+            tally.partial_minutes,
+            tally.degraded_minutes,
+            tally.outage_minutes + tally.partial_minutes + tally.degraded_minutes,
+            f"{tally.downtime_minutes:.1f}",
+            "" if pct is None else f"{pct:.4f}",
+        )
+    ]
+
+
+@tailnet_view()
+def uptime_csv(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
+    """Uptime per month for ``?from=&to=`` (default: the last 90 days), one row per
+    month and a total: what an SLA claim needs."""
+    now = timezone.now()
+    query = UptimeRangeSerializer(data=request.GET, context={"today": now.astimezone(UTC).date()})
+    if not query.is_valid():
+        problems = "; ".join(
+            f"{field}: {' '.join(str(m) for m in errors)}" for field, errors in query.errors.items()
+        )
+        return HttpResponseBadRequest(
+            f"Bad uptime range: {problems}\n", content_type="text/plain; charset=utf-8"
+        )
+    first, last = query.validated_data["first_day"], query.validated_data["last_day"]
+    report = tailnet_uptime_report(
+        tailnet_id=access.tailnet.pk, first_day=first, last_day=last, now=now
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    name = access.tailnet.display_name
+    for month in report.months:
+        writer.writerow(_csv_row(name, month.label, month, report))
+    writer.writerow(_csv_row(name, "total", None, report))
+    filename = f"{access.tailnet.slug}-uptime-{first.isoformat()}-to-{last.isoformat()}.csv"
+    return HttpResponse(
+        out.getvalue(),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        strip=True,
+        help_text="What uses it, e.g. “Grafana” or “on-call script”.",
+    )
+
+
+@tailnet_view(methods=("GET", "HEAD", "POST"))
+def tokens(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
+    """The tailnet's API tokens: owners and admins create (the secret is shown once,
+    on this response only) and revoke them; members see the list."""
+    tailnet = access.tailnet
+    listed = ApiToken.objects.filter(tailnet=tailnet, scope=ApiToken.Scope.TAILNET)
+    form = TokenCreateForm()
+    created: tuple[ApiToken, str] | None = None
+    status = 200
+    if request.method == "POST":
+        if not access.can_manage:
+            return HttpResponseForbidden(
+                "Only the tailnet's owners and admins can create or revoke API tokens.\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        action = request.POST.get("action")
+        if action == "revoke":
+            token_id = _int_or_none(request.POST.get("token"))
+            token = listed.filter(pk=token_id).first() if token_id is not None else None
+            if token is None:
+                raise Http404
+            api_token_revoke(token=token)
+            messages.success(request, f"Token “{token.name}” revoked: it no longer works.")
+            return redirect("customers:tokens", slug=tailnet.slug)
+        if action != "create":
+            return HttpResponseBadRequest(
+                "Unknown action: expected “create” or “revoke”.\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        form = TokenCreateForm(request.POST)
+        if form.is_valid():
+            created = api_token_create(
+                name=form.cleaned_data["name"],
+                scope=ApiToken.Scope.TAILNET,
+                tailnet=tailnet,
+                by=request.user,
+            )
+            form = TokenCreateForm()
+            status = 201
+        else:
+            status = 400
+    context = {
+        "tailnet": tailnet,
+        "access": access,
+        "tokens": list(listed.select_related("created_by").order_by("revoked_at", "-created_at")),
+        "form": form,
+        "created": created[0] if created else None,
+        "secret": created[1] if created else None,
+        "api_base": request.build_absolute_uri(
+            reverse("customers_api:status", args=[tailnet.slug])
+        ).removesuffix("/status"),
+        "nav": "tailnets",
+    }
+    return render(request, "customers/tokens.html", context, status=status)
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
+
+
+# --- API documentation -----------------------------------------------------------------------
+
+
+def api_patterns() -> list[Any]:
+    """The customer-facing API routes that the schema and the docs page describe."""
+    return [
+        path("api/v1/", include("customers.urls_api")),
+        path("api/v1/", include("reports.urls_api")),
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return SchemaGenerator(patterns=api_patterns()).get_schema(request=None, public=True)
+
+
+@require_safe
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """The API's reference as plain HTML, from the same OpenAPI schema as
+    /api/schema/: no script and nothing loaded from another site."""
+    schema = _schema()
+    components = schema.get("components", {}).get("schemas", {})
+    operations = []
+    for route, item in schema.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            responses = []
+            for code, response in op.get("responses", {}).items():
+                ref = (
+                    response.get("content", {})
+                    .get("application/json", {})
+                    .get("schema", {})
+                    .get("$ref", "")
+                )
+                name = ref.rsplit("/", 1)[-1] if ref else ""
+                responses.append(
+                    {"code": code, "description": response.get("description", ""), "schema": name}
+                )
+            operations.append(
+                {
+                    "id": op.get("operationId", ""),
+                    "method": method.upper(),
+                    "path": route,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "parameters": op.get("parameters", []),
+                    "responses": responses,
+                }
+            )
+    shapes: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "fields": [
+                {
+                    "name": field,
+                    "type": _type_of(spec),
+                    "required": field in shape.get("required", []),
+                    "description": spec.get("description", ""),
+                }
+                for field, spec in shape.get("properties", {}).items()
+            ],
+        }
+        for name, shape in sorted(components.items())
+    ]
+    for shape, (_, spec) in zip(shapes, sorted(components.items()), strict=True):
+        shape["values"] = [str(value) for value in spec.get("enum", []) if value is not None]
+    context = {
+        "info": schema.get("info", {}),
+        "operations": operations,
+        "shapes": shapes,
+        "shape_names": {shape["name"] for shape in shapes},
+        "nav": None,
+    }
+    return render(request, "customers/tailnet_api_docs.html", context)
+
+
+def _type_of(spec: dict[str, Any]) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "allOf" in spec:
+        return " & ".join(_type_of(part) for part in spec["allOf"])
+    if spec.get("type") == "array":
+        return f"list of {_type_of(spec.get('items', {}))}"
+    kind = str(spec.get("type", "any"))
+    if spec.get("format"):
+        kind += f" ({spec['format']})"
+    if spec.get("enum"):
+        kind += ": " + " | ".join(str(v) for v in spec["enum"] if v is not None)
+    if spec.get("nullable"):
+        kind += ", or null"
+    return kind

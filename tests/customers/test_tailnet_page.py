@@ -1,0 +1,528 @@
+"""A tailnet's own page, as alice (owner of acme, on US East 1) sees it: "were we
+affected?" first, then the incidents that touched acme, its uptime stitched across
+live migrations, per month and as CSV, its shard's latency, and its API tokens."""
+
+import csv
+import hashlib
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from customers.queries import tailnet_page
+from incidents import snapshot
+from incidents.models import ApiToken
+from incidents.services import (
+    WindowSpec,
+    incident_create,
+    incident_post_update,
+    placement_migrate,
+)
+from probes.models import ProbeRegion, ProbeRollup
+from probes.rollup import histogram
+from tests.conftest import T0
+
+M = timedelta(minutes=1)
+H = timedelta(hours=1)
+D = timedelta(days=1)
+# Pages are looked at a day after T0, when the outages of T0 are over.
+NOW = T0 + D
+
+
+@pytest.fixture
+def at_now(time_machine):
+    time_machine.move_to(NOW, tick=False)
+    return NOW
+
+
+def outage(shards, start, end, *, title="Coordination server unavailable", level="outage", **kw):
+    """A published incident with one window per shard (its recompute runs on commit)."""
+    return incident_create(
+        title=title,
+        body="We are investigating failed logins.",
+        started_at=start,
+        shard_impacts=[WindowSpec(s, level, start, end) for s in shards],
+        published=kw.pop("published", True),
+        at=start,
+        **kw,
+    )
+
+
+def resolve(incident, at):
+    incident_post_update(incident=incident, status="resolved", body="Fixed.", at=at)
+
+
+def text_of(response) -> str:
+    """The page's words, without tags or repeated whitespace."""
+    html = response.content.decode()
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def signed_in(client, person):
+    client.force_login(person)
+    return client
+
+
+# --- Were we affected? ------------------------------------------------------------------------
+
+
+def test_alice_sees_that_acme_is_not_affected_right_now(client, people, at_now):
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    assert response.status_code == 200
+    words = text_of(response)
+    assert "Were we affected?" in words
+    assert "Not right now: your shard, US East 1, is operational." in words
+    assert "No incident has touched this tailnet." in words
+    # Customers see the shard's public name, never its internal identifier.
+    assert "use1" not in response.content.decode()
+
+
+def test_an_outage_on_acmes_shard_says_what_works_and_what_is_blocked(
+    client, people, at_now, committed
+):
+    with committed():
+        incident = outage(["use1"], NOW - 20 * M, None, title="Logins failing in US East")
+
+    words = text_of(signed_in(client, people["alice"]).get("/t/acme/"))
+
+    assert "Yes, right now: major outage on your shard, US East 1." in words
+    assert "Logins failing in US East" in words
+    assert (
+        "Existing connections keep working; logging in, approving devices and changing ACLs "
+        "are blocked." in words
+    )
+    page = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
+    assert f'href="/incidents/{incident.pk}/"' in page
+    # History: 20 minutes so far.
+    assert "20 minutes so far" in words
+
+
+def test_an_outage_elsewhere_is_not_acmes(client, people, at_now, committed):
+    with committed():
+        outage(["use2"], NOW - 20 * M, None, title="Trouble on US East 2")
+        outage(["euw1"], T0, T0 + 30 * M, title="Trouble in EU West")
+
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    words = text_of(response)
+    assert "Not right now: your shard, US East 1, is operational." in words
+    assert "Trouble on US East 2" not in words
+    assert "Trouble in EU West" not in words
+    assert "No incident has touched this tailnet." in words
+
+
+def test_a_slow_shard_is_slow_not_down(client, people, at_now, committed):
+    with committed():
+        outage(["use1"], NOW - 5 * M, None, level="degraded", title="Slow ACL changes")
+
+    words = text_of(signed_in(client, people["alice"]).get("/t/acme/"))
+
+    assert "Yes, right now: degraded performance on your shard, US East 1." in words
+    assert "Slow, not down" in words
+    assert "are slow, not blocked" in words
+
+
+def test_maintenance_scheduled_on_acmes_shard_is_announced(client, people, at_now, committed):
+    with committed():
+        incident_create(
+            title="Database upgrade of US East 1",
+            body="A short planned outage.",
+            kind="maintenance",
+            impact="maintenance",
+            scheduled_for=NOW + 2 * D,
+            scheduled_until=NOW + 2 * D + H,
+            shard_impacts=[WindowSpec("use1", "outage", NOW + 2 * D, NOW + 2 * D + 30 * M)],
+            published=True,
+            at=NOW - H,
+        )
+        incident_create(
+            title="Upgrade of EU West 1",
+            body="Elsewhere.",
+            kind="maintenance",
+            impact="maintenance",
+            scheduled_for=NOW + D,
+            scheduled_until=NOW + D + H,
+            shard_impacts=[WindowSpec("euw1", "outage", NOW + D, NOW + D + H)],
+            published=True,
+            at=NOW - H,
+        )
+
+    words = text_of(signed_in(client, people["alice"]).get("/t/acme/"))
+
+    assert "Maintenance on your shard" in words
+    assert "Database upgrade of US East 1" in words
+    assert "Planned outage" in words
+    assert "logging in, approving devices and changing ACLs will be blocked" in words
+    assert "Upgrade of EU West 1" not in words
+    assert "Not right now" in words  # it is upcoming, not happening
+
+
+def test_drafts_are_never_shown(client, people, at_now, committed):
+    with committed():
+        outage(["use1"], NOW - 20 * M, None, title="Draft: maybe down", published=False)
+
+    words = text_of(signed_in(client, people["alice"]).get("/t/acme/"))
+
+    assert "Draft: maybe down" not in words
+    assert "Not right now" in words
+
+
+# --- History and migration stitching ------------------------------------------------------
+
+
+def test_acme_migrated_off_five_minutes_into_a_24_minute_outage_shows_5_minutes(
+    client, people, at_now, committed
+):
+    with committed():
+        incident = outage(["use1"], T0, T0 + 24 * M, title="Coordination outage in US East")
+        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        resolve(incident, T0 + 24 * M)
+
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    words = text_of(response)
+    html = response.content.decode()
+    row = re.search(rf'<tr id="history-{incident.pk}">(.*?)</tr>', html, re.S)
+    assert row is not None
+    row_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(1)))
+    assert "Outage on US East 1" in row_text
+    assert re.search(r'class="affected-for">5 minutes<', row.group(0))
+    assert "Coordination shard: US East 2 (us-east)" in words
+    # The migration is marked under the bar and listed.
+    assert "moved from US East 1 to US East 2" in words
+    assert html.count('class="recent moved"') + html.count('class=" moved"') == 1
+    # That day's bar: 5 outage minutes, not 24.
+    day = re.search(r'<div class="tip"[^>]*id="t-tailnet-20260105".*?</div>', html, re.S)
+    assert day is not None
+    assert "Outage: 5 minutes" in day.group(0)
+
+
+def test_bob_on_globex_does_not_see_acmes_incidents_as_his(client, people, at_now, committed):
+    with committed():
+        outage(["use1"], T0, T0 + 24 * M, title="US East 1 down")
+
+    words = text_of(signed_in(client, people["bob"]).get("/t/globex/"))
+
+    assert "US East 1 down" not in words
+    assert "No incident has touched this tailnet." in words
+
+
+# --- Uptime per month and the CSV ---------------------------------------------------------
+
+
+def test_the_month_table_counts_acmes_outage_minutes(client, people, at_now, committed):
+    with committed():
+        incident = outage(["use1"], T0, T0 + 24 * M)
+        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        resolve(incident, T0 + 24 * M)
+
+    html = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
+
+    row = re.search(r"<tr><th scope=\"row\">2026-01</th>(.*?)</tr>", html, re.S)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    # Jan 1 00:00 .. Jan 6 10:00 (now): 7800 minutes, 5 of them down.
+    assert cells[1:] == ["5 min", "0 min", "0 min", "5.0 min"]
+    assert cells[0] == f"{100 * (7800 - 5) / 7800:.2f}%" == "99.94%"
+
+
+def _csv(response):
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def test_the_csv_has_a_row_per_month_and_a_total(client, people, at_now, committed):
+    with committed():
+        outage(["use1"], T0, T0 + 24 * M)
+    response = signed_in(client, people["alice"]).get(
+        "/t/acme/uptime.csv", {"from": "2025-12-01", "to": "2026-01-05"}
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        'attachment; filename="acme-uptime-2025-12-01-to-2026-01-05.csv"'
+    )
+    assert "no-store" in response["Cache-Control"]
+    rows = _csv(response)
+    assert rows[0] == [
+        "tailnet",
+        "month",
+        "first_day",
+        "last_day",
+        "minutes_with_data",
+        "outage_minutes",
+        "partial_minutes",
+        "degraded_minutes",
+        "affected_minutes",
+        "downtime_minutes",
+        "uptime_pct",
+    ]
+    december, january, total = rows[1:]
+    assert december == ["acme.com", "2025-12", "2025-12-01", "2025-12-31", "44640", "0", "0",
+                        "0", "0", "0.0", "100.0000"]  # fmt: skip
+    assert january[:10] == ["acme.com", "2026-01", "2026-01-01", "2026-01-05", "7200", "24",
+                            "0", "0", "24", "24.0"]  # fmt: skip
+    assert total[1:6] == ["total", "2025-12-01", "2026-01-05", str(44640 + 7200), "24"]
+
+
+def test_the_csv_defuses_formulas_in_the_tailnet_name(client, people, at_now):
+    acme = people["acme"]
+    acme.display_name = '=HYPERLINK("http://evil.example","click")'
+    acme.save(update_fields=["display_name"])
+
+    rows = _csv(signed_in(client, people["alice"]).get("/t/acme/uptime.csv"))
+
+    assert all(row[0] == "'" + acme.display_name for row in rows[1:])
+    assert len(rows) >= 3  # header, months, total
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"from": "2026-13-01"}, "from: Date has wrong format"),
+        ({"to": "yesterday"}, "to: Date has wrong format"),
+        ({"from": "2026-01-05", "to": "2026-01-01"}, "from: 2026-01-05 is after `to`"),
+        ({"from": "2024-01-01", "to": "2026-01-05"}, "ask for at most 400"),
+        ({"to": "2026-02-01"}, "to: 2026-02-01 is in the future"),
+    ],
+)
+def test_a_bad_csv_range_is_a_400_that_says_why(client, people, at_now, query, message):
+    response = signed_in(client, people["alice"]).get("/t/acme/uptime.csv", query)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+# --- Latency ----------------------------------------------------------------------------
+
+
+def _rollup(shard, region, hour, latencies):
+    ProbeRollup.objects.create(
+        shard=shard,
+        region=region,
+        granularity="hour",
+        bucket_start=hour,
+        count=len(latencies),
+        failures=0,
+        latency_sum_ms=sum(latencies),
+        latency_max_ms=max(latencies),
+        histogram=histogram(latencies),
+    )
+
+
+def test_the_latency_chart_is_an_svg_with_its_table(client, people, at_now):
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    nyc = ProbeRegion.objects.create(slug="nyc", name="New York")
+    hour = NOW - 3 * H
+    _rollup(people["use1"], ams, hour, [40.0] * 19 + [400.0])
+    _rollup(people["use1"], nyc, hour, [45.0] * 20)
+    _rollup(people["euw1"], ams, hour, [900.0] * 20)  # not acme's shard
+
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    html = response.content.decode()
+    assert '<svg class="latency-chart"' in html
+    assert "<script" not in html.split('id="latency"')[1].split("</section>")[0]
+    table = re.search(r'<details class="latency-table">(.*?)</details>', html, re.S)
+    assert table is not None
+    rows = re.findall(r"<tr><th scope=\"row\">(.*?)</th>(.*?)</tr>", table.group(1))
+    assert len(rows) == 1
+    when, cells = rows[0]
+    assert when == hour.strftime("%Y-%m-%d %H:%M")
+    assert re.findall(r"<td>(.*?)</td>", cells) == ["US East 1", "50 ms", "50 ms", "40", "0"]
+
+
+def test_latency_follows_acme_across_a_migration(people, at_now):
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    moved = NOW - 5 * H
+    placement_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
+    _rollup(people["use1"], ams, moved - 2 * H, [30.0] * 10)
+    _rollup(people["use1"], ams, moved + H, [900.0] * 10)  # left already: not acme's
+    _rollup(people["use2"], ams, moved + H, [150.0] * 10)
+    _rollup(people["use2"], ams, moved - 2 * H, [900.0] * 10)  # not there yet
+
+    hours = {h.start: h for h in tailnet_page(tailnet=people["acme"], now=NOW).latency}
+
+    assert (hours[moved - 2 * H].shard_name, hours[moved - 2 * H].p50_ms) == ("US East 1", 30)
+    assert (hours[moved + H].shard_name, hours[moved + H].p50_ms) == ("US East 2", 150)
+    assert len(hours) == 7 * 24
+
+
+# --- Constant queries -----------------------------------------------------------------------
+
+
+def _queries(client, path):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200
+    return len(captured)
+
+
+def test_the_page_makes_as_many_queries_for_many_incidents_and_migrations_as_for_one(
+    client, people, at_now, committed
+):
+    alice = signed_in(client, people["alice"])
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    _rollup(people["use1"], ams, NOW - 2 * H, [40.0])
+    with committed():
+        resolve(outage(["use1"], T0 - 10 * D, T0 - 10 * D + 10 * M), T0 - 10 * D + 10 * M)
+    one = {path: _queries(alice, path) for path in ("/t/acme/", "/t/acme/uptime.csv", "/t/")}
+
+    shards = ["use2", "use1"]
+    with committed():
+        for n in range(12):
+            start = T0 - (9 - n / 2) * D
+            resolve(outage(["use1", "use2"], start, start + 30 * M), start + 30 * M)
+            placement_migrate(tailnet=people["acme"], to_shard=shards[n % 2], at=start + 10 * M)
+        outage(["use1", "use2"], NOW - 10 * M, None, title="Now")
+        incident_create(
+            title="Planned",
+            body="Planned.",
+            kind="maintenance",
+            impact="maintenance",
+            scheduled_for=NOW + D,
+            scheduled_until=NOW + D + H,
+            components={people["us"]: "under_maintenance"},
+            published=True,
+            at=NOW,
+        )
+    for region in ("nyc", "sfo"):
+        other = ProbeRegion.objects.create(slug=region, name=region)
+        for hour in range(1, 30):
+            _rollup(people["use1"], other, NOW - hour * H, [40.0, 80.0])
+            _rollup(people["use2"], other, NOW - hour * H, [40.0, 80.0])
+    many = {path: _queries(alice, path) for path in one}
+
+    assert many == one
+    # session, user, the door, then the page's own reads (customers.queries.tailnet_page).
+    assert one["/t/acme/"] == 3 + 7
+
+
+# --- Never cached for others, never in the public snapshot ----------------------------------
+
+
+def test_customer_pages_are_private_and_not_in_the_public_snapshot(client, people, at_now):
+    alice = signed_in(client, people["alice"])
+    for path in ("/t/", "/t/acme/", "/t/acme/uptime.csv", "/t/acme/tokens/", "/t/globex/"):
+        response = alice.get(path)
+        cache_control = response["Cache-Control"]
+        assert "private" in cache_control, path
+        assert "no-store" in cache_control, path
+        assert not snapshot.is_public_path(path)
+        assert "ETag" not in response
+
+
+def test_the_list_shows_alices_tailnets_only(client, people, at_now, committed):
+    with committed():
+        outage(["use1"], NOW - 5 * M, None)
+    words = text_of(signed_in(client, people["alice"]).get("/t/"))
+
+    assert "acme.com" in words
+    assert "on US East 1 (us-east)" in words
+    assert "Major outage" in words
+    assert "globex" not in words
+
+
+def test_carol_without_a_tailnet_is_told_how_to_get_one(client, people):
+    words = text_of(signed_in(client, people["carol"]).get("/t/"))
+
+    assert "You are not a member of any tailnet yet." in words
+
+
+def test_the_page_leaves_a_place_for_outage_reports(client, people, at_now):
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    assert response.context["reports"] is None
+    assert "Your outage reports" not in text_of(response)
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+def test_alice_creates_a_token_sees_it_once_and_revokes_it(client, people, at_now):
+    alice = signed_in(client, people["alice"])
+
+    created = alice.post("/t/acme/tokens/", {"action": "create", "name": "Grafana"})
+
+    assert created.status_code == 201
+    secret = created.context["secret"]
+    assert secret.startswith("sp_")
+    assert secret in created.content.decode()
+    token = ApiToken.objects.get(name="Grafana")
+    assert (token.scope, token.tailnet, token.created_by) == (
+        "tailnet",
+        people["acme"],
+        people["alice"],
+    )
+    assert token.digest == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in {token.digest, token.prefix}
+    again = alice.get("/t/acme/tokens/")
+    assert secret not in again.content.decode()
+    assert "Never" in text_of(again)
+
+    client.logout()
+    used = client.get("/api/v1/tailnets/acme/status", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert used.status_code == 200
+    alice = signed_in(client, people["alice"])
+    assert "Never" not in text_of(alice.get("/t/acme/tokens/"))
+
+    revoked = alice.post("/t/acme/tokens/", {"action": "revoke", "token": token.pk}, follow=True)
+
+    assert "Token “Grafana” revoked: it no longer works." in text_of(revoked)
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    client.logout()
+    refused = client.get("/api/v1/tailnets/acme/status", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert refused.status_code == 401
+
+
+def test_a_token_needs_a_name(client, people, at_now):
+    response = signed_in(client, people["alice"]).post(
+        "/t/acme/tokens/", {"action": "create", "name": "  "}
+    )
+
+    assert response.status_code == 400
+    assert "This field is required." in text_of(response)
+    assert not ApiToken.objects.exists()
+
+
+def test_a_member_sees_tokens_but_cannot_create_or_revoke_them(client, people, at_now):
+    bob = signed_in(client, people["bob"])
+    from incidents.tokens import api_token_create
+
+    token, _ = api_token_create(name="CI", scope="tailnet", tailnet=people["globex"])
+
+    page = bob.get("/t/globex/tokens/")
+    assert page.status_code == 200
+    assert "CI" in text_of(page)
+    assert "Only the tailnet's owners and admins can create or revoke tokens." in text_of(page)
+    assert bob.post("/t/globex/tokens/", {"action": "create", "name": "x"}).status_code == 403
+    assert bob.post("/t/globex/tokens/", {"action": "revoke", "token": token.pk}).status_code == 403
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_alice_cannot_revoke_globexs_token_through_acme(client, people, at_now):
+    from incidents.tokens import api_token_create
+
+    token, _ = api_token_create(name="CI", scope="tailnet", tailnet=people["globex"])
+
+    response = signed_in(client, people["alice"]).post(
+        "/t/acme/tokens/", {"action": "revoke", "token": token.pk}
+    )
+
+    assert response.status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_times_on_the_page_are_utc(client, people, at_now):
+    html = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
+
+    stamp = datetime(2026, 1, 6, 10, 0, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f'<time class="utc" datetime="{stamp}"' in html
