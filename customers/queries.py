@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,9 +30,9 @@ from incidents.models import (
     Tailnet,
 )
 from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history, tailnet_uptime
-from incidents.uptime import DayUptime, Tally, monthly, total
+from incidents.uptime import DayUptime, Tally, total
 from probes.models import Granularity, ProbeRollup
-from probes.rollup import merge, quantile_ms
+from probes.rollup import N_BUCKETS, merge, quantile_ms
 
 UPTIME_DAYS = 90
 SLA_MONTHS = 12
@@ -85,25 +86,47 @@ class Migration:
 
 
 def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
-    """Every placement of the tailnet, oldest first, with its shard. One query."""
+    """Every placement of the tailnet, oldest first, with its shard. One query, of
+    plain values: no model instances for what is only read (bench/tailnet.py)."""
+    default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS
     rows = (
         Placement.objects.filter(tailnet_id=tailnet_id)
-        .select_related("shard__component")
         .order_by("starts_at")
+        .values_list(
+            "shard_id",
+            "shard__public_name",
+            "shard__region",
+            "shard__component_id",
+            "shard__component__name",
+            "shard__component__kind",
+            "shard__latency_threshold_ms",
+            "starts_at",
+            "ends_at",
+        )
     )
     return [
         Stay(
-            shard_id=p.shard_id,
-            shard_name=p.shard.public_name,
-            region=p.shard.region,
-            component_id=p.shard.component_id,
-            component_name=p.shard.component.name,
-            component_kind=p.shard.component.kind,
-            latency_threshold_ms=p.shard.effective_latency_threshold_ms,
-            starts_at=p.starts_at,
-            ends_at=p.ends_at,
+            shard_id=shard_id,
+            shard_name=name,
+            region=region,
+            component_id=component_id,
+            component_name=component_name,
+            component_kind=component_kind,
+            latency_threshold_ms=threshold or default_threshold,
+            starts_at=starts_at,
+            ends_at=ends_at,
         )
-        for p in rows
+        for (
+            shard_id,
+            name,
+            region,
+            component_id,
+            component_name,
+            component_kind,
+            threshold,
+            starts_at,
+            ends_at,
+        ) in rows
     ]
 
 
@@ -294,11 +317,34 @@ def tailnet_uptime_report(
     own shard's impact wherever it was placed; published incidents only; minutes
     before it existed excluded). Two queries."""
     days = tailnet_uptime(tailnet_id=tailnet_id, first_day=first_day, last_day=last_day, now=now)
-    months = []
-    for (year, month), tally in monthly(days).items():
-        in_month = [d.day for d in days if (d.day.year, d.day.month) == (year, month)]
-        months.append(MonthUptime(year, month, in_month[0], in_month[-1], tally))
-    return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=months)
+    return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=_months(days))
+
+
+def _months(days: Sequence[DayUptime]) -> list[MonthUptime]:
+    """The days (consecutive, oldest first) per calendar month: what
+    ``incidents.uptime.monthly`` gives, in one pass over plain sums (adding up a
+    Tally per day cost more than the rest of the report, bench/tailnet.py)."""
+    months: list[MonthUptime] = []
+    run: list[DayUptime] = []
+    for day in days:
+        if run and (day.day.year, day.day.month) != (run[0].day.year, run[0].day.month):
+            months.append(_month(run))
+            run = []
+        run.append(day)
+    if run:
+        months.append(_month(run))
+    return months
+
+
+def _month(days: Sequence[DayUptime]) -> MonthUptime:
+    first = days[0].day
+    tally = Tally(
+        total_minutes=sum(d.tally.total_minutes for d in days),
+        outage_minutes=sum(d.tally.outage_minutes for d in days),
+        partial_minutes=sum(d.tally.partial_minutes for d in days),
+        degraded_minutes=sum(d.tally.degraded_minutes for d in days),
+    )
+    return MonthUptime(first.year, first.month, first, days[-1].day, tally)
 
 
 def sla_months_start(today: date, months: int = SLA_MONTHS) -> date:
@@ -335,12 +381,22 @@ def tailnet_latency(
     histograms: dict[tuple[int, datetime], list[list[int]]] = {}
     counts: dict[tuple[int, datetime], tuple[int, int]] = {}
     if here:
-        for shard_id, bucket, count, failures, histogram in ProbeRollup.objects.filter(
-            granularity=Granularity.HOUR,
-            shard_id__in={stay.shard_id for stay in here},
-            bucket_start__gte=start,
-            bucket_start__lt=end,
-        ).values_list("shard_id", "bucket_start", "count", "failures", "histogram"):
+        # Only the hours the tailnet spent on each shard (an hour is the shard's it
+        # was on at the hour's middle): a tailnet that moved twice this week would
+        # otherwise read three shards' whole week.
+        hours_on_shard = Q()
+        for placed in here:
+            ends = end if placed.ends_at is None else min(placed.ends_at - HOUR / 2, end)
+            hours_on_shard |= Q(
+                shard_id=placed.shard_id,
+                bucket_start__gte=max(placed.starts_at - HOUR / 2, start),
+                bucket_start__lt=ends,
+            )
+        for shard_id, bucket, count, failures, histogram in (
+            ProbeRollup.objects.filter(granularity=Granularity.HOUR)
+            .filter(hours_on_shard)
+            .values_list("shard_id", "bucket_start", "count", "failures", "histogram")
+        ):
             key = (shard_id, bucket.astimezone(UTC))
             histograms.setdefault(key, []).append(histogram)
             seen = counts.get(key, (0, 0))
@@ -350,7 +406,7 @@ def tailnet_latency(
     while at < end:
         stay = next((s for s in here if s.covers(at + HOUR / 2)), None)
         key = (stay.shard_id if stay else 0, at)
-        merged = merge(histograms[key]) if stay and key in histograms else None
+        merged = _merge(histograms[key]) if stay and key in histograms else None
         samples, failures = counts.get(key, (0, 0)) if stay else (0, 0)
         hours.append(
             LatencyHour(
@@ -364,6 +420,15 @@ def tailnet_latency(
         )
         at += HOUR
     return hours
+
+
+def _merge(histograms: list[list[int]]) -> list[int]:
+    """``probes.rollup.merge`` column by column: the same sums, and the same refusal
+    of a histogram of the wrong length, at a fraction of the cost (it runs for every
+    hour of the week)."""
+    if any(len(counts) != N_BUCKETS for counts in histograms):
+        return merge(histograms)  # raises, saying what is wrong
+    return [sum(column) for column in zip(*histograms, strict=True)]
 
 
 # --- The page -----------------------------------------------------------------------------

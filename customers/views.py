@@ -43,6 +43,7 @@ from drf_spectacular.generators import SchemaGenerator
 from incidents.impact import describe_duration
 from incidents.models import ApiToken, ImpactLevel
 from incidents.tokens import api_token_create, api_token_revoke
+from reports.queries import tailnet_reports
 
 from .access import SAFE_METHODS as SAFE
 from .access import TailnetAccess, member_tailnets, private, tailnet_view
@@ -110,7 +111,7 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         "marks": _migration_marks(page),
         "history": _history_rows(page),
         # Outage reports of this tailnet: wired by the reports feature (None: not yet).
-        "reports": None,
+        "reports": tailnet_reports(access.tailnet),
         "nav": "tailnets",
     }
     return render(request, "customers/tailnet.html", context)

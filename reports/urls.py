@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401 - filled in below
+from django.urls import path
+
+from . import views
 
 app_name = "reports"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("report/", views.report_form, name="form"),
+    path("report/thanks/<str:public_id>/", views.report_thanks, name="thanks"),
+]

@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401 - filled in below
+from django.urls import path
+
+from . import api
 
 app_name = "reports_api"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("reports", api.ReportCreateApi.as_view(), name="create"),
+]

@@ -203,6 +203,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Reports whose after-commit triage could not be queued (broker down).
+    "report-sweep": {
+        "task": "reports.sweep_untriaged",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "probe-retention": {
         "task": "probes.prune",
         "schedule": 3600.0,

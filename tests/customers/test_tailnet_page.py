@@ -400,7 +400,7 @@ def test_the_page_makes_as_many_queries_for_many_incidents_and_migrations_as_for
 
     assert many == one
     # session, user, the door, then the page's own reads (customers.queries.tailnet_page).
-    assert one["/t/acme/"] == 3 + 7
+    assert one["/t/acme/"] == 3 + 7 + 1  # session, user, door; page reads; reports
 
 
 # --- Never cached for others, never in the public snapshot ----------------------------------
@@ -434,11 +434,11 @@ def test_carol_without_a_tailnet_is_told_how_to_get_one(client, people):
     assert "You are not a member of any tailnet yet." in words
 
 
-def test_the_page_leaves_a_place_for_outage_reports(client, people, at_now):
+def test_the_page_lists_no_reports_until_the_tailnet_files_one(client, people, at_now):
     response = signed_in(client, people["alice"]).get("/t/acme/")
 
-    assert response.context["reports"] is None
-    assert "Your outage reports" not in text_of(response)
+    assert response.context["reports"] == []
+    assert "No reports from your tailnet." in text_of(response)
 
 
 # --- API tokens -----------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""The public report form and its confirmation page. Thin: a form, a service, a query."""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_safe
+
+from customers import ratelimit
+from customers.access import member_tailnets
+
+from . import queries, services
+from .forms import ReportForm
+from .models import Report, Via
+
+TOO_MANY = (
+    "You have sent several reports in the last few minutes, and we have them all. "
+    "Please wait a few minutes before sending another."
+)
+
+
+def within_rate(*, client_address: str | None, tailnet_name: str) -> int | None:
+    """None if the report may be saved, else the seconds to wait. Both limits are
+    counted: per client address, and per tailnet name as typed (so the answer is
+    the same whether that tailnet exists). Fails open when the cache is down."""
+    waits = []
+    limits = [(f"report:addr:{services.client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
+    if tailnet_name:
+        limits.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
+    for key, rate in limits:
+        limit, period = ratelimit.parse_rate(rate)
+        if not ratelimit.hit(key, limit, period):
+            waits.append(ratelimit.retry_after(period))
+    return max(waits) if waits else None
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "HEAD", "POST"])
+def report_form(request: HttpRequest) -> HttpResponse:
+    memberships = list(member_tailnets(user=request.user))
+    data = request.POST if request.method == "POST" else None
+    form = ReportForm(data, memberships=memberships)
+    status, wait = 200, None
+    if form.is_bound and not form.is_valid():
+        status = 400
+    elif form.is_bound:
+        cleaned = form.cleaned_data
+        address = request.META.get("REMOTE_ADDR")
+        wait = within_rate(client_address=address, tailnet_name=cleaned["tailnet"])
+        if wait is None:
+            report = services.report_submit(
+                what=cleaned["what"],
+                started_at=cleaned["started_at"],
+                tailnet_name=cleaned["tailnet"],
+                tailnet=form.member_tailnet,
+                email=cleaned["email"],
+                description=cleaned["description"],
+                honeypot=form.is_bot,
+                client_address=address,
+                reporter=request.user,
+                via=Via.FORM,
+            )
+            # 303: the browser GETs the confirmation, so reloading it never re-sends.
+            done = HttpResponseRedirect(reverse("reports:thanks", args=[report.public_id]))
+            done.status_code = 303
+            return done
+        form.add_error(None, TOO_MANY)
+        status = 429
+    form.describe_fields()
+    context = {"form": form, "nav": "report", "memberships": memberships}
+    response = render(request, "reports/form.html", context, status=status)
+    if wait is not None:
+        response["Retry-After"] = str(wait)
+    return response
+
+
+@never_cache
+@require_safe
+def report_thanks(request: HttpRequest, public_id: str) -> HttpResponse:
+    report = get_object_or_404(Report, public_id=public_id)
+    answer = queries.report_answer(report=report, user=request.user, now=timezone.now())
+    context = {"report": report, "answer": answer, "nav": "report"}
+    return render(request, "reports/thanks.html", context)
