@@ -20,7 +20,7 @@ RESET_RATE_PER_EMAIL = "3/hour"
 
 def client_address(request: HttpRequest | None) -> str:
     """The address the request came from, as the web server saw it. Behind a proxy
-    this is the proxy unless it rewrites REMOTE_ADDR (gunicorn's forwarded-allow-ips)."""
+    this is the proxy unless TRUSTED_PROXY_HOPS says how many (statuspage/proxy.py)."""
     if request is None:
         return "-"
     return request.META.get("REMOTE_ADDR") or "-"

@@ -68,10 +68,14 @@ INSTALLED_APPS = [
     "reports",
 ]
 
+# Proxies in front of the app that append to X-Forwarded-For (statuspage/proxy.py).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # The public pages from their snapshot: no database on that path (incidents/snapshot.py).
     "statuspage.middleware.SnapshotMiddleware",
+    "statuspage.proxy.TrustedProxyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -268,6 +272,8 @@ REST_FRAMEWORK = {
         "report_api": env("REPORT_API_RATE", "10/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttles identify clients by X-Forwarded-For behind this many proxies.
+    "NUM_PROXIES": TRUSTED_PROXY_HOPS or None,
 }
 
 SPECTACULAR_SETTINGS = {
