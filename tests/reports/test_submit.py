@@ -99,6 +99,7 @@ def test_with_a_real_broker_up_the_triage_task_is_published_after_the_commit(
             data_folder_in=str(queue),
             data_folder_out=str(queue),
             processed_folder=str(tmp_path),
+            control_folder=str(tmp_path / "control"),
             store_processed=False,
         ),
         committed(),
