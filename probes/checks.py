@@ -10,17 +10,26 @@ caller's business (``services``); nothing here touches the database.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import errno
+import gc
 import json
 import math
+import os
 import re
+import threading
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
-from types import SimpleNamespace
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 
 REGION_HEADER = "X-Probe-Region"
 USER_AGENT = "coordination-status-probe/1.0"
@@ -50,56 +59,76 @@ class ProbeResult:
     shard: str
     started_at: datetime  # aware UTC, when the request began
     ok: bool
-    latency_ms: float | None  # until the answer was read; None if none came
+    # From the request (or the new connection it needed) until the answer was read;
+    # None if none came. Waiting for a free connection slot is not the shard's time.
+    latency_ms: float | None
     connect_ms: float | None  # None when a kept-alive connection was reused
     error: str  # "" when ok, else one of ProbeError's values
     status_code: int | None
     detail: str  # short and human-readable, at most 200 characters
 
 
-class _Trace:
-    """Per-request scratch space the connection tracing writes into."""
+class _Scratch:
+    """What the connector learns about one request's connection (see _ProbeConnector)."""
 
-    __slots__ = ("connect_ms", "connect_start")
+    __slots__ = ("connect_ms", "waited_s")
 
     def __init__(self) -> None:
-        self.connect_start: float | None = None
-        self.connect_ms: float | None = None
+        self.connect_ms: float | None = None  # set only when a new connection was made
+        self.waited_s = 0.0  # time spent getting a connection, less the connect itself
 
 
-async def _on_connect_start(
-    session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    params: aiohttp.TraceConnectionCreateStartParams,
-) -> None:
-    if isinstance(ctx.trace_request_ctx, _Trace):
-        ctx.trace_request_ctx.connect_start = perf_counter()
+# The probe a connection is being fetched for. Each probe runs in its own task, and the
+# connector is awaited inside that task, so this reaches the right probe without
+# aiohttp's TraceConfig (which costs a trace object and a dozen signal awaits per request).
+_SCRATCH: ContextVar[_Scratch | None] = ContextVar("probe_scratch", default=None)
 
 
-async def _on_connect_end(
-    session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    params: aiohttp.TraceConnectionCreateEndParams,
-) -> None:
-    trace = ctx.trace_request_ctx
-    if isinstance(trace, _Trace) and trace.connect_start is not None:
-        trace.connect_ms = (perf_counter() - trace.connect_start) * 1000
+class _ProbeConnector(aiohttp.TCPConnector):
+    """A TCPConnector that times new connections, and the wait for a free slot in the
+    pool, for the probe that asked (nothing when a kept-alive connection is reused)."""
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        scratch = _SCRATCH.get()
+        if scratch is None:
+            return await super().connect(req, traces, timeout)
+        started = perf_counter()
+        try:
+            return await super().connect(req, traces, timeout)
+        finally:
+            connecting = (scratch.connect_ms or 0.0) / 1000
+            scratch.waited_s = max(0.0, perf_counter() - started - connecting)
+
+    async def _create_connection(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        scratch = _SCRATCH.get()
+        started = perf_counter()
+        protocol = await super()._create_connection(req, traces, timeout)
+        if scratch is not None:
+            scratch.connect_ms = (perf_counter() - started) * 1000
+        return protocol
 
 
-def probe_session(*, concurrency: int = 1000) -> aiohttp.ClientSession:
+def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aiohttp.ClientSession:
     """A session for probing: keep-alive, ``concurrency`` connections, connect timing.
 
     Must be created inside the event loop that uses it. Pass it to several
-    ``probe_all`` calls to reuse connections between rounds.
+    ``probe_all`` calls to reuse connections between rounds; ``keepalive_s`` must then
+    exceed the time between rounds (aiohttp's default, 15 s, does not).
     """
-    trace_config = aiohttp.TraceConfig()
-    trace_config.on_connection_create_start.append(_on_connect_start)
-    trace_config.on_connection_create_end.append(_on_connect_end)
+    connector = _ProbeConnector(
+        limit=concurrency,
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        keepalive_timeout=keepalive_s,
+    )
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=300),
+        connector=connector,
         headers={"User-Agent": USER_AGENT},
         cookie_jar=aiohttp.DummyCookieJar(),
-        trace_configs=[trace_config],
     )
     # aiohttp re-sends a GET once when the server drops the connection (RFC 9112's
     # retry of idempotent requests). A probe must see that drop: a shard that resets
@@ -144,7 +173,7 @@ async def probe_all(
     Without ``session``, one is made for the round (see ``probe_session``) and
     closed after. A session made elsewhere should allow ``concurrency`` connections
     (waiting for one counts against the timeout) and reports ``connect_ms`` as None
-    unless it carries ``probe_session``'s tracing.
+    unless it is a ``probe_session``.
 
     Raises only for nonsense arguments (a timeout or concurrency below 1 probe).
     """
@@ -156,15 +185,16 @@ async def probe_all(
         return []
     own_session = session is None
     active = session if session is not None else probe_session(concurrency=concurrency)
-    gate = asyncio.Semaphore(concurrency)
+    # Below the limit a gate would only cost an acquire and a release per probe.
+    gate = asyncio.Semaphore(concurrency) if len(targets) > concurrency else None
     clock = _RoundClock()
+    headers = {REGION_HEADER: region}
+    timeout = aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=math.inf)
     try:
         return list(
             await asyncio.gather(
                 *(
-                    _probe(
-                        active, target, region=region, timeout_s=timeout_s, gate=gate, clock=clock
-                    )
+                    _probe(active, target, headers=headers, timeout=timeout, gate=gate, clock=clock)
                     for target in targets
                 )
             )
@@ -177,72 +207,194 @@ async def probe_all(
 def probe_round(
     targets: Sequence[ProbeTarget], *, region: str, timeout_s: float, concurrency: int = 1000
 ) -> list[ProbeResult]:
-    """``probe_all`` for synchronous callers (a Celery task): one event loop per round."""
+    """``probe_all`` for synchronous callers, on a new event loop and session (fresh
+    connections). A worker probing round after round uses ``Prober`` instead."""
     return asyncio.run(
         probe_all(targets, region=region, timeout_s=timeout_s, concurrency=concurrency)
     )
+
+
+class Prober:
+    """One event loop and one ``probe_session`` kept for many rounds, so a worker
+    reuses its connections instead of opening one per shard every round (1,000 fresh
+    connections cost the worker and every shard CPU, and land in the latency).
+
+    For synchronous callers; not thread-safe: one per thread (see ``kept_prober``).
+    """
+
+    def __init__(self, *, keepalive_s: float, concurrency: int = 1000) -> None:
+        self.keepalive_s = keepalive_s
+        self.concurrency = concurrency
+        self._loop = asyncio.new_event_loop()
+        self._session = self._loop.run_until_complete(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        return probe_session(concurrency=self.concurrency, keepalive_s=self.keepalive_s)
+
+    async def _round(
+        self, targets: Sequence[ProbeTarget], region: str, timeout_s: float
+    ) -> list[ProbeResult]:
+        # The loop sat idle since the last round: let it read the closes and resets
+        # shards sent meanwhile first, so no probe is handed a connection that is gone.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return await probe_all(
+            targets,
+            region=region,
+            timeout_s=timeout_s,
+            session=self._session,
+            concurrency=self.concurrency,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._loop.is_closed()
+
+    def probe(
+        self, targets: Sequence[ProbeTarget], *, region: str, timeout_s: float
+    ) -> list[ProbeResult]:
+        """``probe_all`` on the kept session. If anything escapes (a task's time
+        limit), the prober closes itself: it is never reused in an unknown state."""
+        try:
+            return self._loop.run_until_complete(self._round(targets, region, timeout_s))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            # Closing on the way out (or after a failure): nothing left to save.
+            with contextlib.suppress(Exception):
+                self._loop.run_until_complete(self._shutdown())
+        finally:
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._session.close()
+
+
+_kept = threading.local()
+
+
+def kept_prober(*, keepalive_s: float, concurrency: int = 1000) -> Prober:
+    """This thread's ``Prober``, made on first use. A forked child (a Celery prefork
+    worker) makes its own: a loop and sockets inherited across fork are not usable."""
+    prober: Prober | None = getattr(_kept, "prober", None)
+    if (
+        prober is None
+        or prober.closed
+        or _kept.pid != os.getpid()
+        or (prober.keepalive_s, prober.concurrency) != (keepalive_s, concurrency)
+    ):
+        if prober is not None and _kept.pid == os.getpid():
+            prober.close()
+        if getattr(_kept, "pid", None) != os.getpid():
+            _freeze_startup_objects()
+        prober = Prober(keepalive_s=keepalive_s, concurrency=concurrency)
+        _kept.prober, _kept.pid = prober, os.getpid()
+        if not getattr(_kept, "atexit", False):
+            atexit.register(_close_kept, _kept)
+            _kept.atexit = True
+    return prober
+
+
+def _freeze_startup_objects() -> None:
+    """A worker lives long, and what it loaded before its first round (Django, the
+    project, every module) lives as long. Take it out of the collector's sight: each
+    round allocates enough to trigger full collections, and re-scanning those objects
+    every time cost ~40 ms of CPU per 1,000-shard round (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _close_kept(kept: threading.local) -> None:
+    prober = getattr(kept, "prober", None)
+    if prober is not None and getattr(kept, "pid", None) == os.getpid():
+        prober.close()
 
 
 async def _probe(
     session: aiohttp.ClientSession,
     target: ProbeTarget,
     *,
-    region: str,
-    timeout_s: float,
-    gate: asyncio.Semaphore,
+    headers: dict[str, str],
+    timeout: aiohttp.ClientTimeout,
+    gate: asyncio.Semaphore | None,
     clock: _RoundClock,
 ) -> ProbeResult:
+    if gate is None:
+        return await _probe_now(session, target, headers=headers, timeout=timeout, clock=clock)
     # Waiting for a free slot is not the shard's latency: the clock starts after.
     async with gate:
-        started_at = clock.now(target.shard)
-        start = perf_counter()
-        trace = _Trace()
-        status: int | None = None
-        reason = ""
-        try:
-            async with asyncio.timeout(timeout_s + GUARD_S):
-                async with session.get(
-                    target.url,
-                    headers={REGION_HEADER: region},
-                    timeout=aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=math.inf),
-                    allow_redirects=False,
-                    trace_request_ctx=trace,
-                ) as response:
-                    status, reason = response.status, response.reason or ""
-                    body, complete = await _read_capped(response)
-        except Exception as exc:  # a failed probe is data: classify it, never raise
-            kind, detail = _classify(exc, timeout_s)
-            return ProbeResult(
-                shard=target.shard,
-                started_at=started_at,
-                ok=False,
-                latency_ms=None,
-                connect_ms=trace.connect_ms,
-                error=kind,
-                status_code=status,
-                detail=_short(detail),
-            )
-        latency_ms = (perf_counter() - start) * 1000
-        if not 200 <= status < 300:
-            error, detail = HTTP_STATUS, f"HTTP {status} {reason}".strip()
-        elif not complete:
-            error, detail = BAD_BODY, f"answer larger than {MAX_BODY_BYTES // 1024} KiB"
-        else:
-            error, detail = _check_body(body)
+        return await _probe_now(session, target, headers=headers, timeout=timeout, clock=clock)
+
+
+async def _probe_now(
+    session: aiohttp.ClientSession,
+    target: ProbeTarget,
+    *,
+    headers: dict[str, str],
+    timeout: aiohttp.ClientTimeout,
+    clock: _RoundClock,
+) -> ProbeResult:
+    assert timeout.total is not None
+    started_at = clock.now(target.shard)
+    start = perf_counter()
+    scratch = _Scratch()
+    _SCRATCH.set(scratch)  # this task's own context: no reset needed
+    status: int | None = None
+    reason = ""
+    try:
+        async with asyncio.timeout(timeout.total + GUARD_S):
+            async with session.get(
+                target.url, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                status, reason = response.status, response.reason or ""
+                body, complete = await _read_capped(response)
+    except Exception as exc:  # a failed probe is data: classify it, never raise
+        kind, detail = _classify(exc, timeout.total)
         return ProbeResult(
             shard=target.shard,
             started_at=started_at,
-            ok=not error,
-            latency_ms=latency_ms,
-            connect_ms=trace.connect_ms,
-            error=error,
+            ok=False,
+            latency_ms=None,
+            connect_ms=scratch.connect_ms,
+            error=kind,
             status_code=status,
             detail=_short(detail),
         )
+    latency_ms = (perf_counter() - start - scratch.waited_s) * 1000
+    if not 200 <= status < 300:
+        error, detail = HTTP_STATUS, f"HTTP {status} {reason}".strip()
+    elif not complete:
+        error, detail = BAD_BODY, f"answer larger than {MAX_BODY_BYTES // 1024} KiB"
+    else:
+        error, detail = _check_body(body)
+    return ProbeResult(
+        shard=target.shard,
+        started_at=started_at,
+        ok=not error,
+        latency_ms=latency_ms,
+        connect_ms=scratch.connect_ms,
+        error=error,
+        status_code=status,
+        detail=_short(detail),
+    )
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
     """The body, up to MAX_BODY_BYTES; False if there was more."""
+    length = response.content_length
+    if length is not None and length <= MAX_BODY_BYTES:
+        # The usual small answer: one read (aiohttp stops at Content-Length).
+        return await response.read(), True
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):

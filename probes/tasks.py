@@ -4,11 +4,17 @@ own queue (probes.<region>); each probes all of that region's shards at once."""
 import logging
 from datetime import datetime, timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
+
+# Set while a probes.detect run is queued and has not started: the rounds and batches
+# committed meanwhile will be in that run, so they queue nothing more.
+DETECT_PENDING_KEY = "probes:detect:pending"
 
 
 @shared_task(
@@ -46,6 +52,56 @@ def probe_region(region_slug: str, scheduled_at: str | None = None) -> int:
         region_slug=region_slug,
         scheduled_at=datetime.fromisoformat(scheduled_at) if scheduled_at else None,
     )
+
+
+def detect_soon() -> None:
+    """Queue one detection run, a moment from now, unless one is already queued and
+    not yet started. Called after commit by every write of samples (rounds, ingest).
+
+    The run clears the key *before* it reads samples, so whatever commits after that
+    queues the next run: a sample is never left unseen. If the cache is down, every
+    call queues a run (detection is idempotent); if the broker is down, the key is
+    dropped so the next round tries again.
+    """
+    if current_app.conf.task_always_eager:
+        detect.delay()  # inline (tests, one-off tools): nothing to coalesce
+        return
+    delay = settings.PROBE_DETECT_DELAY_SECONDS
+    # If the queued run is lost, the next round after this queues another.
+    ttl = max(int(settings.PROBE_INTERVAL_SECONDS), 5)
+    try:
+        if not cache.add(DETECT_PENDING_KEY, timezone.now().isoformat(), timeout=ttl):
+            return
+    except Exception as error:  # the cache only saves work; never lose a run to it
+        logger.warning("detection dedup unavailable (%s); queueing anyway", error)
+    try:
+        detect.apply_async(countdown=delay)
+    except (OperationalError, ConnectionError, OSError) as error:
+        logger.warning("could not queue detection (%s); the next round will", error)
+        _forget_pending()
+
+
+def _forget_pending() -> None:
+    try:
+        cache.delete(DETECT_PENDING_KEY)
+    except Exception as error:  # the cache only saves work, as above
+        logger.warning("could not clear the detection key (%s)", error)
+
+
+@shared_task(
+    name="probes.detect",
+    acks_late=True,
+    time_limit=120,
+    soft_time_limit=100,
+    ignore_result=True,
+)
+def detect() -> int:
+    """Detection over every shard's new samples (queued by ``detect_soon``).
+    Returns how many verdicts changed."""
+    from .services import detection_run
+
+    _forget_pending()  # first: what commits from now on queues the next run
+    return len(detection_run())
 
 
 @shared_task(

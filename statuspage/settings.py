@@ -326,6 +326,8 @@ SHARD_LATENCY_THRESHOLD_MS = env_int("SHARD_LATENCY_THRESHOLD_MS", 1000)
 PROBE_TIMEOUT_SECONDS = float(env("PROBE_TIMEOUT_SECONDS", "5"))
 # Incidents opened by detection are drafts for an operator unless this is on.
 PROBE_AUTO_PUBLISH = env_bool("PROBE_AUTO_PUBLISH", False)
+# Detection runs this long after samples commit, once for a burst of rounds and batches.
+PROBE_DETECT_DELAY_SECONDS = float(env("PROBE_DETECT_DELAY_SECONDS", "2"))
 PROBE_RAW_RETENTION_DAYS = env_int("PROBE_RAW_RETENTION_DAYS", 14)
 PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")

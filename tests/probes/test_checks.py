@@ -10,14 +10,18 @@ import aiohttp
 import pytest
 
 from probes.checks import (
+    Prober,
     ProbeTarget,
     _classify,
     _short,
+    kept_prober,
     probe_all,
     probe_round,
     probe_session,
 )
 from probes.models import ProbeError
+from probes.simulator import Fleet
+from tests.probes.conftest import Simulator
 
 TIMEOUT = 0.3
 
@@ -248,3 +252,67 @@ def test_details_are_short_and_on_one_line():
 
     assert len(detail) <= 200
     assert "\n" not in detail
+
+
+def test_a_kept_prober_reuses_its_connections_from_one_round_to_the_next(simulator):
+    target = ProbeTarget("use-1", simulator.shard_url("use-1"))
+    prober = Prober(keepalive_s=60)
+    try:
+        [first] = prober.probe([target], region="us-east", timeout_s=1)
+        [second] = prober.probe([target], region="us-east", timeout_s=1)
+    finally:
+        prober.close()
+
+    assert first.ok
+    assert second.ok
+    assert first.connect_ms is not None
+    assert second.connect_ms is None  # the same connection, a round later
+    assert simulator.requests_from("use-1", "us-east") == 2
+
+
+def test_a_shard_that_restarted_between_rounds_is_probed_on_a_new_connection(simulator):
+    """Its old connection is gone; the kept prober must not fail the probe on it."""
+    target = ProbeTarget("use-1", simulator.shard_url("use-1"))
+    port = int(simulator.url.rsplit(":", 1)[1])
+    prober = Prober(keepalive_s=60)
+    try:
+        [before] = prober.probe([target], region="us-east", timeout_s=1)
+        simulator.stop()
+        again = Simulator(Fleet(), port=port)
+        again.start()
+        try:
+            [after] = prober.probe([target], region="us-east", timeout_s=1)
+        finally:
+            again.stop()
+    finally:
+        prober.close()
+
+    assert before.ok
+    assert (after.ok, after.error) == (True, ProbeError.NONE)
+    assert after.connect_ms is not None
+
+
+def test_waiting_for_a_free_connection_does_not_count_as_the_shards_latency(simulator):
+    simulator.fleet.set_fault("slow", "slow", latency_ms=300)
+    target = ProbeTarget("slow", simulator.shard_url("slow"))
+
+    async def two_probes_one_connection():
+        async with probe_session(concurrency=1) as session:
+            return await probe_all(
+                [target, target], region="us-east", timeout_s=3, session=session, concurrency=2
+            )
+
+    first, second = asyncio.run(two_probes_one_connection())
+
+    assert first.ok
+    assert second.ok
+    # The second waited ~300 ms for the first's connection, then took ~300 ms itself.
+    assert 300 <= second.latency_ms < 600
+
+
+def test_the_worker_keeps_one_prober_per_process():
+    first = kept_prober(keepalive_s=65)
+    assert kept_prober(keepalive_s=65) is first
+    replaced = kept_prober(keepalive_s=125)  # a new interval: a new prober
+    assert replaced is not first
+    assert first.closed

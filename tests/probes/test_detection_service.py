@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from incidents.models import Incident, ShardImpact, TailnetImpact
 from incidents.services import incident_create, tailnet_create
@@ -97,11 +99,13 @@ def test_one_partitioned_region_opens_nothing(fleet, probe):
 def test_detection_rerun_over_the_same_samples_changes_nothing(fleet, probe):
     probe("use1", {"ams": "..xxxx..", "nyc": "..xxxx..", "sfo": "........"})
     before = list(ShardImpact.objects.values_list("starts_at", "ends_at", "level"))
-    state = ShardState.objects.get().regions
+    state = ShardState.objects.get()
 
     assert detection_run(shard_ids=[fleet["use1"].pk], now=T0 + 20 * ROUND) == []
     assert list(ShardImpact.objects.values_list("starts_at", "ends_at", "level")) == before
-    assert ShardState.objects.get().regions == state
+    again = ShardState.objects.get()
+    assert again.regions == state.regions
+    assert again.updated_at == state.updated_at  # nothing new: not even rewritten
     assert Incident.objects.count() == 1
 
 
@@ -154,3 +158,37 @@ def test_two_shards_of_one_component_failing_together_are_one_incident(fleet, pr
     probe("use2", {"ams": "..xxxx", "nyc": "..xxxx"}, start=T0 + ROUND)
     assert Incident.objects.count() == 1
     assert set(ShardImpact.objects.values_list("shard__slug", flat=True)) == {"use1", "use2"}
+
+
+def _one_round(fleet, regions, slugs, at):
+    for region in regions.values():
+        samples_store(
+            region=region,
+            samples=[
+                SampleIn(shard_id=fleet[slug].pk, started_at=at, ok=True, latency_ms=40.0)
+                for slug in slugs
+            ],
+        )
+
+
+def test_detection_costs_the_same_few_queries_for_one_shard_or_many(fleet, regions):
+    """Set-based: no query per shard (a fleet has thousands)."""
+    _one_round(fleet, regions, ["use1"], T0)
+    with CaptureQueriesContext(connection) as one:
+        detection_run(now=T0 + ROUND / 3)
+    _one_round(fleet, regions, ["use1", "use2", "euw1"], T0 + ROUND)
+    with CaptureQueriesContext(connection) as three:
+        detection_run(now=T0 + ROUND + ROUND / 3)
+
+    assert len(three) == len(one)
+    assert set(ShardState.objects.values_list("shard__slug", "state")) == {
+        ("use1", "up"),
+        ("use2", "up"),
+        ("euw1", "up"),
+    }
+
+
+def test_without_shard_ids_detection_looks_at_every_shard_with_new_samples(fleet, regions):
+    _one_round(fleet, regions, ["use2"], T0)
+    detection_run(now=T0 + ROUND / 3)
+    assert list(ShardState.objects.values_list("shard__slug", flat=True)) == ["use2"]
