@@ -61,5 +61,11 @@ bench-impact: $(STAMP)
 bench-probes: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/probes.py $(BENCH_ARGS)
 
+## make bench-page: the public page under wrk: ours vs a bare WSGI app vs nginx (installs wrk/nginx).
+BENCH_PAGE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_page
+.PHONY: bench-page
+bench-page: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_PAGE_DATABASE_URL) $(PY) bench/page.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

@@ -4,8 +4,9 @@ visitors during an outage costs a dict lookup each and no database at all.
 A rebuild renders every public path through the real URLconf and middleware (a
 request marked with ``CAPTURE_ENVIRON_KEY``, which the serving middleware lets pass),
 keeps the 200s, and writes them as one *generation*: a directory with one file per
-path and a ``manifest.json``. The ``current`` symlink is then swapped to it in one
-``rename``, so a reader sees the old snapshot or the new one, never half of one.
+path (plus ``<file>.gz``, a gzipped copy of each text page) and a ``manifest.json``.
+The ``current`` symlink is then swapped to it in one ``rename``, so a reader sees the
+old snapshot or the new one, never half of one.
 Web processes (``statuspage.middleware.SnapshotMiddleware``) keep the current
 generation in memory and look at the symlink at most once a second: no database,
 Redis or Celery on the request path, and a restarted process serves from disk.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -264,46 +266,91 @@ def etag_for(sha256: str) -> str:
     return f'"{sha256[:32]}"'
 
 
+# Every browser accepts gzip, and the pages are large and repetitive (the status page
+# of 40 components is ~2 MB of HTML, ~110 KB gzipped): each text page is stored
+# compressed too, once per rebuild, and served so to whoever accepts it.
+GZIP_LEVEL = 9
+GZIP_MIN_BYTES = 512  # below this the gzip framing eats the gain
+
+
+def compressible(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind.startswith("text/") or kind.endswith(("/json", "+json", "/xml", "+xml"))
+
+
+def gzipped(body: bytes) -> bytes:
+    """Deterministic (no timestamp in the header): the same page, the same bytes."""
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
 # Browsers and CDNs may reuse a copy for 30 s, serve it stale for a minute while they
 # fetch the next one, and for a day while we answer errors.
 CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=60, stale-if-error=86400"
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """One snapshotted path as served: the body and its headers, computed once."""
+class Variant:
+    """One encoding of a page as served: the bytes and every header, computed once."""
 
-    path: str
     body: bytes
-    sha256: str
-    etag: str
-    last_modified: int  # epoch seconds
-    # Content-Type, Content-Length, ETag, Last-Modified, Cache-Control, Vary, kept ones;
-    # as a dict (for HttpResponse) and as WSGI header pairs.
+    # Content-Type, Content-Length, [Content-Encoding,] ETag, Last-Modified,
+    # Cache-Control, Vary, kept ones; as a dict (for HttpResponse) and as WSGI pairs.
     headers: dict[str, str]
     items: tuple[tuple[str, str], ...]
     not_modified_items: tuple[tuple[str, str], ...]
 
 
-def _entry(path: str, body: bytes, meta: dict[str, Any]) -> Entry:
-    validators = {"ETag": meta["etag"], "Last-Modified": http_date(meta["last_modified"])}
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One snapshotted path as served, as is and (text pages) gzipped."""
+
+    path: str
+    sha256: str
+    etag: str
+    last_modified: int  # epoch seconds
+    identity: Variant
+    gzip: Variant | None
+    gzip_sha256: str | None
+
+    @property
+    def body(self) -> bytes:
+        return self.identity.body
+
+
+def _variant(
+    body: bytes, meta: dict[str, Any], *, etag: str, encoding: str | None = None
+) -> Variant:
+    validators = {"ETag": etag, "Last-Modified": http_date(meta["last_modified"])}
     caching = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     headers = {
         "Content-Type": meta["content_type"],
         "Content-Length": str(len(body)),
+        **({"Content-Encoding": encoding} if encoding else {}),
         **validators,
         **caching,
         **meta.get("headers", {}),
     }
-    return Entry(
-        path=path,
+    return Variant(
         body=body,
-        sha256=meta["sha256"],
-        etag=meta["etag"],
-        last_modified=meta["last_modified"],
         headers=headers,
         items=tuple(headers.items()),
         not_modified_items=tuple({**validators, **caching}.items()),
+    )
+
+
+def _entry(path: str, body: bytes, meta: dict[str, Any], packed: bytes | None = None) -> Entry:
+    return Entry(
+        path=path,
+        sha256=meta["sha256"],
+        etag=meta["etag"],
+        last_modified=meta["last_modified"],
+        identity=_variant(body, meta, etag=meta["etag"]),
+        # Another encoding of the same bytes: a weak validator of the same value, as
+        # Django's GZipMiddleware does, so a revalidation of either gets its 304.
+        gzip=None
+        if packed is None
+        else _variant(packed, meta, etag=f"W/{meta['etag']}", encoding="gzip"),
+        gzip_sha256=None if packed is None else meta["gzip"]["sha256"],
     )
 
 
@@ -332,11 +379,23 @@ def _load(generation: Path, reuse: dict[str, Entry]) -> dict[str, Entry]:
         if known is not None and known.sha256 == meta["sha256"]:
             body = known.body
         else:
-            body = (generation / meta["file"]).read_bytes()
-            if hashlib.sha256(body).hexdigest() != meta["sha256"]:
-                raise ValueError(f"{generation.name}/{meta['file']} does not match its manifest")
-        entries[path] = _entry(path, body, meta)
+            body = _read_checked(generation, meta["file"], meta["sha256"])
+        packed = None
+        if "gzip" in meta:  # generations written before gzip have none
+            packed_meta = meta["gzip"]
+            if known is not None and known.gzip and known.gzip_sha256 == packed_meta["sha256"]:
+                packed = known.gzip.body
+            else:
+                packed = _read_checked(generation, packed_meta["file"], packed_meta["sha256"])
+        entries[path] = _entry(path, body, meta, packed)
     return entries
+
+
+def _read_checked(generation: Path, file: str, sha256: str) -> bytes:
+    data = (generation / file).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{generation.name}/{file} does not match its manifest")
+    return data
 
 
 def _sequence(generations: list[Path]) -> int:
@@ -511,7 +570,7 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
             for path, outcome in capture(paths):
                 before = old.get(path)
                 if isinstance(outcome, Miss):
-                    if outcome.failed and before and _keep(before["file"], current, staging):
+                    if outcome.failed and before and _keep(before, current, staging):
                         entries[path] = before
                         result.kept.append(path)
                     else:
@@ -533,6 +592,10 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
                     "headers": outcome.headers,
                 }
                 _write(staging / file_for(path), outcome.body)
+                same = before if before is not None and before["sha256"] == sha256 else None
+                packed = _gzip_entry(outcome, file_for(path), staging, current, same)
+                if packed is not None:
+                    entries[path]["gzip"] = packed
             if not entries and old:
                 raise SnapshotError("no page could be rendered or kept")
             result.removed.extend(sorted(set(old) - set(entries)))
@@ -567,14 +630,38 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
     return result
 
 
-def _keep(file: str, current: Path | None, staging: Path) -> bool:
-    """Carry a page's last good copy into the new generation."""
+def _gzip_entry(
+    page: Page, file: str, staging: Path, current: Path | None, same: dict[str, Any] | None
+) -> dict[str, str] | None:
+    """Write the page's gzipped copy next to it, if that is worth it: the current
+    generation's copy when the page did not change (most pages, most minutes)."""
+    if len(page.body) < GZIP_MIN_BYTES or not compressible(page.content_type):
+        return None
+    if current is not None and same is not None and "gzip" in same:
+        try:
+            packed = (current / same["gzip"]["file"]).read_bytes()
+        except OSError:
+            packed = b""
+        if hashlib.sha256(packed).hexdigest() == same["gzip"]["sha256"]:
+            _write(staging / f"{file}.gz", packed)
+            return dict(same["gzip"])
+    packed = gzipped(page.body)
+    if len(packed) >= len(page.body):
+        return None
+    _write(staging / f"{file}.gz", packed)
+    return {"file": f"{file}.gz", "sha256": hashlib.sha256(packed).hexdigest()}
+
+
+def _keep(before: dict[str, Any], current: Path | None, staging: Path) -> bool:
+    """Carry a page's last good copy (and its gzipped one) into the new generation."""
     if current is None:
         return False
+    files = [before["file"]] + ([before["gzip"]["file"]] if "gzip" in before else [])
     try:
-        _write(staging / file, (current / file).read_bytes())
+        for file in files:
+            _write(staging / file, (current / file).read_bytes())
     except OSError as error:
-        logger.warning("snapshot: cannot keep the last copy of %s (%s)", file, error)
+        logger.warning("snapshot: cannot keep the last copy of %s (%s)", before["file"], error)
         return False
     return True
 

@@ -10,8 +10,12 @@ touches the database, Redis or Celery.
 application (``application = SnapshotWSGI(get_wsgi_application())``): it answers
 exactly what the middleware would, without building a Django request, and hands
 every other request to Django unchanged.
+
+Both answer with the page's gzipped copy (``Content-Encoding: gzip``, a weak ETag of
+the same value) when the request accepts gzip, as every browser's does.
 """
 
+import functools
 import hashlib
 import io
 from collections.abc import Callable, Iterable
@@ -40,6 +44,39 @@ def _only_tracking(query: str) -> bool:
         if name and not name.startswith("utm_") and name not in TRACKING_PARAMETERS:
             return False
     return True
+
+
+# Browsers send a handful of distinct values: parse each once (on the hot path).
+@functools.lru_cache(maxsize=256)
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (RFC 9110 12.5.3): listed, or covered
+    by ``*``, with a q-value above 0."""
+    if not accept_encoding:
+        return False
+    star = False
+    for item in accept_encoding.split(","):
+        coding, _, parameters = item.partition(";")
+        coding = coding.strip().lower()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding != "*":
+            return quality > 0
+        star = quality > 0
+    return star
+
+
+def _variant(entry: snapshot.Entry, accept_encoding: str | None) -> snapshot.Variant:
+    if entry.gzip is not None and accepts_gzip(accept_encoding):
+        return entry.gzip
+    return entry.identity
 
 
 def _entry_for(method: str | None, path: str, query: str | None) -> snapshot.Entry | None:
@@ -94,11 +131,14 @@ class SnapshotMiddleware:
 
     def serve(self, request: HttpRequest, entry: snapshot.Entry) -> HttpResponseBase:
         meta = request.META
+        variant = _variant(entry, meta.get("HTTP_ACCEPT_ENCODING"))
         if _fresh(entry, meta.get("HTTP_IF_NONE_MATCH"), meta.get("HTTP_IF_MODIFIED_SINCE")):
-            return HttpResponseNotModified(headers={**dict(entry.not_modified_items), **self.frame})
+            return HttpResponseNotModified(
+                headers={**dict(variant.not_modified_items), **self.frame}
+            )
         # HEAD: no body, but the Content-Length of the body a GET would get.
-        body = entry.body if request.method == "GET" else b""
-        return HttpResponse(body, headers={**entry.headers, **self.frame})
+        body = variant.body if request.method == "GET" else b""
+        return HttpResponse(body, headers={**variant.headers, **self.frame})
 
     def cacheable(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """A public page rendered live (no snapshot yet, or a query string): the
@@ -159,11 +199,12 @@ class SnapshotWSGI:
         if self.redirect and not secure:
             return self.application(environ, start_response)  # Django redirects it
         extra = self.extra[secure]
+        variant = _variant(entry, environ.get("HTTP_ACCEPT_ENCODING"))
         if _fresh(entry, environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MODIFIED_SINCE")):
-            start_response("304 Not Modified", [*entry.not_modified_items, *extra])
+            start_response("304 Not Modified", [*variant.not_modified_items, *extra])
             return []
-        start_response("200 OK", [*entry.items, *extra])
-        return [entry.body] if method == "GET" else []
+        start_response("200 OK", [*variant.items, *extra])
+        return [variant.body] if method == "GET" else []
 
 
 def _security_headers(secure: bool) -> list[tuple[str, str]]:

@@ -111,7 +111,7 @@ def real_broker(url, **transport_options):
 # --- The named people of the customer tests -------------------------------------------
 # alice owns acme (on use1, the whole time); bob is a member of globex (on euw1);
 # carol signs in but belongs to no tailnet; staff runs the service (admin only).
-PASSWORD = "correct horse battery staple"  # noqa: S105 - test fixture
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture

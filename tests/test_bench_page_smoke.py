@@ -1,0 +1,76 @@
+"""The page benchmark keeps working: bench/page.py at a tiny size.
+
+It runs in a subprocess against its own database, never pytest-django's test database:
+``bench_page_smoke`` on the server the tests use (BENCH_PAGE_SMOKE_DATABASE_URL
+overrides it), which the script empties and refills. It installs wrk and nginx with
+apt-get when they are missing (as .ci/run installs chromium) and fails, never skips,
+when it cannot. Wall times and rates are printed by the script, never asserted here.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+LAST_LINE = re.compile(r"^page: ours=(?P<ours>\d+) baseline=(?P<baseline>\d+) ratio=\d+\.\d\d$")
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
+    ),
+]
+
+
+def _smoke_url() -> str:
+    if os.environ.get("BENCH_PAGE_SMOKE_DATABASE_URL"):
+        return os.environ["BENCH_PAGE_SMOKE_DATABASE_URL"]
+    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"))
+    return urlunsplit(server._replace(path="/bench_page_smoke"))
+
+
+def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line():
+    done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [sys.executable, str(ROOT / "bench" / "page.py"), "--smoke"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_DATABASE_URL": _smoke_url()},
+        capture_output=True,
+        text=True,
+        timeout=300,  # an apt-get install of wrk and nginx included
+        check=False,
+    )
+    assert done.returncode == 0, f"bench/page.py failed:\n{done.stdout}\n{done.stderr}"
+    output = done.stdout
+
+    last = output.rstrip("\n").splitlines()[-1]
+    match = LAST_LINE.match(last)
+    assert match, f"unexpected last line {last!r}:\n{output}"
+    assert int(match["ours"]) > 0, output
+    assert int(match["baseline"]) > 0, output
+    # The three servers were loaded, and all of them served the page.
+    for server in ("nginx, the static export", "bare WSGI app", "ours: statuspage.wsgi"):
+        assert server in output, output
+    assert "render (cold snapshot" in output, output
+    assert "target ours >= 0.8 x bare" in output, output
+    # Nothing the benchmark started is left running: its gunicorns and nginx are
+    # started with a temporary directory of theirs on the command line.
+    assert not _processes_mentioning("bench-gunicorn-", "bench-nginx-")
+
+
+def _processes_mentioning(*needles: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended meanwhile
+            continue
+        if any(needle in args for needle in needles):
+            found.append(args)
+    return found
