@@ -67,5 +67,12 @@ BENCH_PAGE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_page
 bench-page: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_PAGE_DATABASE_URL) $(PY) bench/page.py $(BENCH_ARGS)
 
+## make bench-report: outage report submissions/s through the form (CSRF, rate limits, triage published) vs a bare INSERT.
+BENCH_REPORT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_report
+BENCH_REPORT_REDIS_URL ?= redis://127.0.0.1:6379/7
+.PHONY: bench-report
+bench-report: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_REPORT_DATABASE_URL) BENCH_REDIS_URL=$(BENCH_REPORT_REDIS_URL) $(PY) bench/report.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

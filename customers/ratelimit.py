@@ -24,8 +24,11 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Sequence
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +69,59 @@ def hit(key: str, limit: int, period: int) -> bool:
 
     Fails open: ``True`` when the cache is unavailable.
     """
-    window = _window_key(key, period, time.time())
+    return hit_many([(key, limit, period)])[0]
+
+
+def hit_many(limits: Sequence[tuple[str, int, int]]) -> list[bool]:
+    """Count one hit for each ``(key, limit, period)``; for each, whether it is
+    within its limit. On Redis all of them cost one round trip (a pipeline of
+    ``SET NX EX`` and ``INCR`` per key); on other caches two operations per key.
+
+    Fails open: all ``True`` when the cache is unavailable.
+    """
+    now = time.time()
+    windows = [(_window_key(key, period, now), period) for key, _, period in limits]
     try:
-        # add() is a no-op when the key exists, so the window's expiry is set once.
-        cache.add(window, 0, timeout=period + 1)
-        try:
-            count = cache.incr(window)
-        except ValueError:  # expired between add() and incr()
-            cache.set(window, 1, timeout=period + 1)
-            count = 1
+        client = _redis_client()
+        if client is not None:
+            counts = _redis_counts(client, windows)
+        else:
+            counts = [_cache_count(window, period) for window, period in windows]
     except Exception:
-        logger.warning("rate limit %r not checked: the cache is unavailable", key, exc_info=True)
-        return True
-    return count <= limit
+        keys = [key for key, _, _ in limits]
+        logger.warning("rate limits %r not checked: the cache is unavailable", keys, exc_info=True)
+        return [True] * len(limits)
+    return [count <= limit for count, (_, limit, _) in zip(counts, limits, strict=True)]
+
+
+def _redis_client() -> Any:
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend._cache.get_client(write=True)
+    return None
+
+
+def _redis_counts(client: Any, windows: list[tuple[str, int]]) -> list[int]:
+    backend = caches["default"]
+    pipe = client.pipeline(transaction=False)
+    for window, period in windows:
+        # The key Django's cache would use, so is_limited()/reset() see the same
+        # counter; integers are stored unpickled, so INCR works on them.
+        stored = backend.make_and_validate_key(window)
+        pipe.set(stored, 0, ex=period + 1, nx=True)
+        pipe.incr(stored)
+    results = pipe.execute()
+    return [int(count) for count in results[1::2]]
+
+
+def _cache_count(window: str, period: int) -> int:
+    # add() is a no-op when the key exists, so the window's expiry is set once.
+    cache.add(window, 0, timeout=period + 1)
+    try:
+        return int(cache.incr(window))
+    except ValueError:  # expired between add() and incr()
+        cache.set(window, 1, timeout=period + 1)
+        return 1
 
 
 def is_limited(key: str, limit: int, period: int) -> bool:

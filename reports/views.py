@@ -26,14 +26,16 @@ def within_rate(*, client_address: str | None, tailnet_name: str) -> int | None:
     """None if the report may be saved, else the seconds to wait. Both limits are
     counted: per client address, and per tailnet name as typed (so the answer is
     the same whether that tailnet exists). Fails open when the cache is down."""
-    waits = []
-    limits = [(f"report:addr:{services.client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
+    rates = [(f"report:addr:{services.client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
     if tailnet_name:
-        limits.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
-    for key, rate in limits:
-        limit, period = ratelimit.parse_rate(rate)
-        if not ratelimit.hit(key, limit, period):
-            waits.append(ratelimit.retry_after(period))
+        rates.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
+    limits = [(key, *ratelimit.parse_rate(rate)) for key, rate in rates]
+    allowed = ratelimit.hit_many(limits)
+    waits = [
+        ratelimit.retry_after(period)
+        for (_, _, period), ok in zip(limits, allowed, strict=True)
+        if not ok
+    ]
     return max(waits) if waits else None
 
 
