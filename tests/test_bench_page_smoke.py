@@ -36,7 +36,7 @@ def _smoke_url() -> str:
     return urlunsplit(server._replace(path="/bench_page_smoke"))
 
 
-def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line():
+def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line(tmp_path):
     done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
         [sys.executable, str(ROOT / "bench" / "page.py"), "--smoke"],
         cwd=ROOT,
@@ -60,8 +60,8 @@ def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line():
     assert "render (cold snapshot" in output, output
     assert "target ours >= 0.8 x bare" in output, output
     # Nothing the benchmark started is left running: its gunicorns and nginx are
-    # started with a temporary directory of theirs on the command line.
-    assert not _processes_mentioning("bench-gunicorn-", "bench-nginx-")
+    # started with a temporary directory of theirs (under tmp_path) on the command line.
+    assert not _processes_mentioning(f"{tmp_path}/bench-gunicorn-", f"{tmp_path}/bench-nginx-")
 
 
 def _processes_mentioning(*needles: str) -> list[str]:
