@@ -74,5 +74,10 @@ BENCH_REPORT_REDIS_URL ?= redis://127.0.0.1:6379/7
 bench-report: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_REPORT_DATABASE_URL) BENCH_REDIS_URL=$(BENCH_REPORT_REDIS_URL) $(PY) bench/report.py $(BENCH_ARGS)
 
+## make bench-tailnet: one tailnet's page and /uptime: its queries vs bare SQL; gunicorn under wrk (installs wrk).
+.PHONY: bench-tailnet
+bench-tailnet: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/tailnet.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

@@ -3,20 +3,30 @@
 Every function here takes a tailnet that already came through the one door
 (``customers.access.tailnet_access``) and makes a fixed number of queries,
 whatever the number of incidents, migrations or probe rollups. The arithmetic is
-``incidents.uptime`` (day bars, months), ``incidents.queries`` (history, stitched
-uptime), ``incidents.wording`` (plain words) and ``probes.rollup`` (percentiles).
+``incidents.uptime`` (day bars stitched across migrations), ``incidents.queries``
+(history), ``incidents.wording`` (plain words) and ``probes.rollup`` (percentiles).
 
 Customers are shown a shard by its public name and region, never by its slug.
+
+The reads of a tailnet's page and API are fixed SQL statements, not querysets, as
+``incidents.queries.tailnet_incident_history`` is: on a page that reads a few dozen
+rows, building and compiling the querysets and instantiating models cost several
+times the statements themselves (``make bench-tailnet``). Plain values go into
+dataclasses; model instances are made only where a template needs one (open
+incidents, usually none).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,9 +39,9 @@ from incidents.models import (
     ShardImpact,
     Tailnet,
 )
-from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history, tailnet_uptime
-from incidents.uptime import DayUptime, Tally, total
-from probes.models import Granularity, ProbeRollup
+from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history
+from incidents.uptime import DayUptime, Interval, Tally, daily_uptime, total
+from probes.models import Granularity
 from probes.rollup import N_BUCKETS, merge, quantile_ms
 
 UPTIME_DAYS = 90
@@ -50,6 +60,25 @@ STATUS_FOR_LEVEL = {
     "outage": "major_outage",
 }
 _MAINTENANCE_NOW = (IncidentStatus.IN_PROGRESS, IncidentStatus.VERIFYING)
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _aware_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _db_datetime(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 # --- Placements ---------------------------------------------------------------------------
@@ -85,25 +114,20 @@ class Migration:
     to_name: str
 
 
+_STAYS_SQL = """
+    SELECT p.shard_id, s.public_name, s.region, s.component_id, c.name, c.kind,
+           s.latency_threshold_ms, p.starts_at, p.ends_at
+    FROM incidents_placement p
+    JOIN incidents_shard s ON s.id = p.shard_id
+    JOIN incidents_component c ON c.id = s.component_id
+    WHERE p.tailnet_id = %s
+    ORDER BY p.starts_at
+"""
+
+
 def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
-    """Every placement of the tailnet, oldest first, with its shard. One query, of
-    plain values: no model instances for what is only read (bench/tailnet.py)."""
-    default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS
-    rows = (
-        Placement.objects.filter(tailnet_id=tailnet_id)
-        .order_by("starts_at")
-        .values_list(
-            "shard_id",
-            "shard__public_name",
-            "shard__region",
-            "shard__component_id",
-            "shard__component__name",
-            "shard__component__kind",
-            "shard__latency_threshold_ms",
-            "starts_at",
-            "ends_at",
-        )
-    )
+    """Every placement of the tailnet, oldest first, with its shard. One query."""
+    default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS  # Shard.effective_latency_...
     return [
         Stay(
             shard_id=shard_id,
@@ -113,8 +137,8 @@ def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
             component_name=component_name,
             component_kind=component_kind,
             latency_threshold_ms=threshold or default_threshold,
-            starts_at=starts_at,
-            ends_at=ends_at,
+            starts_at=_aware(starts_at),
+            ends_at=_aware_or_none(ends_at),
         )
         for (
             shard_id,
@@ -126,7 +150,7 @@ def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
             threshold,
             starts_at,
             ends_at,
-        ) in rows
+        ) in _rows(_STAYS_SQL, [tailnet_id])
     ]
 
 
@@ -193,6 +217,29 @@ def _happening(
     return Happening(incident=incident, phase=phase, level=level, words=words, windows=windows)
 
 
+# Open published incidents with a window on the shard, each window a row (the
+# incident's columns, then the window's), oldest window first.
+_OPEN_WINDOWS_SQL = """
+    SELECT i.*, si.id AS window_id, si.level AS window_level,
+           si.starts_at AS window_starts_at, si.ends_at AS window_ends_at
+    FROM incidents_shardimpact si
+    JOIN incidents_incident i ON i.id = si.incident_id
+    WHERE si.shard_id = %s AND i.published AND i.resolved_at IS NULL
+    ORDER BY si.starts_at, si.id
+"""
+_WINDOW_COLUMNS = ("window_id", "window_level", "window_starts_at", "window_ends_at")
+# Open published maintenance naming the shard's component.
+_OPEN_MAINTENANCE_SQL = """
+    SELECT i.*
+    FROM incidents_incident i
+    WHERE i.published AND i.kind = %s AND i.resolved_at IS NULL
+      AND EXISTS (
+          SELECT 1 FROM incidents_incidentcomponent ic
+          WHERE ic.incident_id = i.id AND ic.component_id = %s
+      )
+"""
+
+
 def tailnet_now(*, stays: Sequence[Stay], now: datetime) -> TailnetNow:
     """The state of the tailnet's current shard: open published incidents with an
     impact window on it, and maintenance not yet completed on it (by a window on
@@ -201,20 +248,25 @@ def tailnet_now(*, stays: Sequence[Stay], now: datetime) -> TailnetNow:
     if stay is None:
         return TailnetNow(stay=None, status="operational", incidents=[], maintenance=[])
     by_incident: dict[int, tuple[Incident, list[ShardImpact]]] = {}
-    for window in (
-        ShardImpact.objects.filter(
-            shard_id=stay.shard_id, incident__published=True, incident__resolved_at__isnull=True
+    for incident in Incident.objects.raw(_OPEN_WINDOWS_SQL, [stay.shard_id]):
+        # The window's columns came along as attributes of the incident: off it.
+        window_id, level, starts_at, ends_at = (
+            incident.__dict__.pop(column) for column in _WINDOW_COLUMNS
         )
-        .select_related("incident")
-        .order_by("starts_at", "id")
+        known, windows = by_incident.setdefault(incident.pk, (incident, []))
+        windows.append(
+            ShardImpact(
+                pk=window_id,
+                incident=known,
+                shard_id=stay.shard_id,
+                level=level,
+                starts_at=_aware(starts_at),
+                ends_at=_aware_or_none(ends_at),
+            )
+        )
+    for incident in Incident.objects.raw(
+        _OPEN_MAINTENANCE_SQL, [IncidentKind.MAINTENANCE.value, stay.component_id]
     ):
-        by_incident.setdefault(window.incident_id, (window.incident, []))[1].append(window)
-    for incident in Incident.objects.filter(
-        published=True,
-        kind=IncidentKind.MAINTENANCE,
-        resolved_at__isnull=True,
-        affected_components__component_id=stay.component_id,
-    ).distinct():
         by_incident.setdefault(incident.pk, (incident, []))
     happenings = [
         _happening(incident, windows, stay, now) for incident, windows in by_incident.values()
@@ -316,8 +368,42 @@ def tailnet_uptime_report(
     """Per day and per month, the tailnet's uptime stitched across migrations (its
     own shard's impact wherever it was placed; published incidents only; minutes
     before it existed excluded). Two queries."""
-    days = tailnet_uptime(tailnet_id=tailnet_id, first_day=first_day, last_day=last_day, now=now)
+    days = _tailnet_days(tailnet_id=tailnet_id, first_day=first_day, last_day=last_day, now=now)
     return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=_months(days))
+
+
+_UPTIME_IMPACTS_SQL = """
+    SELECT ti.starts_at, ti.ends_at, ti.level
+    FROM incidents_tailnetimpact ti
+    JOIN incidents_incident i ON i.id = ti.incident_id
+    WHERE ti.tailnet_id = %s AND i.published
+      AND (ti.ends_at IS NULL OR ti.ends_at > %s) AND ti.starts_at < %s
+"""
+_UPTIME_PLACEMENTS_SQL = """
+    SELECT starts_at, ends_at
+    FROM incidents_placement
+    WHERE tailnet_id = %s AND (ends_at IS NULL OR ends_at > %s) AND starts_at < %s
+"""
+
+
+def _tailnet_days(
+    *, tailnet_id: int, first_day: date, last_day: date, now: datetime
+) -> list[DayUptime]:
+    """``incidents.queries.tailnet_uptime`` as two fixed statements: the same rows
+    (published impact and placements overlapping the days), the same arithmetic."""
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    params = [tailnet_id, _db_datetime(start), _db_datetime(end)]
+    return daily_uptime(
+        intervals=[
+            Interval(_aware(s), _aware_or_none(e), level)
+            for s, e, level in _rows(_UPTIME_IMPACTS_SQL, params)
+        ],
+        covered=[(_aware(s), _aware_or_none(e)) for s, e in _rows(_UPTIME_PLACEMENTS_SQL, params)],
+        first_day=first_day,
+        last_day=last_day,
+        now=now,
+    )
 
 
 def _months(days: Sequence[DayUptime]) -> list[MonthUptime]:
@@ -368,6 +454,15 @@ class LatencyHour:
     failures: int
 
 
+# The hourly rollups of the hours the tailnet spent on each shard: one
+# "(shard, from, to)" condition per placement.
+_LATENCY_SQL = """
+    SELECT shard_id, bucket_start, count, failures, histogram
+    FROM probes_proberollup
+    WHERE granularity = %s AND ({hours_on_shard})
+"""
+
+
 def tailnet_latency(
     *, stays: Sequence[Stay], now: datetime, days: int = LATENCY_DAYS
 ) -> list[LatencyHour]:
@@ -384,40 +479,48 @@ def tailnet_latency(
         # Only the hours the tailnet spent on each shard (an hour is the shard's it
         # was on at the hour's middle): a tailnet that moved twice this week would
         # otherwise read three shards' whole week.
-        hours_on_shard = Q()
+        hours_on_shard = " OR ".join(
+            "(shard_id = %s AND bucket_start >= %s AND bucket_start < %s)" for _ in here
+        )
+        params: list[object] = [Granularity.HOUR.value]
         for placed in here:
             ends = end if placed.ends_at is None else min(placed.ends_at - HOUR / 2, end)
-            hours_on_shard |= Q(
-                shard_id=placed.shard_id,
-                bucket_start__gte=max(placed.starts_at - HOUR / 2, start),
-                bucket_start__lt=ends,
-            )
-        for shard_id, bucket, count, failures, histogram in (
-            ProbeRollup.objects.filter(granularity=Granularity.HOUR)
-            .filter(hours_on_shard)
-            .values_list("shard_id", "bucket_start", "count", "failures", "histogram")
+            params += [
+                placed.shard_id,
+                _db_datetime(max(placed.starts_at - HOUR / 2, start)),
+                _db_datetime(ends),
+            ]
+        for shard_id, bucket, count, failures, histogram in _rows(
+            _LATENCY_SQL.format(hours_on_shard=hours_on_shard), params
         ):
-            key = (shard_id, bucket.astimezone(UTC))
-            histograms.setdefault(key, []).append(histogram)
+            key = (shard_id, _aware(bucket).astimezone(UTC))
+            # JSON as text from both databases (Django loads jsonb as text).
+            loaded = json.loads(histogram) if isinstance(histogram, str | bytes) else histogram
+            histograms.setdefault(key, []).append(loaded)
             seen = counts.get(key, (0, 0))
             counts[key] = (seen[0] + count, seen[1] + failures)
     hours = []
     at = start
     while at < end:
-        stay = next((s for s in here if s.covers(at + HOUR / 2)), None)
-        key = (stay.shard_id if stay else 0, at)
-        merged = _merge(histograms[key]) if stay and key in histograms else None
-        samples, failures = counts.get(key, (0, 0)) if stay else (0, 0)
-        hours.append(
-            LatencyHour(
-                start=at,
-                shard_name=stay.shard_name if stay else None,
-                p50_ms=quantile_ms(merged, 0.5) if merged else None,
-                p95_ms=quantile_ms(merged, 0.95) if merged else None,
-                samples=samples,
-                failures=failures,
+        middle = at + HOUR / 2
+        stay = next((s for s in here if s.covers(middle)), None)
+        if stay is None:
+            hours.append(LatencyHour(at, None, None, None, samples=0, failures=0))
+        else:
+            key = (stay.shard_id, at)
+            found = histograms.get(key)
+            merged = _merge(found) if found else None
+            samples, failures = counts.get(key, (0, 0))
+            hours.append(
+                LatencyHour(
+                    start=at,
+                    shard_name=stay.shard_name,
+                    p50_ms=quantile_ms(merged, 0.5) if merged else None,
+                    p95_ms=quantile_ms(merged, 0.95) if merged else None,
+                    samples=samples,
+                    failures=failures,
+                )
             )
-        )
         at += HOUR
     return hours
 
@@ -428,7 +531,7 @@ def _merge(histograms: list[list[int]]) -> list[int]:
     hour of the week)."""
     if any(len(counts) != N_BUCKETS for counts in histograms):
         return merge(histograms)  # raises, saying what is wrong
-    return [sum(column) for column in zip(*histograms, strict=True)]
+    return list(map(sum, zip(*histograms, strict=True)))
 
 
 # --- The page -----------------------------------------------------------------------------
