@@ -42,7 +42,7 @@ from incidents.models import (
 from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history
 from incidents.uptime import DayUptime, Interval, Tally, daily_uptime, total
 from probes.models import Granularity
-from probes.rollup import N_BUCKETS, merge, quantile_ms
+from probes.rollup import N_BUCKETS, merge, quantiles_ms
 
 UPTIME_DAYS = 90
 SLA_MONTHS = 12
@@ -509,14 +509,14 @@ def tailnet_latency(
         else:
             key = (stay.shard_id, at)
             found = histograms.get(key)
-            merged = _merge(found) if found else None
+            p50, p95 = quantiles_ms(_merge(found), (0.5, 0.95)) if found else (None, None)
             samples, failures = counts.get(key, (0, 0))
             hours.append(
                 LatencyHour(
                     start=at,
                     shard_name=stay.shard_name,
-                    p50_ms=quantile_ms(merged, 0.5) if merged else None,
-                    p95_ms=quantile_ms(merged, 0.95) if merged else None,
+                    p50_ms=p50,
+                    p95_ms=p95,
                     samples=samples,
                     failures=failures,
                 )

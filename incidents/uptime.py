@@ -340,18 +340,22 @@ def daily_uptime(
                 row[rank] += day_stop - first
             first = day_stop
 
-    return [
-        DayUptime(
-            day=first_day + timedelta(days=offset),
-            tally=Tally(
+    # Tallies are immutable and most days look alike (a whole day with data and no
+    # impact), so equal rows share one Tally: a year of days builds a handful.
+    tallies: dict[tuple[int, ...], Tally] = {}
+    days = []
+    for offset, row in enumerate(counts):
+        key = tuple(row)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally(
                 total_minutes=row[_NO_IMPACT],
                 outage_minutes=row[_RANK["outage"]],
                 partial_minutes=row[_RANK["partial"]],
                 degraded_minutes=row[_RANK["degraded"]],
-            ),
-        )
-        for offset, row in enumerate(counts)
-    ]
+            )
+        days.append(DayUptime(day=first_day + timedelta(days=offset), tally=tally))
+    return days
 
 
 def total(days: Iterable[DayUptime]) -> Tally:

@@ -26,6 +26,16 @@ def test_histogram_quantiles_bound_the_true_percentile(latencies):
         assert estimate >= min(true, rollup.BUCKET_BOUNDS_MS[-1])
 
 
+@given(
+    st.lists(
+        st.integers(min_value=0, max_value=50), min_size=rollup.N_BUCKETS, max_size=rollup.N_BUCKETS
+    )
+)
+def test_several_quantiles_at_once_are_the_quantiles_one_by_one(counts):
+    qs = (0.01, 0.5, 0.95, 0.99, 1.0)
+    assert rollup.quantiles_ms(counts, qs) == [rollup.quantile_ms(counts, q) for q in qs]
+
+
 def test_merging_minutes_gives_the_hour():
     minutes = [rollup.histogram([10, 200]), rollup.histogram([5000]), rollup.histogram([])]
     assert rollup.merge(minutes) == rollup.histogram([10, 200, 5000])
