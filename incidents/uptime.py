@@ -344,6 +344,7 @@ def daily_uptime(
     # impact), so equal rows share one Tally: a year of days builds a handful.
     tallies: dict[tuple[int, ...], Tally] = {}
     days = []
+    first_ordinal = first_day.toordinal()
     for offset, row in enumerate(counts):
         key = tuple(row)
         tally = tallies.get(key)
@@ -354,7 +355,7 @@ def daily_uptime(
                 partial_minutes=row[_RANK["partial"]],
                 degraded_minutes=row[_RANK["degraded"]],
             )
-        days.append(DayUptime(day=first_day + timedelta(days=offset), tally=tally))
+        days.append(DayUptime(day=date.fromordinal(first_ordinal + offset), tally=tally))
     return days
 
 
