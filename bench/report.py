@@ -475,14 +475,14 @@ def instrumented() -> Iterator[Parts]:
     from django.middleware.csrf import CsrfViewMiddleware
     from django.test.client import ClientHandler
 
-    from reports import services, tasks, views
+    from reports import services, tasks
     from reports.forms import ReportForm
 
     parts = Parts()
     parts.time(ClientHandler, "__call__", "handler")
     parts.time(CsrfViewMiddleware, "process_view", "csrf")
     parts.time(ReportForm, "full_clean", "form")
-    parts.time(views, "within_rate", "rate limits")
+    parts.time(services, "within_rate", "rate limits")
     parts.time(services, "report_submit", "report_submit")
     parts.time(tasks, "enqueue_triage", "publish")
     parts.time(BaseDatabaseWrapper, "close_if_health_check_failed", "db health check")

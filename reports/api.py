@@ -29,7 +29,7 @@ from incidents.tokens import BearerTokenAuthentication
 from . import queries, services
 from .forms import ReportForm
 from .models import Via
-from .views import TOO_MANY, within_rate
+from .views import TOO_MANY
 
 logger = logging.getLogger(__name__)
 
@@ -153,26 +153,19 @@ class ReportCreateApi(APIView):
                 for field, field_errors in form.errors.get_json_data().items()
             }
             return Response(problems, status=status.HTTP_400_BAD_REQUEST)
-        cleaned = form.cleaned_data
-        address = request.META.get("REMOTE_ADDR")
-        wait = within_rate(client_address=address, tailnet_name=cleaned["tailnet"])
-        if wait is not None:
+        report, wait = services.report_submit_limited(
+            cleaned=form.cleaned_data,
+            tailnet=form.member_tailnet,
+            client_address=request.META.get("REMOTE_ADDR"),
+            reporter=request.user,
+            via=Via.API,
+        )
+        if report is None:
             return Response(
                 {"detail": TOO_MANY},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(wait)},
             )
-        report = services.report_submit(
-            what=cleaned["what"],
-            started_at=cleaned["started_at"],
-            tailnet_name=cleaned["tailnet"],
-            tailnet=form.member_tailnet,
-            email=cleaned["email"],
-            description=cleaned["description"],
-            client_address=address,
-            reporter=request.user,
-            via=Via.API,
-        )
         answer = queries.report_answer(report=report, user=request.user, auth=token)
         url = request.build_absolute_uri(reverse("reports:thanks", args=[report.public_id]))
         return Response(

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from customers import ratelimit
 from incidents.models import Incident, IncidentSource, Placement, Shard, Tailnet
 from incidents.services import WindowSpec, incident_create
 
@@ -100,6 +101,53 @@ def report_submit(
         report_id = report.pk
         transaction.on_commit(lambda: tasks.enqueue_triage(report_id), robust=True)
     return report
+
+
+def within_rate(*, client_address: str | None, tailnet_name: str) -> int | None:
+    """None if a report may be saved, else the seconds to wait. Both limits are
+    counted: per client address, and per tailnet name as typed (so the answer is
+    the same whether that tailnet exists). Fails open when the cache is down."""
+    rates = [(f"report:addr:{client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
+    if tailnet_name:
+        rates.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
+    limits = [(key, *ratelimit.parse_rate(rate)) for key, rate in rates]
+    allowed = ratelimit.hit_many(limits)
+    waits = [
+        ratelimit.retry_after(period)
+        for (_, _, period), ok in zip(limits, allowed, strict=True)
+        if not ok
+    ]
+    return max(waits) if waits else None
+
+
+def report_submit_limited(
+    *,
+    cleaned: dict[str, Any],
+    tailnet: Tailnet | None,
+    client_address: str | None,
+    reporter: Any,
+    via: str,
+    honeypot: bool = False,
+) -> tuple[Report | None, int | None]:
+    """The form's and the API's door: the rate limits, then ``report_submit`` of a
+    validated ``ReportForm``'s data. ``(report, None)``, or ``(None, seconds to
+    wait)`` when a limit is reached (nothing saved)."""
+    wait = within_rate(client_address=client_address, tailnet_name=cleaned["tailnet"])
+    if wait is not None:
+        return None, wait
+    report = report_submit(
+        what=cleaned["what"],
+        started_at=cleaned["started_at"],
+        tailnet_name=cleaned["tailnet"],
+        tailnet=tailnet,
+        email=cleaned["email"],
+        description=cleaned["description"],
+        honeypot=honeypot,
+        client_address=client_address,
+        reporter=reporter,
+        via=via,
+    )
+    return report, None
 
 
 # --- Triage -----------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """The public report form and its confirmation page. Thin: a form, a service, a query."""
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -9,7 +8,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
-from customers import ratelimit
 from customers.access import member_tailnets
 
 from . import queries, services
@@ -20,23 +18,6 @@ TOO_MANY = (
     "You have sent several reports in the last few minutes, and we have them all. "
     "Please wait a few minutes before sending another."
 )
-
-
-def within_rate(*, client_address: str | None, tailnet_name: str) -> int | None:
-    """None if the report may be saved, else the seconds to wait. Both limits are
-    counted: per client address, and per tailnet name as typed (so the answer is
-    the same whether that tailnet exists). Fails open when the cache is down."""
-    rates = [(f"report:addr:{services.client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
-    if tailnet_name:
-        rates.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
-    limits = [(key, *ratelimit.parse_rate(rate)) for key, rate in rates]
-    allowed = ratelimit.hit_many(limits)
-    waits = [
-        ratelimit.retry_after(period)
-        for (_, _, period), ok in zip(limits, allowed, strict=True)
-        if not ok
-    ]
-    return max(waits) if waits else None
 
 
 @never_cache
@@ -50,22 +31,15 @@ def report_form(request: HttpRequest) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         status = 400
     elif form.is_bound:
-        cleaned = form.cleaned_data
-        address = request.META.get("REMOTE_ADDR")
-        wait = within_rate(client_address=address, tailnet_name=cleaned["tailnet"])
-        if wait is None:
-            report = services.report_submit(
-                what=cleaned["what"],
-                started_at=cleaned["started_at"],
-                tailnet_name=cleaned["tailnet"],
-                tailnet=form.member_tailnet,
-                email=cleaned["email"],
-                description=cleaned["description"],
-                honeypot=form.is_bot,
-                client_address=address,
-                reporter=request.user,
-                via=Via.FORM,
-            )
+        report, wait = services.report_submit_limited(
+            cleaned=form.cleaned_data,
+            tailnet=form.member_tailnet,
+            honeypot=form.is_bot,
+            client_address=request.META.get("REMOTE_ADDR"),
+            reporter=request.user,
+            via=Via.FORM,
+        )
+        if report is not None:
             # 303: the browser GETs the confirmation, so reloading it never re-sends.
             done = HttpResponseRedirect(reverse("reports:thanks", args=[report.public_id]))
             done.status_code = 303
