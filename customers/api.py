@@ -202,23 +202,27 @@ class TailnetIncidentsApi(TailnetApi):
 
 
 def tally_data(tally: Tally) -> dict[str, Any]:
+    """A tally as ``TallySerializer`` represents it (same fields, order and types)."""
+    outage, partial, degraded = tally.outage_minutes, tally.partial_minutes, tally.degraded_minutes
+    uptime_pct = tally.uptime_pct
     return {
-        "minutes_with_data": tally.total_minutes,
-        "outage_minutes": tally.outage_minutes,
-        "partial_minutes": tally.partial_minutes,
-        "degraded_minutes": tally.degraded_minutes,
-        "affected_minutes": tally.outage_minutes + tally.partial_minutes + tally.degraded_minutes,
-        "downtime_minutes": round(tally.downtime_minutes, 1),
-        "uptime_pct": None if tally.uptime_pct is None else round(tally.uptime_pct, 4),
+        "minutes_with_data": int(tally.total_minutes),
+        "outage_minutes": int(outage),
+        "partial_minutes": int(partial),
+        "degraded_minutes": int(degraded),
+        "affected_minutes": int(outage + partial + degraded),
+        "downtime_minutes": float(round(tally.downtime_minutes, 1)),
+        "uptime_pct": None if uptime_pct is None else float(round(uptime_pct, 4)),
     }
 
 
 def _month_data(month: MonthUptime) -> dict[str, Any]:
+    """A month as ``MonthTallySerializer`` represents it."""
     return {
-        "month": month.label,
-        "first_day": month.first_day,
-        "last_day": month.last_day,
         **tally_data(month.tally),
+        "month": str(month.label),
+        "first_day": month.first_day.isoformat(),
+        "last_day": month.last_day.isoformat(),
     }
 
 
@@ -249,12 +253,15 @@ class TailnetUptimeApi(TailnetApi):
             last_day=query.validated_data["last_day"],
             now=now,
         )
+        # Already in TailnetUptimeSerializer's representation (the schema above; its
+        # field order, dates as ISO 8601): running ~100 rows through it per request
+        # would cost more than the rest of the view's Python.
         data = {
             "tailnet": self.tailnet_data(),
-            "first_day": report.first_day,
-            "last_day": report.last_day,
+            "first_day": report.first_day.isoformat(),
+            "last_day": report.last_day.isoformat(),
             "total": tally_data(report.tally),
             "months": [_month_data(month) for month in report.months],
-            "days": [{"date": day.day, **tally_data(day.tally)} for day in report.days],
+            "days": [{**tally_data(day.tally), "date": day.day.isoformat()} for day in report.days],
         }
-        return Response(TailnetUptimeSerializer(data).data)
+        return Response(data)

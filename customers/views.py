@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -37,17 +37,20 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import include, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 from drf_spectacular.generators import SchemaGenerator
 
 from incidents.impact import describe_duration
 from incidents.models import ApiToken, ImpactLevel
+from incidents.templatetags.status import same_utc_day, utc
 from incidents.tokens import api_token_create, api_token_revoke
 from reports.queries import tailnet_reports
 
 from .access import SAFE_METHODS as SAFE
 from .access import TailnetAccess, member_tailnets, private, tailnet_view
-from .charts import Point, latency_chart
+from .charts import Point, latency_chart, latency_table_rows
 from .queries import (
     LATENCY_DAYS,
     SLA_MONTHS,
@@ -96,6 +99,7 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         marks=[(m.at, f"Moved from {m.from_name} to {m.to_name}") for m in page.migrations],
         threshold_ms=current.latency_threshold_ms if current else None,
     )
+    latency_rows = [h for h in page.latency if h.p50_ms is not None]
     context = {
         "tailnet": access.tailnet,
         "access": access,
@@ -103,7 +107,8 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         "now": page.now,
         "current": page.current,
         "chart": chart,
-        "latency_rows": [h for h in page.latency if h.p50_ms is not None],
+        "latency_rows": latency_rows,
+        "latency_table": latency_table_rows(latency_rows),
         "latency_days": LATENCY_DAYS,
         "uptime_days": UPTIME_DAYS,
         "sla_months": SLA_MONTHS,
@@ -118,10 +123,14 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
 
 
 def _history_rows(page: Any) -> list[dict[str, Any]]:
+    """The history table's rows, with their link and "when" built once here rather
+    than by a tag per cell."""
     names = {stay.shard_id: stay.shard_name for stay in page.stays}
     return [
         {
             "item": item,
+            "url": reverse("incidents:incident", args=[item.incident.pk]),
+            "when": _affected_when(item.first_affected_at, item.last_affected_at),
             "level": LEVEL_LABELS.get(item.worst_level, item.worst_level),
             "duration": describe_duration(item.affected_seconds)
             + ("" if item.last_affected_at else " so far"),
@@ -131,17 +140,31 @@ def _history_rows(page: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _migration_marks(page: Any) -> list[dict[str, Any]]:
-    """Per day of the bar (oldest first), the migrations that day; the last 30 days
-    are the ones a narrow screen shows, as for the bar itself."""
-    by_day: dict[Any, list[Any]] = {}
-    for migration in page.migrations:
-        by_day.setdefault(migration.at.astimezone(UTC).date(), []).append(migration)
+def _affected_when(first: datetime, last: datetime | None) -> SafeString:
+    """When the tailnet was affected, start to end: the end as a time alone on the
+    same UTC day, "ongoing" while it still is."""
+    if last is None:
+        end: SafeString | str = "ongoing"
+    elif same_utc_day(first, last):
+        end = utc(last, "time")
+    else:
+        end = utc(last)
+    return format_html("{} \N{EN DASH} {}", utc(first), end)
+
+
+def _migration_marks(page: Any) -> SafeString:
+    """One ``<li>`` per day of the bar (oldest first), "moved" on a day with a
+    migration; the last 30 days are "recent", the ones a narrow screen shows, as for
+    the bar itself. Fixed class names only: nothing to escape."""
+    moved_days = {migration.at.astimezone(UTC).date() for migration in page.migrations}
     last = len(page.days) - 1
-    return [
-        {"migrations": by_day.get(day.day, []), "recent": last - index < 30}
-        for index, day in enumerate(page.days)
-    ]
+    return mark_safe(  # noqa: S308 - constant markup
+        "".join(
+            f'<li class="{"recent" if last - index < 30 else ""}'
+            f'{" moved" if day.day in moved_days else ""}"></li>'
+            for index, day in enumerate(page.days)
+        )
+    )
 
 
 # --- The uptime CSV ------------------------------------------------------------------------

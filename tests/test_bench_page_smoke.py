@@ -12,35 +12,26 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import pytest
-from django.db import connection
+from tests.bench_smoke import NEEDS_POSTGRES, smoke_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 LAST_LINE = re.compile(r"^page: ours=(?P<ours>\d+) baseline=(?P<baseline>\d+) ratio=\d+\.\d\d$")
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
-    ),
-]
+pytestmark = NEEDS_POSTGRES
 
 
 def _smoke_url() -> str:
-    if os.environ.get("BENCH_PAGE_SMOKE_DATABASE_URL"):
-        return os.environ["BENCH_PAGE_SMOKE_DATABASE_URL"]
-    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"))
-    return urlunsplit(server._replace(path="/bench_page_smoke"))
+    return smoke_database_url("bench_page_smoke", override="BENCH_PAGE_SMOKE_DATABASE_URL")
 
 
 def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line(tmp_path):
     done = subprocess.run(  # noqa: S603 - our own script, fixed arguments
         [sys.executable, str(ROOT / "bench" / "page.py"), "--smoke"],
         cwd=ROOT,
-        env={**os.environ, "BENCH_DATABASE_URL": _smoke_url()},
+        # Its servers' temporary directories go under tmp_path, so the check below
+        # finds this run's processes, not another benchmark's running meanwhile.
+        env={**os.environ, "BENCH_DATABASE_URL": _smoke_url(), "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,  # an apt-get install of wrk and nginx included

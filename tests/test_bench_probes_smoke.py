@@ -13,10 +13,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import pytest
-from django.db import connection
+from tests.bench_smoke import NEEDS_POSTGRES, smoke_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The size tests/test_bench_smoke.py builds.
@@ -28,23 +26,15 @@ MEASUREMENT = re.compile(
     re.MULTILINE,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
-    ),
-]
+pytestmark = NEEDS_POSTGRES
 
 
 def _smoke_url() -> str:
-    if os.environ.get("BENCH_PROBES_SMOKE_DATABASE_URL"):
-        return os.environ["BENCH_PROBES_SMOKE_DATABASE_URL"]
-    server = urlsplit(
-        os.environ.get("BENCH_SMOKE_DATABASE_URL")
-        or os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/")
+    return smoke_database_url(
+        "bench_probes_smoke",
+        override="BENCH_PROBES_SMOKE_DATABASE_URL",
+        server=os.environ.get("BENCH_SMOKE_DATABASE_URL"),
     )
-    return urlunsplit(server._replace(path="/bench_probes_smoke"))
 
 
 def _run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

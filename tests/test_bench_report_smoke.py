@@ -14,26 +14,16 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import pytest
-from django.db import connection
+from tests.bench_smoke import NEEDS_POSTGRES, smoke_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 LAST_LINE = re.compile(r"^report: ours=(?P<ours>\d+) baseline=(?P<baseline>\d+) ratio=\d+\.\d{3}$")
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
-    ),
-]
+pytestmark = NEEDS_POSTGRES
 
 
 def _smoke_database_url() -> str:
-    if os.environ.get("BENCH_REPORT_SMOKE_DATABASE_URL"):
-        return os.environ["BENCH_REPORT_SMOKE_DATABASE_URL"]
-    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"))
-    return urlunsplit(server._replace(path="/bench_report_smoke"))
+    return smoke_database_url("bench_report_smoke", override="BENCH_REPORT_SMOKE_DATABASE_URL")
 
 
 def _smoke_redis_url() -> str:

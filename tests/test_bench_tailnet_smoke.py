@@ -12,10 +12,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import pytest
-from django.db import connection
+from tests.bench_smoke import NEEDS_POSTGRES, smoke_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 LAST_LINE = re.compile(
@@ -23,21 +21,13 @@ LAST_LINE = re.compile(
     r" ratio=(?P<ratio>\d+\.\d\d)$"
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the benchmarks need PostgreSQL (set DATABASE_URL to a postgres:// URL)",
-    ),
-]
+pytestmark = NEEDS_POSTGRES
 
 
 def _smoke_env() -> dict[str, str]:
     env = dict(os.environ)
-    server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"))
-    env["BENCH_DATABASE_URL"] = os.environ.get(
-        "BENCH_TAILNET_SMOKE_DATABASE_URL",
-        urlunsplit(server._replace(path="/bench_tailnet_smoke")),
+    env["BENCH_DATABASE_URL"] = smoke_database_url(
+        "bench_tailnet_smoke", override="BENCH_TAILNET_SMOKE_DATABASE_URL"
     )
     if os.environ.get("REDIS_URL") and not os.environ.get("BENCH_TAILNET_REDIS_URL"):
         # The tests' Redis server; the benchmark's keys carry their own prefix.

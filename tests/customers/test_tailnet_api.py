@@ -2,10 +2,12 @@
 /incidents and /uptime, with her session or acme's bearer token; its schema and
 documentation page."""
 
+import json
 import re
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers import serializers
@@ -155,6 +157,58 @@ def test_uptime_per_day_and_month_for_a_range(script, people, at_now, committed)
     assert body["days"][-1]["date"] == "2026-01-05"
     assert body["days"][-1]["outage_minutes"] == 5
     assert body["total"]["minutes_with_data"] == 6 * 1440
+
+
+def test_uptime_is_what_its_documented_serializer_would_give(script, people, at_now, committed):
+    """/uptime builds its JSON by hand (fast); it must be exactly what the serializer
+    in the schema gives for the same report, field for field."""
+    from datetime import date
+
+    from customers.queries import tailnet_uptime_report
+
+    with committed():
+        incident = outage(["use1"], T0, T0 + 24 * M)
+        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        resolve(incident, T0 + 24 * M)
+    body = script.get(f"{API}/acme/uptime", {"from": "2025-11-01", "to": "2026-01-05"}).json()
+
+    report = tailnet_uptime_report(
+        tailnet_id=people["acme"].pk,
+        first_day=date(2025, 11, 1),
+        last_day=date(2026, 1, 5),
+        now=timezone.now(),
+    )
+    documented = serializers.TailnetUptimeSerializer(
+        {
+            "tailnet": body["tailnet"],
+            "first_day": report.first_day,
+            "last_day": report.last_day,
+            "total": _tally(report.tally),
+            "months": [
+                {
+                    "month": m.label,
+                    "first_day": m.first_day,
+                    "last_day": m.last_day,
+                    **_tally(m.tally),
+                }
+                for m in report.months
+            ],
+            "days": [{"date": d.day, **_tally(d.tally)} for d in report.days],
+        }
+    ).data
+    assert json.loads(json.dumps(documented)) == body
+
+
+def _tally(tally):
+    return {
+        "minutes_with_data": tally.total_minutes,
+        "outage_minutes": tally.outage_minutes,
+        "partial_minutes": tally.partial_minutes,
+        "degraded_minutes": tally.degraded_minutes,
+        "affected_minutes": tally.outage_minutes + tally.partial_minutes + tally.degraded_minutes,
+        "downtime_minutes": round(tally.downtime_minutes, 1),
+        "uptime_pct": None if tally.uptime_pct is None else round(tally.uptime_pct, 4),
+    }
 
 
 def test_uptime_defaults_to_the_last_90_days(script, people, at_now):
