@@ -35,6 +35,7 @@ from django.http import (
     HttpResponseNotAllowed,
 )
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import include, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -43,7 +44,7 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.generators import SchemaGenerator
 
 from incidents.impact import describe_duration
-from incidents.models import ApiToken, ImpactLevel
+from incidents.models import ApiToken, ImpactLevel, Tailnet
 from incidents.templatetags.status import same_utc_day, utc
 from incidents.tokens import api_token_create, api_token_revoke
 from reports.queries import tailnet_reports
@@ -51,6 +52,7 @@ from reports.queries import tailnet_reports
 from .access import SAFE_METHODS as SAFE
 from .access import TailnetAccess, member_tailnets, private, tailnet_view
 from .charts import Point, latency_chart, latency_table_rows
+from .pagecache import cached_fragment
 from .queries import (
     LATENCY_DAYS,
     SLA_MONTHS,
@@ -84,7 +86,25 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @tailnet_view()
 def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
-    page = tailnet_page(tailnet=access.tailnet)
+    tailnet = access.tailnet
+    body = cached_fragment(
+        kind="page",
+        tailnet_id=tailnet.pk,
+        now=timezone.now(),
+        build=lambda: render_to_string("customers/_tailnet_body.html", _body_context(tailnet)),
+    )
+    context = {
+        "tailnet": tailnet,
+        "body": mark_safe(body),  # noqa: S308 - our own template's output, escaped there
+        "reports": tailnet_reports(tailnet),
+        "nav": "tailnets",
+    }
+    return render(request, "customers/tailnet.html", context)
+
+
+def _body_context(tailnet: Tailnet) -> dict[str, Any]:
+    """What templates/customers/_tailnet_body.html shows: the same for every member."""
+    page = tailnet_page(tailnet=tailnet)
     current = page.current.stay
     points = [Point(hour.start, hour.p50_ms, hour.p95_ms) for hour in page.latency]
     shards_seen = sorted({h.shard_name for h in page.latency if h.shard_name})
@@ -100,9 +120,8 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         threshold_ms=current.latency_threshold_ms if current else None,
     )
     latency_rows = [h for h in page.latency if h.p50_ms is not None]
-    context = {
-        "tailnet": access.tailnet,
-        "access": access,
+    return {
+        "tailnet": tailnet,
         "page": page,
         "now": page.now,
         "current": page.current,
@@ -115,11 +134,7 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         "months": list(reversed(page.sla.months)),
         "marks": _migration_marks(page),
         "history": _history_rows(page),
-        # Outage reports of this tailnet: wired by the reports feature (None: not yet).
-        "reports": tailnet_reports(access.tailnet),
-        "nav": "tailnets",
     }
-    return render(request, "customers/tailnet.html", context)
 
 
 def _history_rows(page: Any) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import tasks
+from . import signals, tasks
 from .models import (
     CLOSED_STATUSES,
     INCIDENT_STATUSES,
@@ -560,6 +560,9 @@ def tailnet_impacts_recompute(
             )
             rows = cursor.rowcount
         Incident.objects.filter(pk=incident_id).update(impacts_computed_at=as_of)
+        transaction.on_commit(
+            lambda: signals.impacts_rebuilt.send(sender=Incident, incident_id=incident_id)
+        )
         if locked.published:
             # Blast radius is on the public pages; a bulk INSERT sends no signals.
             from .snapshot import request_rebuild

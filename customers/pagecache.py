@@ -1,0 +1,107 @@
+"""The tailnet's own part of its page, rendered once per tailnet per minute.
+
+Every member of a tailnet sees the same status, history, uptime and latency; during
+an incident they all reload the page at once. So the rendered part of the page that
+is not personal (``templates/customers/_tailnet_body.html``) is kept in the cache
+under a key made of:
+
+- the tailnet;
+- the **data version**, a counter bumped after the commit of any change to what the
+  page is built from (incidents, their updates, components and impact windows,
+  placements, shards, tailnets, and the bulk rebuild of affected tailnets);
+- the current UTC minute, because the page shows times and durations that grow with
+  the clock ("ongoing", "as of", the latest probe hour).
+
+So a change is on the page at the next request after its commit, and nothing is ever
+older than a minute. When the cache is down the page is simply rendered every time.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "customers:data-version"
+FRAGMENT_TTL = 120  # seconds; the minute in the key makes an entry stale before that
+
+
+def data_version() -> int | None:
+    """The current data version, or None when the cache is unavailable."""
+    try:
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            # A new counter never repeats an old one: it starts at the clock.
+            cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+            version = cache.get(VERSION_KEY)
+    except Exception:
+        logger.warning("page cache unavailable", exc_info=True)
+        return None
+    return version
+
+
+def data_changed(**_: Any) -> None:
+    """Bump the data version now, and again once the current transaction commits: a
+    reader between the write and the commit may cache the old data under the first
+    new version, never under the second."""
+    _bump()
+    transaction.on_commit(_bump, robust=True)
+
+
+def _bump() -> None:
+    try:
+        cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+        cache.incr(VERSION_KEY)
+    except Exception:
+        logger.warning(
+            "page cache version not bumped; entries expire within a minute", exc_info=True
+        )
+
+
+def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], str]) -> str:
+    """``build()``'s result for this tailnet, data version and minute, from the cache
+    when it is there."""
+    version = data_version()
+    if version is None:
+        return build()
+    key = f"customers:{kind}:{tailnet_id}:{version}:{now:%Y%m%d%H%M}"
+    try:
+        hit = cache.get(key)
+    except Exception:
+        hit = None
+    if hit is not None:
+        return hit
+    value = build()
+    try:
+        cache.set(key, value, timeout=FRAGMENT_TTL)
+    except Exception:
+        logger.warning("page cache unavailable", exc_info=True)
+    return value
+
+
+def connect_signals() -> None:
+    from incidents import models, signals
+
+    for model in (
+        models.Incident,
+        models.IncidentUpdate,
+        models.IncidentComponent,
+        models.Component,
+        models.ShardImpact,
+        models.Placement,
+        models.Shard,
+        models.Tailnet,
+    ):
+        post_save.connect(
+            data_changed, sender=model, dispatch_uid=f"pagecache-save-{model.__name__}"
+        )
+        post_delete.connect(
+            data_changed, sender=model, dispatch_uid=f"pagecache-delete-{model.__name__}"
+        )
+    signals.impacts_rebuilt.connect(data_changed, dispatch_uid="pagecache-impacts")
