@@ -13,7 +13,7 @@ Responses are never cached by anyone but the caller (``Cache-Control: private``)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.urls import reverse
@@ -34,6 +34,7 @@ from incidents.tokens import BearerTokenAuthentication
 from incidents.uptime import Tally
 
 from .access import TailnetAccess, tailnet_access
+from .pagecache import cached_fragment
 from .queries import (
     Happening,
     MonthUptime,
@@ -247,16 +248,23 @@ class TailnetUptimeApi(TailnetApi):
             data=request.query_params, context={"today": now.astimezone(UTC).date()}
         )
         query.is_valid(raise_exception=True)
-        report = tailnet_uptime_report(
+        first_day, last_day = query.validated_data["first_day"], query.validated_data["last_day"]
+        data = cached_fragment(
+            kind=f"uptime:{first_day}:{last_day}",
             tailnet_id=self.access.tailnet.pk,
-            first_day=query.validated_data["first_day"],
-            last_day=query.validated_data["last_day"],
             now=now,
+            build=lambda: self.uptime_data(first_day=first_day, last_day=last_day, now=now),
+        )
+        return Response(data)
+
+    def uptime_data(self, *, first_day: date, last_day: date, now: datetime) -> dict[str, Any]:
+        report = tailnet_uptime_report(
+            tailnet_id=self.access.tailnet.pk, first_day=first_day, last_day=last_day, now=now
         )
         # Already in TailnetUptimeSerializer's representation (the schema above; its
         # field order, dates as ISO 8601): running ~100 rows through it per request
         # would cost more than the rest of the view's Python.
-        data = {
+        return {
             "tailnet": self.tailnet_data(),
             "first_day": report.first_day.isoformat(),
             "last_day": report.last_day.isoformat(),
@@ -264,4 +272,3 @@ class TailnetUptimeApi(TailnetApi):
             "months": [_month_data(month) for month in report.months],
             "days": [{**tally_data(day.tally), "date": day.day.isoformat()} for day in report.days],
         }
-        return Response(data)

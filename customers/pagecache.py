@@ -16,17 +16,19 @@ So a change is on the page at the next request after its commit, and nothing is 
 older than a minute. When the cache is down the page is simply rendered every time.
 """
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VERSION_KEY = "customers:data-version"
 FRAGMENT_TTL = 120  # seconds; the minute in the key makes an entry stale before that
@@ -64,13 +66,16 @@ def _bump() -> None:
         )
 
 
-def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], str]) -> str:
+def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], T]) -> T:
     """``build()``'s result for this tailnet, data version and minute, from the cache
     when it is there."""
     version = data_version()
     if version is None:
         return build()
-    key = f"customers:{kind}:{tailnet_id}:{version}:{now:%Y%m%d%H%M}"
+    # The database's name too: one cache shared by two databases (a staging copy, the
+    # test runner's parallel workers) never mixes their pages.
+    database = hashlib.sha256(str(connection.settings_dict["NAME"]).encode()).hexdigest()[:12]
+    key = f"customers:{database}:{kind}:{tailnet_id}:{version}:{now:%Y%m%d%H%M}"
     try:
         hit = cache.get(key)
     except Exception:
