@@ -424,13 +424,20 @@ def _months(days: Sequence[DayUptime]) -> list[MonthUptime]:
 
 def _month(days: Sequence[DayUptime]) -> MonthUptime:
     first = days[0].day
-    tally = Tally(
-        total_minutes=sum(d.tally.total_minutes for d in days),
-        outage_minutes=sum(d.tally.outage_minutes for d in days),
-        partial_minutes=sum(d.tally.partial_minutes for d in days),
-        degraded_minutes=sum(d.tally.degraded_minutes for d in days),
+    total = outage = partial = degraded = 0
+    for day in days:  # one pass: this runs for every day of a year per page
+        tally = day.tally
+        total += tally.total_minutes
+        outage += tally.outage_minutes
+        partial += tally.partial_minutes
+        degraded += tally.degraded_minutes
+    month = Tally(
+        total_minutes=total,
+        outage_minutes=outage,
+        partial_minutes=partial,
+        degraded_minutes=degraded,
     )
-    return MonthUptime(first.year, first.month, first, days[-1].day, tally)
+    return MonthUptime(first.year, first.month, first, days[-1].day, month)
 
 
 def sla_months_start(today: date, months: int = SLA_MONTHS) -> date:
@@ -457,10 +464,16 @@ class LatencyHour:
 # The hourly rollups of the hours the tailnet spent on each shard: one
 # "(shard, from, to)" condition per placement.
 _LATENCY_SQL = """
-    SELECT shard_id, bucket_start, count, failures, histogram
+    SELECT shard_id, {bucket_epoch}, count, failures, histogram
     FROM probes_proberollup
     WHERE granularity = %s AND ({hours_on_shard})
 """
+# The hour as Unix seconds: a week is ~500 rows, and Django's timestamptz loader (in
+# Python) cost more than the rest of this read (bench/tailnet.py).
+_BUCKET_EPOCH = {
+    "postgresql": "CAST(EXTRACT(EPOCH FROM bucket_start) AS bigint)",
+    "sqlite": "CAST(strftime('%%s', bucket_start) AS integer)",
+}
 
 
 def tailnet_latency(
@@ -473,8 +486,8 @@ def tailnet_latency(
     end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
     start = end - timedelta(days=days)
     here = [stay for stay in stays if stay.overlaps(start, end)]
-    histograms: dict[tuple[int, datetime], list[list[int]]] = {}
-    counts: dict[tuple[int, datetime], tuple[int, int]] = {}
+    histograms: dict[tuple[int, int], list[list[int]]] = {}
+    counts: dict[tuple[int, int], tuple[int, int]] = {}
     if here:
         # Only the hours the tailnet spent on each shard (an hour is the shard's it
         # was on at the hour's middle): a tailnet that moved twice this week would
@@ -490,10 +503,11 @@ def tailnet_latency(
                 _db_datetime(max(placed.starts_at - HOUR / 2, start)),
                 _db_datetime(ends),
             ]
-        for shard_id, bucket, count, failures, histogram in _rows(
-            _LATENCY_SQL.format(hours_on_shard=hours_on_shard), params
-        ):
-            key = (shard_id, _aware(bucket).astimezone(UTC))
+        sql = _LATENCY_SQL.format(
+            bucket_epoch=_BUCKET_EPOCH[connection.vendor], hours_on_shard=hours_on_shard
+        )
+        for shard_id, bucket, count, failures, histogram in _rows(sql, params):
+            key = (shard_id, int(bucket))
             # JSON as text from both databases (Django loads jsonb as text).
             loaded = json.loads(histogram) if isinstance(histogram, str | bytes) else histogram
             histograms.setdefault(key, []).append(loaded)
@@ -507,7 +521,7 @@ def tailnet_latency(
         if stay is None:
             hours.append(LatencyHour(at, None, None, None, samples=0, failures=0))
         else:
-            key = (stay.shard_id, at)
+            key = (stay.shard_id, int(at.timestamp()))
             found = histograms.get(key)
             p50, p95 = quantiles_ms(_merge(found), (0.5, 0.95)) if found else (None, None)
             samples, failures = counts.get(key, (0, 0))
