@@ -23,6 +23,7 @@ people out or lose their reports.
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -94,11 +95,21 @@ def hit_many(limits: Sequence[tuple[str, int, int]]) -> list[bool]:
     return [count <= limit for count, (_, limit, _) in zip(counts, limits, strict=True)]
 
 
+# Django's RedisCache builds a new redis.Redis (~170 response callbacks) for every
+# operation; one kept per thread and connection pool costs nothing after the first.
+_kept = threading.local()
+
+
 def _redis_client() -> Any:
     backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        return backend._cache.get_client(write=True)
-    return None
+    if not isinstance(backend, RedisCache):
+        return None
+    factory: Any = backend._cache  # RedisCacheClient: the pools and the client class
+    pool = factory._get_connection_pool(True)
+    client = getattr(_kept, "client", None)
+    if client is None or client.connection_pool is not pool:
+        client = _kept.client = factory._client(connection_pool=pool)
+    return client
 
 
 def _redis_counts(client: Any, windows: list[tuple[str, int]]) -> list[int]:
