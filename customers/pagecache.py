@@ -34,8 +34,27 @@ VERSION_KEY = "customers:data-version"
 FRAGMENT_TTL = 120  # seconds; the minute in the key makes an entry stale before that
 
 
+# After a cache error the cache is left alone for this long: a hanging Redis must not
+# add its socket timeout to every write of an incident or placement. Pages are keyed
+# by the minute, so what a skipped bump could leave behind is at most a minute old.
+BREAKER_SECONDS = 30.0
+_down_until = 0.0
+
+
+def _cache_is_down() -> bool:
+    return time.monotonic() < _down_until
+
+
+def _cache_failed(what: str) -> None:
+    global _down_until
+    _down_until = time.monotonic() + BREAKER_SECONDS
+    logger.warning("page cache: %s; not used for %d s", what, BREAKER_SECONDS, exc_info=True)
+
+
 def data_version() -> int | None:
     """The current data version, or None when the cache is unavailable."""
+    if _cache_is_down():
+        return None
     try:
         version = cache.get(VERSION_KEY)
         if version is None:
@@ -43,7 +62,7 @@ def data_version() -> int | None:
             cache.add(VERSION_KEY, time.time_ns(), timeout=None)
             version = cache.get(VERSION_KEY)
     except Exception:
-        logger.warning("page cache unavailable", exc_info=True)
+        _cache_failed("version not read")
         return None
     return version
 
@@ -57,13 +76,13 @@ def data_changed(**_: Any) -> None:
 
 
 def _bump() -> None:
+    if _cache_is_down():
+        return
     try:
         cache.add(VERSION_KEY, time.time_ns(), timeout=None)
         cache.incr(VERSION_KEY)
     except Exception:
-        logger.warning(
-            "page cache version not bumped; entries expire within a minute", exc_info=True
-        )
+        _cache_failed("version not bumped")
 
 
 def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], T]) -> T:

@@ -27,6 +27,15 @@ def _own_snapshot_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _page_cache_breaker_closed():
+    """A test that broke the cache on purpose leaves the customer page cache's breaker
+    open for half a minute (customers/pagecache.py); the next test starts afresh."""
+    from customers import pagecache
+
+    pagecache._down_until = 0.0
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run inline in tests; tests of broker failure point at a closed port."""
     celery_app.conf.task_always_eager = True

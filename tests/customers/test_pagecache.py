@@ -97,3 +97,21 @@ def test_a_minute_later_it_is_rendered_again(client, people, at_now, time_machin
     _, next_minute = _get(alice, "/t/acme/")
 
     assert next_minute == cold
+
+
+def test_a_broken_cache_is_left_alone_for_a_while(people, settings, caplog):
+    from customers import pagecache
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    for _ in range(5):
+        pagecache.data_changed()
+    assert pagecache.data_version() is None
+
+    tried = [r for r in caplog.records if r.name == "customers.pagecache"]
+    assert len(tried) == 1  # one attempt, then the cache is left alone
