@@ -389,8 +389,9 @@ _UPTIME_PLACEMENTS_SQL = """
 def _tailnet_days(
     *, tailnet_id: int, first_day: date, last_day: date, now: datetime
 ) -> list[DayUptime]:
-    """``incidents.queries.tailnet_uptime`` as two fixed statements: the same rows
-    (published impact and placements overlapping the days), the same arithmetic."""
+    """Per-day uptime of one tailnet, stitched across live migrations: its own shard's
+    impact wherever it was placed (published incidents only), minutes when it was on
+    no shard excluded. Two fixed statements, then ``incidents.uptime.daily_uptime``."""
     start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     params = [tailnet_id, _db_datetime(start), _db_datetime(end)]

@@ -49,8 +49,7 @@ from incidents.templatetags.status import same_utc_day, utc
 from incidents.tokens import api_token_create, api_token_revoke
 from reports.queries import tailnet_reports
 
-from .access import SAFE_METHODS as SAFE
-from .access import TailnetAccess, member_tailnets, private, tailnet_view
+from .access import SAFE_METHODS, TailnetAccess, member_tailnets, private, tailnet_view
 from .charts import Point, latency_chart, latency_table_rows
 from .pagecache import cached_fragment
 from .queries import (
@@ -73,8 +72,8 @@ LEVEL_LABELS = dict(ImpactLevel.choices)
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return private(redirect_to_login(request.get_full_path()))
-    if request.method not in SAFE:
-        return private(HttpResponseNotAllowed(SAFE))
+    if request.method not in SAFE_METHODS:
+        return private(HttpResponseNotAllowed(SAFE_METHODS))
     memberships = list(member_tailnets(user=request.user))
     summary = tailnets_summary(tailnet_ids=[m.tailnet_id for m in memberships])
     rows = [(m, summary[m.tailnet_id]) for m in memberships]

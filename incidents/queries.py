@@ -205,35 +205,6 @@ def tailnet_incident_history(
     return history
 
 
-def tailnet_uptime(
-    *, tailnet_id: int, first_day: date, last_day: date, now: datetime | None = None
-) -> list[DayUptime]:
-    """Per-day uptime of one tailnet, stitched across live migrations: its own
-    shard's impact wherever it was placed, from published incidents only. Minutes
-    when it was on no shard (before it existed) are excluded. Two queries."""
-    now = now or timezone.now()
-    start, end = _day_bounds(first_day, last_day)
-    impacts = (
-        TailnetImpact.objects.filter(tailnet_id=tailnet_id, incident__published=True)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
-        .filter(starts_at__lt=end)
-        .values_list("starts_at", "ends_at", "level")
-    )
-    placements = (
-        Placement.objects.filter(tailnet_id=tailnet_id)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
-        .filter(starts_at__lt=end)
-        .values_list("starts_at", "ends_at")
-    )
-    return daily_uptime(
-        intervals=[Interval(s, e, level) for s, e, level in impacts],
-        covered=list(placements),
-        first_day=first_day,
-        last_day=last_day,
-        now=now,
-    )
-
-
 def component_statuses_now(*, now: datetime | None = None) -> dict[int, str]:
     """Each component's current Statuspage status: what operators set on open
     published incidents, else derived from its shards' open impact windows.

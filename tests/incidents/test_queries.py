@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from customers.queries import tailnet_uptime_report
 from incidents.queries import (
     component_statuses_now,
     components_uptime,
@@ -11,7 +12,6 @@ from incidents.queries import (
     incident_blast_radius,
     status_overview,
     tailnet_incident_history,
-    tailnet_uptime,
 )
 from incidents.services import (
     WindowSpec,
@@ -114,7 +114,9 @@ def test_acme_uptime_is_stitched_across_migrations(fleet, acme, committed):
         _incident([("use2", "outage", T0 + 10 * M, T0 + 40 * M)], title="use2 down")
         placement_migrate(tailnet=acme, to_shard="use2", at=T0 + 30 * M)
 
-    (day,) = tailnet_uptime(tailnet_id=acme.pk, first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)
+    (day,) = tailnet_uptime_report(
+        tailnet_id=acme.pk, first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M
+    ).days
 
     # Placed from 09:30; "now" is 24:00, so 14h30 of data that day.
     assert day.tally.total_minutes == 14 * 60 + 30
@@ -124,9 +126,9 @@ def test_acme_uptime_is_stitched_across_migrations(fleet, acme, committed):
 
 def test_minutes_before_a_tailnet_existed_are_not_counted_as_up(fleet):
     late = tailnet_create(slug="late", display_name="l", shard="use1", at=T0 + 14 * 60 * M)
-    days = tailnet_uptime(
+    days = tailnet_uptime_report(
         tailnet_id=late.pk, first_day=DAY - timedelta(days=1), last_day=DAY, now=T0 + 14 * 60 * M
-    )
+    ).days
     assert [d.tally.total_minutes for d in days] == [0, 0]
     assert [d.uptime_pct for d in days] == [None, None]
 
