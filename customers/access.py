@@ -8,19 +8,27 @@ every tailnet through the admin.
 """
 
 import functools
-from collections.abc import Callable, Sequence
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.handlers.exception import response_for_exception
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.cache import add_never_cache_headers
 
 from incidents.models import ApiToken, Tailnet
+from statuspage.cache import forget, kept
 
 from .models import Membership
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,18 +52,90 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
     """
     if isinstance(auth, ApiToken):
         if auth.scope == ApiToken.Scope.TAILNET and auth.revoked_at is None and auth.tailnet_id:
-            tailnet = Tailnet.objects.filter(pk=auth.tailnet_id, slug=slug).first()
-            if tailnet is not None:
+            tailnet = auth.tailnet  # loaded with the token (incidents.tokens)
+            if tailnet is not None and tailnet.slug == slug:
                 return TailnetAccess(tailnet=tailnet, token=auth)
         raise Http404
     if user is None or not user.is_authenticated:
         raise Http404
-    membership = (
-        Membership.objects.select_related("tailnet").filter(user=user, tailnet__slug=slug).first()
-    )
+    membership = _membership(user=user, slug=slug)
     if membership is None:
         raise Http404
     return TailnetAccess(tailnet=membership.tailnet, membership=membership)
+
+
+# --- A person's memberships, kept in the cache ---------------------------------------------
+#
+# Every page a member loads asks the door; during an incident every member of every
+# affected tailnet reloads at once. So a person's memberships (with their tailnets) are
+# kept in the cache for at most ACCOUNT_CACHE_SECONDS and forgotten right away, and
+# again after the commit, when any of them is saved or deleted (joining, a new role,
+# removal) or one of their tailnets is: a removed member is out at their next request.
+# Someone in very many tailnets is looked up in the database each time instead.
+
+MEMBERSHIPS_KEPT_MAX = 100
+_MEMBERSHIP_FIELDS = tuple(field.attname for field in Membership._meta.concrete_fields)
+_TAILNET_FIELDS = tuple(field.attname for field in Tailnet._meta.concrete_fields)
+# The columns are part of the key: a deploy that adds one never reads rows kept before.
+_SHAPE = hashlib.sha256(repr((_MEMBERSHIP_FIELDS, _TAILNET_FIELDS)).encode()).hexdigest()[:8]
+
+
+def _memberships_key(user_id: Any) -> str:
+    return f"customers:memberships:{_SHAPE}:{user_id}"
+
+
+def _membership(*, user: Any, slug: str) -> Membership | None:
+    def load() -> dict[str, Any] | bool:
+        found = list(
+            Membership.objects.select_related("tailnet")
+            .filter(user=user)
+            .order_by()[: MEMBERSHIPS_KEPT_MAX + 1]
+        )
+        if len(found) > MEMBERSHIPS_KEPT_MAX:
+            return False  # too many to keep: ask the database each time
+        return {
+            m.tailnet.slug: (
+                tuple(getattr(m, name) for name in _MEMBERSHIP_FIELDS),
+                tuple(getattr(m.tailnet, name) for name in _TAILNET_FIELDS),
+            )
+            for m in found
+        }
+
+    rows = kept(_memberships_key(user.pk), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
+    if rows is False:
+        return (
+            Membership.objects.select_related("tailnet")
+            .filter(user=user, tailnet__slug=slug)
+            .first()
+        )
+    row = rows.get(slug) if isinstance(rows, dict) else None
+    if row is None:
+        return None
+    membership = Membership.from_db(DEFAULT_DB_ALIAS, _MEMBERSHIP_FIELDS, row[0])
+    membership.tailnet = Tailnet.from_db(DEFAULT_DB_ALIAS, _TAILNET_FIELDS, row[1])
+    return membership
+
+
+def memberships_changed(user_ids: Iterable[Any]) -> None:
+    """Forget these people's kept memberships, now and once the transaction commits."""
+    forget([_memberships_key(pk) for pk in set(user_ids)])
+
+
+def _membership_row_changed(instance: Membership, **_: Any) -> None:
+    memberships_changed([instance.user_id])
+
+
+def _tailnet_row_changed(instance: Tailnet, **_: Any) -> None:
+    members = Membership.objects.filter(tailnet_id=instance.pk).values_list("user_id", flat=True)
+    memberships_changed(members)
+
+
+def connect_signals() -> None:
+    receivers = ((Membership, _membership_row_changed), (Tailnet, _tailnet_row_changed))
+    for model, receiver in receivers:
+        name = model.__name__
+        post_save.connect(receiver, sender=model, dispatch_uid=f"access-save-{name}")
+        post_delete.connect(receiver, sender=model, dispatch_uid=f"access-delete-{name}")
 
 
 def member_tailnets(*, user: Any) -> QuerySet[Membership]:

@@ -311,9 +311,7 @@ def accept_new_account(request: HttpRequest, secret: str) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            auth_login(
-                request, membership.user, backend="django.contrib.auth.backends.ModelBackend"
-            )
+            auth_login(request, membership.user, backend=settings.AUTHENTICATION_BACKENDS[0])
             messages.success(
                 request,
                 f"Welcome to {membership.tailnet.display_name}: your account is ready and you "

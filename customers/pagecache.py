@@ -1,25 +1,30 @@
 """The tailnet's own part of its page, rendered once per tailnet per minute.
 
-Every member of a tailnet sees the same status, history, uptime and latency; during
-an incident they all reload the page at once. So the rendered part of the page that
-is not personal (``templates/customers/_tailnet_body.html``) is kept in the cache
-under a key made of:
+Every member of a tailnet sees the same status, history, uptime, latency and outage
+reports; during an incident they all reload the page at once. So the rendered part
+of the page that is not personal (``templates/customers/_tailnet_body.html``) and the
+``/uptime`` JSON are kept in the cache under a key made of:
 
 - the tailnet;
-- the **data version**, a counter bumped after the commit of any change to what the
-  page is built from (incidents, their updates, components and impact windows,
-  placements, shards, tailnets, and the bulk rebuild of affected tailnets);
+- the **fleet version**, a counter bumped after the commit of any change that can
+  touch many tailnets (incidents, their updates, components and impact windows,
+  shards, and the bulk rebuild of affected tailnets);
+- the **tailnet's version**, a counter of its own, bumped after the commit of a
+  change to it alone (its placements, its name, its outage reports), so a migration
+  or a new report re-renders one tailnet's page, not everyone's;
 - the current UTC minute, because the page shows times and durations that grow with
   the clock ("ongoing", "as of", the latest probe hour).
 
-So a change is on the page at the next request after its commit, and nothing is ever
-older than a minute. When the cache is down the page is simply rendered every time.
+Both counters are read in one round trip. A change is on the page at the next
+request after its commit, and nothing is ever older than a minute. When the cache
+is down the page is simply rendered every time (statuspage/cache.py's breaker keeps
+a hanging Redis from costing a timeout per request).
 """
 
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -27,90 +32,113 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 
+from statuspage.cache import cache_failed
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-VERSION_KEY = "customers:data-version"
+FLEET_VERSION_KEY = "customers:data-version"
 FRAGMENT_TTL = 120  # seconds; the minute in the key makes an entry stale before that
 
 
-# After a cache error the cache is left alone for this long: a hanging Redis must not
-# add its socket timeout to every write of an incident or placement. Pages are keyed
-# by the minute, so what a skipped bump could leave behind is at most a minute old.
-BREAKER_SECONDS = 30.0
-_down_until = 0.0
+def _tailnet_version_key(tailnet_id: int) -> str:
+    return f"customers:tailnet-version:{tailnet_id}"
 
 
-def _cache_is_down() -> bool:
-    return time.monotonic() < _down_until
+def _failed(what: str, error: Exception) -> None:
+    cache_failed(logger, f"page cache: {what}", error)
 
 
-def _cache_failed(what: str) -> None:
-    global _down_until
-    _down_until = time.monotonic() + BREAKER_SECONDS
-    logger.warning("page cache: %s; not used for %d s", what, BREAKER_SECONDS, exc_info=True)
+def versions(tailnet_id: int) -> tuple[int, int] | None:
+    """The fleet's and the tailnet's data versions, or None when the cache is
+    unavailable. A missing counter starts at the clock, so it never repeats an old one."""
+    keys = [FLEET_VERSION_KEY, _tailnet_version_key(tailnet_id)]
+    try:
+        found = cache.get_many(keys)
+        if len(found) < len(keys):
+            for key in keys:
+                if key not in found:
+                    cache.add(key, time.time_ns(), timeout=None)
+            found = cache.get_many(keys)
+        return found[keys[0]], found[keys[1]]
+    except Exception as error:
+        _failed("versions not read", error)
+        return None
 
 
 def data_version() -> int | None:
-    """The current data version, or None when the cache is unavailable."""
-    if _cache_is_down():
-        return None
+    """The fleet's data version, or None when the cache is unavailable."""
     try:
-        version = cache.get(VERSION_KEY)
+        version = cache.get(FLEET_VERSION_KEY)
         if version is None:
-            # A new counter never repeats an old one: it starts at the clock.
-            cache.add(VERSION_KEY, time.time_ns(), timeout=None)
-            version = cache.get(VERSION_KEY)
-    except Exception:
-        _cache_failed("version not read")
+            cache.add(FLEET_VERSION_KEY, time.time_ns(), timeout=None)
+            version = cache.get(FLEET_VERSION_KEY)
+    except Exception as error:
+        _failed("version not read", error)
         return None
     return version
 
 
 def data_changed(**_: Any) -> None:
-    """Bump the data version now, and again once the current transaction commits: a
-    reader between the write and the commit may cache the old data under the first
-    new version, never under the second."""
-    _bump()
-    transaction.on_commit(_bump, robust=True)
+    """Bump the fleet's data version now, and again once the current transaction
+    commits: a reader between the write and the commit may cache the old data under
+    the first new version, never under the second."""
+    _bump([FLEET_VERSION_KEY])
+    transaction.on_commit(lambda: _bump([FLEET_VERSION_KEY]), robust=True)
 
 
-def _bump() -> None:
-    if _cache_is_down():
-        return
+def tailnets_changed(tailnet_ids: Iterable[int | None]) -> None:
+    """Bump these tailnets' own versions, now and after the commit (as data_changed)."""
+    keys = sorted({_tailnet_version_key(pk) for pk in tailnet_ids if pk is not None})
+    if keys:
+        _bump(keys)
+        transaction.on_commit(lambda: _bump(keys), robust=True)
+
+
+def _tailnet_row_changed(instance: Any, **_: Any) -> None:
+    """A placement, a tailnet or an outage report was saved or deleted."""
+    tailnet_id = instance.pk if instance._meta.model_name == "tailnet" else instance.tailnet_id
+    tailnets_changed([tailnet_id])
+
+
+def _bump(keys: list[str]) -> None:
     try:
-        cache.add(VERSION_KEY, time.time_ns(), timeout=None)
-        cache.incr(VERSION_KEY)
-    except Exception:
-        _cache_failed("version not bumped")
+        for key in keys:
+            cache.add(key, time.time_ns(), timeout=None)
+            cache.incr(key)
+    except Exception as error:
+        _failed("version not bumped", error)
 
 
 def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], T]) -> T:
-    """``build()``'s result for this tailnet, data version and minute, from the cache
+    """``build()``'s result for this tailnet, its versions and minute, from the cache
     when it is there."""
-    version = data_version()
-    if version is None:
+    current = versions(tailnet_id)
+    if current is None:
         return build()
+    fleet, own = current
     # The database's name too: one cache shared by two databases (a staging copy, the
     # test runner's parallel workers) never mixes their pages.
     database = hashlib.sha256(str(connection.settings_dict["NAME"]).encode()).hexdigest()[:12]
-    key = f"customers:{database}:{kind}:{tailnet_id}:{version}:{now:%Y%m%d%H%M}"
+    key = f"customers:{database}:{kind}:{tailnet_id}:{fleet}:{own}:{now:%Y%m%d%H%M}"
     try:
         hit = cache.get(key)
-    except Exception:
+    except Exception as error:
+        _failed("page not read", error)
         hit = None
     if hit is not None:
         return hit
     value = build()
     try:
         cache.set(key, value, timeout=FRAGMENT_TTL)
-    except Exception:
-        logger.warning("page cache unavailable", exc_info=True)
+    except Exception as error:
+        _failed("page not kept", error)
     return value
 
 
 def connect_signals() -> None:
     from incidents import models, signals
+    from reports.models import Report
 
     for model in (
         models.Incident,
@@ -118,14 +146,15 @@ def connect_signals() -> None:
         models.IncidentComponent,
         models.Component,
         models.ShardImpact,
-        models.Placement,
         models.Shard,
-        models.Tailnet,
     ):
-        post_save.connect(
-            data_changed, sender=model, dispatch_uid=f"pagecache-save-{model.__name__}"
-        )
-        post_delete.connect(
-            data_changed, sender=model, dispatch_uid=f"pagecache-delete-{model.__name__}"
-        )
+        name = model.__name__
+        post_save.connect(data_changed, sender=model, dispatch_uid=f"pagecache-save-{name}")
+        post_delete.connect(data_changed, sender=model, dispatch_uid=f"pagecache-delete-{name}")
     signals.impacts_rebuilt.connect(data_changed, dispatch_uid="pagecache-impacts")
+    for own in (models.Placement, models.Tailnet, Report):
+        name = own.__name__
+        post_save.connect(_tailnet_row_changed, sender=own, dispatch_uid=f"pagecache-save-{name}")
+        post_delete.connect(
+            _tailnet_row_changed, sender=own, dispatch_uid=f"pagecache-delete-{name}"
+        )

@@ -23,13 +23,13 @@ people out or lose their reports.
 import hashlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+
+from statuspage.cache import BreakerRedis, CacheSkipped, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def hit_many(limits: Sequence[tuple[str, int, int]]) -> list[bool]:
             counts = _redis_counts(client, windows)
         else:
             counts = [_cache_count(window, period) for window, period in windows]
+    except CacheSkipped:  # the cache failed moments ago, and said so then
+        return [True] * len(limits)
     except Exception:
         keys = [key for key, _, _ in limits]
         logger.warning("rate limits %r not checked: the cache is unavailable", keys, exc_info=True)
@@ -95,33 +97,22 @@ def hit_many(limits: Sequence[tuple[str, int, int]]) -> list[bool]:
     return [count <= limit for count, (_, limit, _) in zip(counts, limits, strict=True)]
 
 
-# Django's RedisCache builds a new redis.Redis (~170 response callbacks) for every
-# operation; one kept per thread and connection pool costs nothing after the first.
-_kept = threading.local()
-
-
 def _redis_client() -> Any:
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        return None
-    factory: Any = backend._cache  # RedisCacheClient: the pools and the client class
-    pool = factory._get_connection_pool(True)
-    client = getattr(_kept, "client", None)
-    if client is None or client.connection_pool is not pool:
-        client = _kept.client = factory._client(connection_pool=pool)
-    return client
+    return redis_client(caches["default"])
 
 
-def _redis_counts(client: Any, windows: list[tuple[str, int]]) -> list[int]:
+def _redis_counts(client: BreakerRedis, windows: list[tuple[str, int]]) -> list[int]:
     backend = caches["default"]
-    pipe = client.pipeline(transaction=False)
-    for window, period in windows:
-        # The key Django's cache would use, so is_limited()/reset() see the same
-        # counter; integers are stored unpickled, so INCR works on them.
-        stored = backend.make_and_validate_key(window)
-        pipe.set(stored, 0, ex=period + 1, nx=True)
-        pipe.incr(stored)
-    results = pipe.execute()
+
+    def fill(pipe: Any) -> None:
+        for window, period in windows:
+            # The key Django's cache would use, so is_limited()/reset() see the same
+            # counter; integers are stored unpickled, so INCR works on them.
+            stored = backend.make_and_validate_key(window)
+            pipe.set(stored, 0, ex=period + 1, nx=True)
+            pipe.incr(stored)
+
+    results = client.pipelined(fill)
     return [int(count) for count in results[1::2]]
 
 

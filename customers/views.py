@@ -95,7 +95,6 @@ def tailnet_detail(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
     context = {
         "tailnet": tailnet,
         "body": mark_safe(body),  # noqa: S308 - our own template's output, escaped there
-        "reports": tailnet_reports(tailnet),
         "nav": "tailnets",
     }
     return render(request, "customers/tailnet.html", context)
@@ -133,6 +132,7 @@ def _body_context(tailnet: Tailnet) -> dict[str, Any]:
         "months": list(reversed(page.sla.months)),
         "marks": _migration_marks(page),
         "history": _history_rows(page),
+        "reports": tailnet_reports(tailnet),
     }
 
 

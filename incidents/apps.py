@@ -6,6 +6,7 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents and the fleet"
 
     def ready(self) -> None:
-        from . import snapshot
+        from . import snapshot, tokens
 
         snapshot.connect_signals()
+        tokens.connect_signals()

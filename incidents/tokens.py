@@ -1,18 +1,27 @@
 """Bearer tokens: creation (the secret is shown once), hashing, lookup for DRF."""
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.db import transaction
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from statuspage.cache import cache_failed, forget, kept
+
 from .models import ApiToken, Tailnet
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "sp_"  # noqa: S105 - a public marker, lets secret scanners spot leaked tokens
 # Writing last_used_at on every request would turn every read into a write.
@@ -50,17 +59,85 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 
 
 def token_for_secret(secret: str) -> ApiToken | None:
-    """The active token with this secret, or None. Marks it used."""
+    """The active token with this secret (its tailnet loaded), or None. Marks it used."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.filter(digest=digest(secret), revoked_at__isnull=True).first()
-    if token is None:
+    token = _token_for_digest(digest(secret))
+    if token is None or token.revoked_at is not None:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+        _mark_used(token, now)
     return token
+
+
+def _mark_used(token: ApiToken, now: Any) -> None:
+    """Record the token's use, at most once per LAST_USED_RESOLUTION: the kept row's
+    time may be older than the database's, so the cache says who records it."""
+    period = int(LAST_USED_RESOLUTION.total_seconds())
+    window = int(now.timestamp()) // period
+    try:
+        first = cache.add(f"api-token-used:{token.pk}:{window}", 1, timeout=period * 2)
+    except Exception as error:
+        cache_failed(logger, "token cache: use not counted", error)
+        first = True
+    if first:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.last_used_at = now
+
+
+# --- Tokens kept in the cache ----------------------------------------------------------------
+#
+# Every API request looks its token up; a probe fleet or a customer's dashboard does so
+# many times a second. A token (with its tailnet) is kept in the cache for at most
+# ACCOUNT_CACHE_SECONDS and forgotten right away, and again after the commit, when it is
+# saved or deleted (revoked) or its tailnet is: a revoked token is refused at its next
+# request. Only tokens that exist are kept; an unknown secret always asks the database.
+
+_TOKEN_FIELDS = tuple(field.attname for field in ApiToken._meta.concrete_fields)
+_TAILNET_FIELDS = tuple(field.attname for field in Tailnet._meta.concrete_fields)
+# The columns are part of the key: a deploy that adds one never reads rows kept before.
+_SHAPE = hashlib.sha256(repr((_TOKEN_FIELDS, _TAILNET_FIELDS)).encode()).hexdigest()[:8]
+
+
+def _token_key(token_digest: str) -> str:
+    return f"api-token:{_SHAPE}:{token_digest}"
+
+
+def _token_for_digest(token_digest: str) -> ApiToken | None:
+    def load() -> tuple[Any, Any] | None:
+        token = ApiToken.objects.select_related("tailnet").filter(digest=token_digest).first()
+        if token is None:
+            return None
+        tailnet = token.tailnet
+        return (
+            tuple(getattr(token, name) for name in _TOKEN_FIELDS),
+            None if tailnet is None else tuple(getattr(tailnet, n) for n in _TAILNET_FIELDS),
+        )
+
+    row = kept(_token_key(token_digest), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
+    if row is None:
+        return None
+    token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_FIELDS, row[0])
+    if row[1] is not None:
+        token.tailnet = Tailnet.from_db(DEFAULT_DB_ALIAS, _TAILNET_FIELDS, row[1])
+    return token
+
+
+def _token_row_changed(instance: ApiToken, **_: Any) -> None:
+    forget([_token_key(instance.digest)])
+
+
+def _tailnet_row_changed(instance: Tailnet, **_: Any) -> None:
+    digests = ApiToken.objects.filter(tailnet_id=instance.pk).values_list("digest", flat=True)
+    forget([_token_key(d) for d in digests])
+
+
+def connect_signals() -> None:
+    for model, receiver in ((ApiToken, _token_row_changed), (Tailnet, _tailnet_row_changed)):
+        name = model.__name__
+        post_save.connect(receiver, sender=model, dispatch_uid=f"tokens-save-{name}")
+        post_delete.connect(receiver, sender=model, dispatch_uid=f"tokens-delete-{name}")
 
 
 def bearer_secret(header: str) -> str | None:
@@ -84,7 +161,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = token_for_secret(secret)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        return (token.created_by or AnonymousUser(), token)
+        if token.created_by_id is None:
+            return (AnonymousUser(), token)
+        # The creator is read only by the views that record who did something.
+        return (SimpleLazyObject(lambda: token.created_by or AnonymousUser()), token)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from customers import ratelimit
+from customers.pagecache import tailnets_changed
 from incidents.models import Incident, IncidentSource, Placement, Shard, Tailnet
 from incidents.services import WindowSpec, incident_create
 
@@ -229,9 +230,11 @@ def report_triage(*, report_id: int, at: datetime | None = None) -> Report | Non
             spike = _spike_around(report=report, shard=shard, window=window)
             if spike is not None:
                 incident = _spike_incident(shard=shard, spike=spike, at=now)
-                Report.objects.filter(
+                joined = Report.objects.filter(
                     pk__in=[point.key for point in spike.points], incident__isnull=True
-                ).update(incident=incident)
+                )
+                tailnets_changed(joined.values_list("tailnet_id", flat=True))
+                joined.update(incident=incident)
                 report.incident = incident
     return report
 
@@ -298,6 +301,8 @@ def report_mark(*, report_ids: Iterable[int], status: str, at: datetime | None =
     now = at or timezone.now()
     ids = list(report_ids)
     with transaction.atomic():
+        # update() sends no signals: the members' pages are told here.
+        tailnets_changed(Report.objects.filter(pk__in=ids).values_list("tailnet_id", flat=True))
         changed = (
             Report.objects.filter(pk__in=ids, triaged_at__isnull=True)
             .exclude(status=status)

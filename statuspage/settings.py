@@ -130,7 +130,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "statuspage.cache.RedisCache",  # Django's, keeping its clients
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "statuspage"),
             # A status page is visited most when things break: never hang on Redis.
@@ -250,6 +250,14 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- Security (production values unless DEBUG) ----------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Sessions are read from the cache, kept in the database, and work with the cache down
+# (statuspage/sessions.py); a cached copy lives at most SESSION_CACHE_SECONDS.
+SESSION_ENGINE = "statuspage.sessions"
+SESSION_CACHE_SECONDS = env_int("SESSION_CACHE_SECONDS", 300)
+# The signed-in user's row and their memberships are read from the cache for at most
+# this long (customers/backends.py, customers/access.py); saves and deletes forget them.
+AUTHENTICATION_BACKENDS = ["customers.backends.CachedModelBackend"]
+ACCOUNT_CACHE_SECONDS = env_int("ACCOUNT_CACHE_SECONDS", 60)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)

@@ -1,4 +1,5 @@
 import contextlib
+import uuid
 
 import kombu.pools
 import pytest
@@ -27,12 +28,20 @@ def _own_snapshot_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _page_cache_breaker_closed():
-    """A test that broke the cache on purpose leaves the customer page cache's breaker
-    open for half a minute (customers/pagecache.py); the next test starts afresh."""
-    from customers import pagecache
-
-    pagecache._down_until = 0.0
+def _own_cache(settings):
+    """Each test has a cache of its own: every test's rows are rolled back, so ids
+    repeat from one test to the next (and between the parallel workers' databases),
+    and a user or membership kept by one test must never answer for another's.
+    Redis (CI's second pass) gets a key prefix of the test's own; the embedded
+    default's file cache, shared by every test and culled at random once it holds 300
+    entries, is replaced by an in-memory one."""
+    own = uuid.uuid4().hex[:16]
+    caches = {}
+    for alias, config in settings.CACHES.items():
+        if config["BACKEND"].endswith("FileBasedCache"):
+            config = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": own}
+        caches[alias] = {**config, "KEY_PREFIX": f"{config.get('KEY_PREFIX', '')}t{own}"}
+    settings.CACHES = caches
 
 
 @pytest.fixture(autouse=True)

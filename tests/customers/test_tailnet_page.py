@@ -7,10 +7,11 @@ import hashlib
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from customers.queries import tailnet_page
 from incidents import snapshot
@@ -356,8 +357,15 @@ def test_latency_follows_acme_across_a_migration(people, at_now):
 # --- Constant queries -----------------------------------------------------------------------
 
 
+def empty_cache():
+    """A new, empty cache: what a request reads with nothing kept yet."""
+    empty = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid4().hex}
+    return override_settings(CACHES={"default": empty})
+
+
 def _queries(client, path):
-    with CaptureQueriesContext(connection) as captured:
+    """The queries of one request with nothing in the cache."""
+    with empty_cache(), CaptureQueriesContext(connection) as captured:
         response = client.get(path)
     assert response.status_code == 200
     return len(captured)

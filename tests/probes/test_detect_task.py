@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -112,8 +113,11 @@ def test_with_the_cache_down_detection_is_queued_anyway(
     def broken(*args, **kwargs):
         raise ConnectionError("cache unreachable")
 
-    monkeypatch.setattr(tasks.cache, "add", broken)
-    monkeypatch.setattr(tasks.cache, "delete", broken)
+    # The cache object itself, not Django's per-thread proxy to it: the proxy finds a
+    # new object once the test's settings are undone, before monkeypatch is.
+    the_cache = caches["default"]
+    monkeypatch.setattr(the_cache, "add", broken)
+    monkeypatch.setattr(the_cache, "delete", broken)
     with committed():
         _round(fleet, regions[0], timezone.now())
     assert len(queued) == 1

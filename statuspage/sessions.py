@@ -1,0 +1,74 @@
+"""Sessions read from the cache, kept in the database, and working without the cache.
+
+Django's ``cached_db`` engine (read from the cache, fall back to the database), with
+what a status page needs on top (``SESSION_ENGINE = "statuspage.sessions"``):
+
+- **The cache may be down.** Django's engine survives a failed read or save, but a
+  cache error while refilling the cache after a database read, in ``exists()`` or in
+  ``delete()`` (signing out) raises: a Redis outage would sign nobody in or out. Here
+  every cache operation is best effort; the database is the record.
+- **Short cache lifetime.** A session stays in the cache at most
+  ``SESSION_CACHE_SECONDS`` (5 minutes), not its whole two weeks, and carries its
+  expiry, checked on every read. It costs one database read per active session per
+  five minutes.
+- **Signing out is final.** Deleting a session forgets its cached copy the way
+  ``statuspage.cache.forget`` does: a request that read the session just before
+  cannot put it back in the cache just after.
+"""
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.backends.db import SessionStore as DBStore
+from django.utils import timezone
+
+from statuspage.cache import cache_failed, forget, kept
+
+logger = logging.getLogger(__name__)
+
+
+class SessionStore(cached_db.SessionStore):
+    # Its own prefix: what is kept here is (data, expiry), not Django's bare data.
+    cache_key_prefix = "statuspage.sessions:"
+    _cache: Any  # the session cache alias, which is the default cache (settings)
+
+    def load(self) -> dict[str, Any]:
+        def from_db() -> tuple[dict[str, Any], datetime] | None:
+            stored = self._get_session_from_db()  # type: ignore[attr-defined]
+            if stored is None:
+                return None
+            return self.decode(stored.session_data), stored.expire_date
+
+        found = kept(self.cache_key, from_db, timeout=settings.SESSION_CACHE_SECONDS)
+        if found is None or found[1] <= timezone.now():
+            return {}
+        return found[0]
+
+    def exists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        try:
+            if (self.cache_key_prefix + session_key) in self._cache:
+                return True
+        except Exception as error:
+            cache_failed(logger, "session cache: not looked up", error)
+        return DBStore.exists(self, session_key)
+
+    def save(self, must_create: bool = False) -> None:
+        DBStore.save(self, must_create)
+        data = (self._session, self.get_expiry_date())  # type: ignore[attr-defined]
+        try:
+            self._cache.set(self.cache_key, data, settings.SESSION_CACHE_SECONDS)
+        except Exception as error:
+            cache_failed(logger, "session cache: not kept", error)
+
+    def delete(self, session_key: str | None = None) -> None:
+        DBStore.delete(self, session_key)
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        forget([self.cache_key_prefix + session_key])

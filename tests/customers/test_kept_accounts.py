@@ -1,0 +1,295 @@
+"""A signed-in page reads the session, the person, their memberships and the API token
+from the cache (statuspage/sessions.py, customers/backends.py, customers/access.py,
+incidents/tokens.py). Whatever changes who may see what is seen at the very next
+request, and nothing needs the cache to work."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from customers.models import Membership
+from customers.services import membership_remove, membership_set_role
+from incidents.models import Placement, Tailnet
+from incidents.services import placement_migrate
+from incidents.tokens import api_token_create, api_token_revoke
+from reports.models import ReportStatus
+from reports.services import report_mark, report_submit
+from statuspage.cache import FORGET_SECONDS
+
+from .test_tailnet_page import NOW, M, signed_in, text_of
+
+DOWN = {
+    "default": {
+        "BACKEND": "statuspage.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def at_now(time_machine):
+    """Autouse, so the people are set up at NOW too (see _moments_later)."""
+    time_machine.move_to(NOW, tick=False)
+    return NOW
+
+
+def _moments_later(time_machine):
+    """A change forgets what was kept and, for a moment (statuspage.cache.FORGET_SECONDS),
+    keeps anyone from keeping it again; setting the people up changed them all."""
+    time_machine.move_to(NOW + timedelta(seconds=FORGET_SECONDS + 1), tick=False)
+
+
+def _tables_read(client, path):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    return response, " ".join(query["sql"] for query in captured)
+
+
+def _carol_joins_acme(people):
+    return Membership.objects.create(user=people["carol"], tailnet=people["acme"], role="member")
+
+
+# --- Kept ----------------------------------------------------------------------------------
+
+
+def test_alices_second_look_reads_nothing_from_the_database(client, people, at_now, time_machine):
+    alice = signed_in(client, people["alice"])
+    _moments_later(time_machine)
+    assert alice.get("/t/acme/").status_code == 200
+
+    again, read = _tables_read(alice, "/t/acme/")
+
+    assert again.status_code == 200
+    assert "acme.com" in text_of(again)
+    assert read == ""  # no session, user, membership or page query
+
+
+def test_a_tokens_second_call_reads_nothing_but_the_page_it_asks_for(people, at_now, time_machine):
+    _, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    _moments_later(time_machine)
+    assert script.get("/api/v1/tailnets/acme/uptime").status_code == 200
+
+    again, read = _tables_read(script, "/api/v1/tailnets/acme/uptime")
+
+    assert again.status_code == 200
+    assert again.json()["tailnet"] == {"slug": "acme", "name": "acme.com"}
+    assert read == ""
+
+
+# --- Changes seen at the next request ------------------------------------------------------
+
+
+def test_carol_removed_from_acme_gets_the_404_at_her_next_request(client, people, at_now):
+    membership = _carol_joins_acme(people)
+    carol = signed_in(client, people["carol"])
+    assert carol.get("/t/acme/").status_code == 200
+
+    membership_remove(tailnet=people["acme"], membership=membership, by=people["alice"])
+
+    assert carol.get("/t/acme/").status_code == 404
+    assert carol.get("/api/v1/tailnets/acme/status").status_code == 404
+
+
+def test_carol_made_admin_manages_tokens_at_her_next_request(client, people, at_now):
+    membership = _carol_joins_acme(people)
+    carol = signed_in(client, people["carol"])
+    asked = {"action": "create", "name": "CI"}
+    assert carol.post("/t/acme/tokens/", asked).status_code == 403
+
+    membership_set_role(
+        tailnet=people["acme"], membership=membership, role="admin", by=people["alice"]
+    )
+
+    assert carol.post("/t/acme/tokens/", asked).status_code == 201
+
+
+def test_carol_added_to_acme_sees_it_at_her_next_request(client, people, at_now):
+    carol = signed_in(client, people["carol"])
+    assert carol.get("/t/acme/").status_code == 404
+
+    _carol_joins_acme(people)
+
+    assert carol.get("/t/acme/").status_code == 200
+
+
+def test_a_renamed_tailnet_answers_only_at_its_new_address(client, people, at_now):
+    alice = signed_in(client, people["alice"])
+    assert alice.get("/t/acme/").status_code == 200
+
+    acme = Tailnet.objects.get(slug="acme")
+    acme.slug, acme.display_name = "acme-corp", "Acme Corporation"
+    acme.save()
+
+    assert alice.get("/t/acme/").status_code == 404
+    renamed = alice.get("/t/acme-corp/")
+    assert renamed.status_code == 200
+    assert "Acme Corporation" in text_of(renamed)
+
+
+def test_a_revoked_token_is_refused_at_its_next_call(people, at_now):
+    token, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 200
+
+    api_token_revoke(token=token)
+
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 401
+
+
+def test_a_deleted_token_is_refused_at_its_next_call(people, at_now):
+    token, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 200
+
+    token.delete()
+
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 401
+
+
+def test_a_tokens_use_is_recorded_once_a_minute(people, at_now, time_machine):
+    token, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    script.get("/api/v1/tailnets/acme/status")
+    token.refresh_from_db()
+    assert token.last_used_at == NOW
+
+    time_machine.move_to(NOW + 2 * M, tick=False)
+    script.get("/api/v1/tailnets/acme/status")
+
+    token.refresh_from_db()
+    assert token.last_used_at == NOW + 2 * M
+
+
+def test_alices_other_sessions_end_when_she_changes_her_password(people, at_now):
+    laptop, phone = Client(), Client()
+    signed_in(laptop, people["alice"])
+    signed_in(phone, people["alice"])
+    assert phone.get("/t/acme/").status_code == 200
+
+    response = laptop.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "correct horse battery staple",
+            "new_password1": "a whole new horse 2026",
+            "new_password2": "a whole new horse 2026",
+        },
+    )
+    assert response.status_code == 302
+
+    assert laptop.get("/t/acme/").status_code == 200  # the session that changed it stays
+    assert phone.get("/t/acme/").status_code == 302  # the other is signed out
+
+
+def test_a_deactivated_person_is_signed_out_at_their_next_request(client, people, at_now):
+    alice = signed_in(client, people["alice"])
+    assert alice.get("/t/acme/").status_code == 200
+
+    user = get_user_model().objects.get(username="alice")
+    user.is_active = False
+    user.save()
+
+    assert alice.get("/t/acme/").status_code == 302
+
+
+def test_signing_out_ends_the_session_for_good(people, at_now):
+    alice = signed_in(Client(), people["alice"])
+    assert alice.get("/t/acme/").status_code == 200
+    cookie = alice.cookies["sessionid"].value
+
+    alice.post("/accounts/logout/")
+
+    replayed = Client()
+    replayed.cookies["sessionid"] = cookie
+    assert replayed.get("/t/acme/").status_code == 302
+
+
+# --- The page's own cache, per tailnet -----------------------------------------------------
+
+
+def test_alices_report_is_on_acmes_page_at_the_next_request(client, people, at_now, committed):
+    alice = signed_in(client, people["alice"])
+    assert "No reports from your tailnet" in text_of(alice.get("/t/acme/"))
+
+    with committed():
+        report = report_submit(
+            what="login", started_at=NOW - 5 * M, tailnet=people["acme"], reporter=people["alice"]
+        )
+    assert "No reports from your tailnet" not in text_of(alice.get("/t/acme/"))
+
+    with committed():
+        report_mark(report_ids=[report.pk], status=ReportStatus.RESOLVED)
+    row = text_of(alice.get("/t/acme/")).split("Your reports")[1]
+    assert "Resolved" in row
+
+
+def test_another_tailnets_migration_leaves_acmes_page_in_the_cache(
+    client, people, at_now, time_machine
+):
+    alice = signed_in(client, people["alice"])
+    _moments_later(time_machine)
+    alice.get("/t/acme/")
+
+    placement_migrate(tailnet=people["globex"], to_shard=people["use2"], at=NOW - M)
+    assert Placement.objects.filter(tailnet=people["globex"]).count() == 2
+
+    _, read = _tables_read(alice, "/t/acme/")
+    assert read == ""  # acme's page was not rendered again
+
+
+def test_acmes_own_migration_is_on_its_page_at_the_next_request(client, people, at_now):
+    alice = signed_in(client, people["alice"])
+    assert "US East 1" in text_of(alice.get("/t/acme/"))
+
+    placement_migrate(tailnet=people["acme"], to_shard=people["use2"], at=NOW - M)
+
+    assert "US East 2" in text_of(alice.get("/t/acme/"))
+
+
+# --- Without the cache ---------------------------------------------------------------------
+
+
+def test_with_the_cache_down_alice_signs_in_reads_and_signs_out(people, at_now, settings):
+    settings.CACHES = DOWN
+    alice = Client()
+
+    response = alice.post(
+        "/accounts/login/",
+        {"username": "alice", "password": "correct horse battery staple"},
+    )
+    assert response.status_code == 302
+    assert alice.get("/t/acme/").status_code == 200
+    assert alice.get("/t/globex/").status_code == 404
+
+    cookie = alice.cookies["sessionid"].value
+    assert alice.post("/accounts/logout/").status_code == 302
+    replayed = Client()
+    replayed.cookies["sessionid"] = cookie
+    assert replayed.get("/t/acme/").status_code == 302
+
+
+def test_with_the_cache_down_removal_and_revocation_still_hold(client, people, at_now, settings):
+    settings.CACHES = DOWN
+    membership = _carol_joins_acme(people)
+    carol = signed_in(client, people["carol"])
+    token, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert carol.get("/t/acme/").status_code == 200
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 200
+
+    membership_remove(tailnet=people["acme"], membership=membership, by=people["alice"])
+    api_token_revoke(token=token)
+
+    assert carol.get("/t/acme/").status_code == 404
+    assert script.get("/api/v1/tailnets/acme/status").status_code == 401

@@ -1,0 +1,116 @@
+"""statuspage/cache.py: Django's Redis cache with kept clients and a breaker, and the
+rows kept for a short while and forgotten when they change."""
+
+import pytest
+import redis
+from django.core.cache import cache, caches
+
+from statuspage import cache as kept_cache
+from statuspage.cache import CacheSkipped, Forgotten, forget, kept
+
+REFUSED = {
+    "BACKEND": "statuspage.cache.RedisCache",
+    "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
+    "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+}
+
+
+@pytest.fixture
+def locmem(settings, request):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
+
+
+def test_one_redis_client_serves_every_call(settings):
+    settings.CACHES = {"default": REFUSED}
+    factory = caches["default"]._cache
+
+    assert factory.get_client("a") is factory.get_client("b", write=True)
+
+
+def test_after_a_refusal_redis_is_left_alone_for_a_while(settings, monkeypatch):
+    settings.CACHES = {"default": REFUSED}
+    clock = [1000.0]
+    monkeypatch.setattr(kept_cache.time, "monotonic", lambda: clock[0])
+
+    with pytest.raises(redis.ConnectionError) as first:
+        cache.get("status")
+    assert not isinstance(first.value, CacheSkipped)  # it really tried
+    with pytest.raises(CacheSkipped):
+        cache.set("status", "ok")  # and now does not, for any command
+
+    clock[0] += kept_cache.BREAKER_SECONDS + 1
+    with pytest.raises(redis.ConnectionError) as later:
+        cache.get("status")
+    assert not isinstance(later.value, CacheSkipped)  # half a minute on, it tries again
+
+
+def test_a_kept_row_is_read_once(locmem):
+    loads = []
+
+    def load():
+        loads.append(1)
+        return ("alice", True)
+
+    assert kept("user:1", load, timeout=60) == ("alice", True)
+    assert kept("user:1", load, timeout=60) == ("alice", True)
+    assert len(loads) == 1
+
+
+def test_nothing_is_kept_for_a_row_that_is_not_there(locmem):
+    loads = []
+
+    def load():
+        loads.append(1)
+
+    assert kept("user:404", load, timeout=60) is None
+    assert kept("user:404", load, timeout=60) is None
+    assert len(loads) == 2
+
+
+def test_a_read_racing_a_change_cannot_put_the_old_row_back(locmem, db):
+    def load_while_the_change_commits():
+        forget(["token:1"])  # the revocation commits while this request reads
+        return ("token", "not revoked")
+
+    assert kept("token:1", load_while_the_change_commits, timeout=60) == ("token", "not revoked")
+
+    assert isinstance(cache.get("token:1"), Forgotten)
+    assert kept("token:1", lambda: ("token", "revoked"), timeout=60) == ("token", "revoked")
+
+
+def test_a_forgotten_row_is_kept_again_moments_later(locmem, db, time_machine):
+    time_machine.move_to("2026-01-05 10:00:00+00:00", tick=False)
+    forget(["user:1"])
+    loads = []
+
+    def load():
+        loads.append(1)
+        return ("alice", True)
+
+    kept("user:1", load, timeout=60)
+    kept("user:1", load, timeout=60)
+    assert len(loads) == 2  # not kept while just forgotten
+
+    time_machine.shift(kept_cache.FORGET_SECONDS + 1)
+    kept("user:1", load, timeout=60)
+    kept("user:1", load, timeout=60)
+    assert len(loads) == 3
+
+
+def test_with_the_cache_down_every_read_loads(settings, db):
+    settings.CACHES = {"default": REFUSED}
+    loads = []
+
+    def load():
+        loads.append(1)
+        return ("alice", True)
+
+    for _ in range(3):
+        assert kept("user:1", load, timeout=60) == ("alice", True)
+    forget(["user:1"])  # best effort, no error
+    assert len(loads) == 3
