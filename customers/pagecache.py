@@ -3,9 +3,9 @@
 Every member of a tailnet sees the same status, history, uptime, latency and outage
 reports; during an incident they all reload the page at once. So the rendered part
 of the page that is not personal (``templates/customers/_tailnet_body.html``) and the
-``/uptime`` JSON are kept in the cache under a key made of:
+``/uptime`` JSON are kept in the cache, one entry per tailnet (and kind), stamped
+with what it was built for:
 
-- the tailnet;
 - the **fleet version**, a counter bumped after the commit of any change that can
   touch many tailnets (incidents, their updates, components and impact windows,
   shards, and the bulk rebuild of affected tailnets);
@@ -15,8 +15,9 @@ of the page that is not personal (``templates/customers/_tailnet_body.html``) an
 - the current UTC minute, because the page shows times and durations that grow with
   the clock ("ongoing", "as of", the latest probe hour).
 
-Both counters are read in one round trip. A change is on the page at the next
-request after its commit, and nothing is ever older than a minute. When the cache
+The two counters and the entry are read in one round trip; an entry whose stamp is
+not the current one is built again. A change is on the page at the next request
+after its commit, and nothing is ever older than a minute. When the cache
 is down the page is simply rendered every time (statuspage/cache.py's breaker keeps
 a hanging Redis from costing a timeout per request).
 """
@@ -112,25 +113,31 @@ def _bump(keys: list[str]) -> None:
 
 def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], T]) -> T:
     """``build()``'s result for this tailnet, its versions and minute, from the cache
-    when it is there."""
-    current = versions(tailnet_id)
-    if current is None:
-        return build()
-    fleet, own = current
+    when it is there. One round trip when it is: the two versions and the kept
+    fragment (stamped with the versions and minute it was built for) in one MGET."""
     # The database's name too: one cache shared by two databases (a staging copy, the
     # test runner's parallel workers) never mixes their pages.
     database = hashlib.sha256(str(connection.settings_dict["NAME"]).encode()).hexdigest()[:12]
-    key = f"customers:{database}:{kind}:{tailnet_id}:{fleet}:{own}:{now:%Y%m%d%H%M}"
+    key = f"customers:{database}:{kind}:{tailnet_id}"
+    keys = [FLEET_VERSION_KEY, _tailnet_version_key(tailnet_id), key]
     try:
-        hit = cache.get(key)
+        found = cache.get_many(keys)
     except Exception as error:
         _failed("page not read", error)
-        hit = None
-    if hit is not None:
-        return hit
+        return build()
+    fleet, own = found.get(keys[0]), found.get(keys[1])
+    if fleet is None or own is None:  # a counter not started yet (or evicted): start it
+        started = versions(tailnet_id)
+        if started is None:
+            return build()
+        fleet, own = started
+    stamp = (fleet, own, f"{now:%Y%m%d%H%M}")
+    kept = found.get(key)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
     value = build()
     try:
-        cache.set(key, value, timeout=FRAGMENT_TTL)
+        cache.set(key, (stamp, value), timeout=FRAGMENT_TTL)
     except Exception as error:
         _failed("page not kept", error)
     return value
