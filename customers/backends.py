@@ -9,7 +9,9 @@ time), so Django's own checks work on current data: the session hash (a password
 change signs other sessions out) and ``is_active``.
 
 A change that bypasses ``save()`` (a bulk ``QuerySet.update()``) reaches signed-in
-pages within the minute. Authentication itself (``authenticate()``, passwords,
+pages within the minute. The kept row is the whole ``auth_user`` row, password hash
+included (Django's session check needs it): protect the cache as the database (it
+already holds every session). Authentication itself (``authenticate()``, passwords,
 permissions) is Django's, unchanged. With the cache down the row comes from the
 database, as with Django's backend.
 """

@@ -130,11 +130,15 @@ class Forgotten:
     until: float  # time.time() after which the row may be kept again
 
 
-def kept(key: str, load: Callable[[], T | None], *, timeout: int) -> T | None:
-    """What is kept under ``key``, or else ``load()`` (from the database), kept for
-    ``timeout`` seconds unless it was forgotten moments ago. ``None`` is not kept.
-    With the cache down every call loads."""
-    from django.core.cache import cache
+def kept(
+    key: str, load: Callable[[], T | None], *, timeout: int, using: str = "default"
+) -> T | None:
+    """What is kept under ``key`` in cache ``using``, or else ``load()`` (from the
+    database), kept for ``timeout`` seconds unless it was forgotten moments ago.
+    ``None`` is not kept. With the cache down every call loads."""
+    from django.core.cache import caches
+
+    cache = caches[using]
 
     try:
         value = cache.get(key)
@@ -156,12 +160,14 @@ def kept(key: str, load: Callable[[], T | None], *, timeout: int) -> T | None:
     return fresh
 
 
-def forget(keys: list[str]) -> None:
+def forget(keys: list[str], *, using: str = "default") -> None:
     """Forget what ``kept()`` keeps under ``keys``, now and again once the current
     transaction commits (see above). Best effort: with the cache down there is nothing
     to forget for longer than the entries' own short lifetimes."""
-    from django.core.cache import cache
+    from django.core.cache import caches
     from django.db import transaction
+
+    cache = caches[using]
 
     def mark() -> None:
         marker = Forgotten(until=time.time() + FORGET_SECONDS)

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 class SessionStore(cached_db.SessionStore):
     # Its own prefix: what is kept here is (data, expiry), not Django's bare data.
     cache_key_prefix = "statuspage.sessions:"
-    _cache: Any  # the session cache alias, which is the default cache (settings)
+    _cache: Any  # caches[settings.SESSION_CACHE_ALIAS]
 
     def load(self) -> dict[str, Any]:
         def from_db() -> tuple[dict[str, Any], datetime] | None:
@@ -42,7 +42,12 @@ class SessionStore(cached_db.SessionStore):
                 return None
             return self.decode(stored.session_data), stored.expire_date
 
-        found = kept(self.cache_key, from_db, timeout=settings.SESSION_CACHE_SECONDS)
+        found = kept(
+            self.cache_key,
+            from_db,
+            timeout=settings.SESSION_CACHE_SECONDS,
+            using=settings.SESSION_CACHE_ALIAS,
+        )
         if found is None or found[1] <= timezone.now():
             return {}
         return found[0]
@@ -71,4 +76,4 @@ class SessionStore(cached_db.SessionStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
-        forget([self.cache_key_prefix + session_key])
+        forget([self.cache_key_prefix + session_key], using=settings.SESSION_CACHE_ALIAS)

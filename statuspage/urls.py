@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from . import views
+
 admin.site.site_header = "Status page operations"
 admin.site.site_title = "Status page operations"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("favicon.ico", views.favicon),
     path("", include("incidents.urls")),
     # Statuspage-v2-compatible JSON (existing clients parse it unchanged).
     path("api/v2/", include("incidents.urls_v2")),

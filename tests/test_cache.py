@@ -27,7 +27,7 @@ def locmem(settings, request):
 
 def test_one_redis_client_serves_every_call(settings):
     settings.CACHES = {"default": REFUSED}
-    factory = caches["default"]._cache
+    factory = caches["default"]._cache  # type: ignore[attr-defined]
 
     assert factory.get_client("a") is factory.get_client("b", write=True)
 
