@@ -180,6 +180,20 @@ def _day_tip(
     )
 
 
+def _quiet_day(day: DayUptime, level: str, key: str, stamp: str, classes: str) -> str:
+    """A day without incidents or impacted minutes: its one-line tooltip names its bar."""
+    if day.uptime_pct is None:
+        said = "No data for this day"
+    else:
+        said = f"{DAY_LEVELS[level]}, {pct(day.uptime_pct)} uptime"
+    return (
+        f'<li class="day lvl-{level} tip-{classes}">'
+        f'<button type="button" class="bar" id="d-{key}-{stamp}" aria-labelledby="t-{key}-{stamp}">'
+        f'</button><div class="tip" role="tooltip" id="t-{key}-{stamp}"><p class="tip-head">'
+        f"{_day_text(day.day)}: {said}. No incidents</p></div></li>"
+    )
+
+
 def _incident_link(incident: DayIncident) -> str:
     url = reverse("incidents:incident", args=[incident.pk])
     suffix = " (maintenance)" if incident.kind == "maintenance" else ""
@@ -192,7 +206,12 @@ def uptime_bar(
 ) -> SafeString:
     """One focusable bar per day, oldest first: colour, a pattern and a label per
     level, and a tooltip (in the HTML, shown on hover and on keyboard focus) with the
-    day's uptime, impacted minutes and incidents linking to their pages."""
+    day's uptime, impacted minutes and incidents linking to their pages.
+
+    Most days are quiet (no incident, no impacted minute): their tooltip is one line
+    that is also the bar's accessible name (``aria-labelledby``), three elements
+    instead of nine. A page of 40 components has 3,600 days; this keeps it at about
+    half the bytes and a third of the nodes a phone has to lay out."""
     key = escape(key)
     links: dict[int, str] = {}
     for day_incidents in incidents.values():
@@ -214,6 +233,9 @@ def uptime_bar(
             label += f", {count} incident{'s' if count != 1 else ''}"
         side = "start" if index < len(days) / 2 else "end"
         recent = " recent" if last - index < 30 else ""
+        if not day_incidents and level in ("ok", "none"):
+            items.append(_quiet_day(day, level, key, stamp, f"{side}{recent}"))
+            continue
         items.append(
             f'<li class="day lvl-{level} tip-{side}{recent}">'
             f'<button type="button" class="bar" id="d-{key}-{stamp}" aria-describedby="{tip_id}">'

@@ -69,7 +69,8 @@ def day_item(page, slug, day):
     stamp = day.strftime("%Y%m%d")
     match = re.search(
         rf'<li class="day lvl-(\w+)[^"]*"><button type="button" class="bar" '
-        rf'id="d-{slug}-{stamp}" aria-describedby="t-{slug}-{stamp}">(.*?)</div></li>',
+        rf'id="d-{slug}-{stamp}" aria-(?:describedby|labelledby)="t-{slug}-{stamp}">'
+        r"(.*?)</div></li>",
         page,
     )
     assert match, f"no bar for {slug} on {day}"
