@@ -24,7 +24,8 @@ TOO_MANY = (
 @csrf_protect
 @require_http_methods(["GET", "HEAD", "POST"])
 def report_form(request: HttpRequest) -> HttpResponse:
-    memberships = list(member_tailnets(user=request.user))
+    # Anonymous (most reports): no memberships, and no query built to find none.
+    memberships = list(member_tailnets(user=request.user)) if request.user.is_authenticated else []
     data = request.POST if request.method == "POST" else None
     form = ReportForm(data, memberships=memberships)
     status, wait = 200, None
