@@ -165,9 +165,11 @@ def latency_table_rows(hours: Sequence[Hour]) -> SafeString:
     in a template loop: a week is 168 rows of six cells."""
     rows = [
         f'<tr><th scope="row">{h.start.astimezone(UTC):%Y-%m-%d %H:%M}</th>'
-        f"<td>{escape(h.shard_name)}</td><td>{_whole_ms(h.p50_ms)} ms</td>"
-        f"<td>{_whole_ms(h.p95_ms)} ms</td><td>{int(h.samples)}</td>"
-        f"<td>{int(h.failures)}</td></tr>"
+        f'<td data-label="Shard">{escape(h.shard_name)}</td>'
+        f'<td data-label="p50">{_whole_ms(h.p50_ms)} ms</td>'
+        f'<td data-label="p95">{_whole_ms(h.p95_ms)} ms</td>'
+        f'<td data-label="Probes">{int(h.samples)}</td>'
+        f'<td data-label="Failed">{int(h.failures)}</td></tr>'
         for h in hours
     ]
     return mark_safe("".join(rows))  # noqa: S308 - numbers formatted here, text escaped

@@ -192,7 +192,7 @@ def test_acme_migrated_off_five_minutes_into_a_24_minute_outage_shows_5_minutes(
     assert row is not None
     row_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(1)))
     assert "Outage on US East 1" in row_text
-    assert re.search(r'class="affected-for">5 minutes<', row.group(0))
+    assert re.search(r'class="affected-for"[^>]*>5 minutes<', row.group(0))
     assert "Coordination shard: US East 2 (us-east)" in words
     # The migration is marked under the bar and listed.
     assert "moved from US East 1 to US East 2" in words
@@ -226,7 +226,7 @@ def test_the_month_table_counts_acmes_outage_minutes(client, people, at_now, com
 
     row = re.search(r"<tr><th scope=\"row\">2026-01</th>(.*?)</tr>", html, re.S)
     assert row is not None
-    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
     # Jan 1 00:00 .. Jan 6 10:00 (now): 7800 minutes, 5 of them down.
     assert cells[1:] == ["5 min", "0 min", "0 min", "5.0 min"]
     assert cells[0] == f"{100 * (7800 - 5) / 7800:.2f}%" == "99.94%"
@@ -335,7 +335,7 @@ def test_the_latency_chart_is_an_svg_with_its_table(client, people, at_now):
     assert len(rows) == 1
     when, cells = rows[0]
     assert when == hour.strftime("%Y-%m-%d %H:%M")
-    assert re.findall(r"<td>(.*?)</td>", cells) == ["US East 1", "50 ms", "50 ms", "40", "0"]
+    assert re.findall(r"<td[^>]*>(.*?)</td>", cells) == ["US East 1", "50 ms", "50 ms", "40", "0"]
 
 
 def test_latency_follows_acme_across_a_migration(people, at_now):
@@ -534,3 +534,25 @@ def test_times_on_the_page_are_utc(client, people, at_now):
 
     stamp = datetime(2026, 1, 6, 10, 0, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f'<time class="utc" datetime="{stamp}"' in html
+
+
+def test_no_template_syntax_reaches_alices_pages(client, people, at_now, committed):
+    """A template comment spanning lines (``{# … #}`` is one line only) once showed on
+    the page as text; nothing of the template language may reach a customer."""
+    with committed():
+        outage(["use1"], NOW - 10 * M, None)
+    alice = signed_in(client, people["alice"])
+    for path in ("/t/", "/t/acme/", "/t/acme/members/", "/t/acme/tokens/", "/api/docs/"):
+        html = alice.get(path).content.decode()
+        for syntax in ("{#", "#}", "{%", "%}", "{{", "}}"):
+            assert syntax not in html, (path, syntax)
+
+
+def test_on_a_phone_each_month_figure_says_what_it_is(client, people, at_now):
+    """Narrow screens hide the table's header row; each cell carries its column's name."""
+    html = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
+    sla = re.search(r'<table class="shards sla">.*?</table>', html, re.S).group(0)
+    first_row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", sla, re.S).group(1)
+
+    labels = re.findall(r'<td data-label="([^"]+)"', first_row)
+    assert labels == ["Uptime", "Outage", "Partial outage", "Slow", "Downtime"]
