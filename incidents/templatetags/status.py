@@ -189,8 +189,8 @@ def _quiet_day(day: DayUptime, level: str, key: str, stamp: str, classes: str) -
     return (
         f'<li class="day lvl-{level} tip-{classes}">'
         f'<button type="button" class="bar" id="d-{key}-{stamp}" aria-labelledby="t-{key}-{stamp}">'
-        f'</button><div class="tip" role="tooltip" id="t-{key}-{stamp}"><p class="tip-head">'
-        f"{_day_text(day.day)}: {said}. No incidents</p></div></li>"
+        f'</button><div class="tip" role="tooltip" id="t-{key}-{stamp}"><p>'
+        f"<strong>{_day_text(day.day)}:</strong> {said}. No incidents</p></div></li>"
     )
 
 
