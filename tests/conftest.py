@@ -60,10 +60,9 @@ from incidents.models import Component, ComponentGroup, Shard  # noqa: E402
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def fleet(db):
-    """Two coordination shards in us-east and one in eu-west."""
-    since = T0 - timedelta(days=365)
+def fleet_create(since):
+    """Two coordination shards in us-east and one in eu-west, there since ``since``:
+    ``{"us": …, "eu": …, "use1": …, "use2": …, "euw1": …}`` (components, then shards)."""
     group = ComponentGroup.objects.create(name="Coordination service", position=1)
     us = Component.objects.create(
         slug="coordination-us-east",
@@ -93,6 +92,12 @@ def fleet(db):
         ),
     }
     return {"us": us, "eu": eu, **shards}
+
+
+@pytest.fixture
+def fleet(db):
+    """Two coordination shards in us-east and one in eu-west."""
+    return fleet_create(T0 - timedelta(days=365))
 
 
 @pytest.fixture

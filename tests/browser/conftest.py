@@ -47,7 +47,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from incidents.models import Component, ComponentGroup, Incident, Shard
+from incidents.models import Component, Incident, Shard
 from incidents.services import (
     WindowSpec,
     incident_create,
@@ -55,6 +55,7 @@ from incidents.services import (
     tailnet_create,
     tailnet_impacts_recompute,
 )
+from tests.conftest import fleet_create
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -163,38 +164,10 @@ def story(transactional_db) -> Story:
     now = timezone.now()
     since = now - 365 * DAY
     with transaction.atomic():
-        group = ComponentGroup.objects.create(name="Coordination service", position=1)
-        us = Component.objects.create(
-            slug="coordination-us-east",
-            name="Coordination (us-east)",
-            group=group,
-            kind="coordination",
-            region="us-east",
-            created_at=since,
-        )
-        eu = Component.objects.create(
-            slug="coordination-eu-west",
-            name="Coordination (eu-west)",
-            group=group,
-            kind="coordination",
-            region="eu-west",
-            created_at=since,
-        )
+        fleet = fleet_create(since)
+        us = fleet["us"]
         Component.objects.create(slug="api", name="API", kind="api", created_at=since)
-        shards = {
-            slug: Shard.objects.create(
-                slug=slug,
-                region=component.region,
-                public_name=name,
-                component=component,
-                created_at=since,
-            )
-            for slug, name, component in [
-                ("use1", "US East 1", us),
-                ("use2", "US East 2", us),
-                ("euw1", "EU West 1", eu),
-            ]
-        }
+        shards = {slug: fleet[slug] for slug in ("use1", "use2", "euw1")}
         for number, shard in enumerate(["use1", "use1", "use2", "use2", "use2", "euw1"]):
             tailnet_create(
                 slug=f"tailnet-{number}", display_name=f"t{number}.example", shard=shard, at=since
