@@ -13,6 +13,7 @@ Responses are never cached by anyone but the caller (``Cache-Control: private``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,7 +27,6 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.api import OperatorRateThrottle
@@ -105,6 +105,20 @@ class TailnetApi(APIView):
         add_never_cache_headers(response)
         return response
 
+    def cached_json(self, kind: str, build: Callable[[], dict[str, Any]]) -> HttpResponse:
+        """``build()`` as the JSON bytes JSONRenderer gives (the only renderer of this
+        API), kept per tailnet, data version and minute (``customers.pagecache``): the
+        answer every member and dashboard polling this tailnet shares. Links in it are
+        absolute, so the scheme and host are part of what is kept."""
+        host = f"{self.request.scheme}://{self.request.get_host()}"
+        body = cached_fragment(
+            kind=f"{kind}:{host}",
+            tailnet_id=self.access.tailnet.pk,
+            now=timezone.now(),
+            build=lambda: JSONRenderer().render(build()),
+        )
+        return HttpResponse(body, content_type="application/json")
+
     def tailnet_data(self) -> dict[str, str]:
         tailnet = self.access.tailnet
         return {"slug": tailnet.slug, "name": tailnet.display_name}
@@ -128,7 +142,10 @@ class TailnetStatusApi(TailnetApi):
         "touching it in plain words, and maintenance scheduled on it.",
         responses={200: TailnetStatusSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        return self.cached_json("status", self.status_data)
+
+    def status_data(self) -> dict[str, Any]:
         now = timezone.now()
         current = tailnet_now(stays=tailnet_stays(tailnet_id=self.access.tailnet.pk), now=now)
 
@@ -158,7 +175,7 @@ class TailnetStatusApi(TailnetApi):
             "maintenance": [item(h) for h in current.maintenance],
             "as_of": now,
         }
-        return Response(TailnetStatusSerializer(data).data)
+        return TailnetStatusSerializer(data).data
 
 
 class TailnetIncidentsApi(TailnetApi):
@@ -169,7 +186,10 @@ class TailnetIncidentsApi(TailnetApi):
         "shard (a live migration off the shard ends its impact).",
         responses={200: TailnetIncidentsSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        return self.cached_json("incidents", self.incidents_data)
+
+    def incidents_data(self) -> dict[str, Any]:
         now = timezone.now()
         tailnet = self.access.tailnet
         stays = {stay.shard_id: stay for stay in tailnet_stays(tailnet_id=tailnet.pk)}
@@ -201,7 +221,7 @@ class TailnetIncidentsApi(TailnetApi):
 
         history = tailnet_history(tailnet=tailnet, now=now)
         data = {"tailnet": self.tailnet_data(), "incidents": [item(h) for h in history]}
-        return Response(TailnetIncidentsSerializer(data).data)
+        return TailnetIncidentsSerializer(data).data
 
 
 def tally_data(tally: Tally) -> dict[str, Any]:
@@ -251,17 +271,10 @@ class TailnetUptimeApi(TailnetApi):
         )
         query.is_valid(raise_exception=True)
         first_day, last_day = query.validated_data["first_day"], query.validated_data["last_day"]
-        # Kept as the JSON bytes JSONRenderer gives (the only renderer of this API):
-        # encoding ~100 days per request would cost more than the rest of the view.
-        body = cached_fragment(
-            kind=f"uptime:{first_day}:{last_day}",
-            tailnet_id=self.access.tailnet.pk,
-            now=now,
-            build=lambda: JSONRenderer().render(
-                self.uptime_data(first_day=first_day, last_day=last_day, now=now)
-            ),
+        return self.cached_json(
+            f"uptime:{first_day}:{last_day}",
+            lambda: self.uptime_data(first_day=first_day, last_day=last_day, now=now),
         )
-        return HttpResponse(body, content_type="application/json")
 
     def uptime_data(self, *, first_day: date, last_day: date, now: datetime) -> dict[str, Any]:
         report = tailnet_uptime_report(

@@ -21,7 +21,7 @@ from reports.models import ReportStatus
 from reports.services import report_mark, report_submit
 from statuspage.cache import FORGET_SECONDS
 
-from .test_tailnet_page import NOW, M, signed_in, text_of
+from .test_tailnet_page import NOW, M, outage, signed_in, text_of
 
 DOWN = {
     "default": {
@@ -82,6 +82,29 @@ def test_a_tokens_second_call_reads_nothing_but_the_page_it_asks_for(people, at_
     assert again.status_code == 200
     assert again.json()["tailnet"] == {"slug": "acme", "name": "acme.com"}
     assert read == ""
+
+
+def test_a_dashboard_polling_status_is_answered_from_the_cache_and_told_at_once(
+    people, time_machine, committed
+):
+    _, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
+    dashboard = APIClient()
+    dashboard.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    _moments_later(time_machine)
+    assert dashboard.get("/api/v1/tailnets/acme/status").json()["affected"] is False
+
+    again, read = _tables_read(dashboard, "/api/v1/tailnets/acme/status")
+    assert read == ""
+    assert again.json()["status"] == "operational"
+
+    with committed():
+        outage(["use1"], NOW - 5 * M, None, title="Logins failing in US East 1")
+    now = dashboard.get("/api/v1/tailnets/acme/status").json()
+    assert now["affected"] is True
+    assert [i["title"] for i in now["incidents"]] == ["Logins failing in US East 1"]
+    assert now["incidents"][0]["url"] == "http://testserver/incidents/{}/".format(
+        now["incidents"][0]["id"]
+    )
 
 
 # --- Changes seen at the next request ------------------------------------------------------
