@@ -13,6 +13,10 @@ Two changes to ``django.core.cache.backends.redis``, everything else is Django's
   already treat a cache error as a miss (sessions and users come from the database,
   pages are rendered, rate limits let people through), so a hanging Redis costs one
   timeout per process every half a minute, not one per cache call.
+
+Below them, ``kept()`` and ``forget()``: rows read on every request (the signed-in
+user, memberships, API tokens, sessions) kept briefly and forgotten by the change
+that makes them wrong, on whichever cache backend is configured.
 """
 
 import logging
@@ -83,10 +87,6 @@ class RedisCacheClient(DjangoRedisCacheClient):
         if client is None:
             client = self._clients[id(pool)] = self._client(connection_pool=pool)
         return client
-
-    def breaker_reset(self) -> None:
-        for client in self._clients.values():
-            client.down_until = 0.0
 
 
 class RedisCache(DjangoRedisCache):
