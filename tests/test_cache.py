@@ -114,3 +114,59 @@ def test_with_the_cache_down_every_read_loads(settings, db):
         assert kept("user:1", load, timeout=60) == ("alice", True)
     forget(["user:1"])  # best effort, no error
     assert len(loads) == 3
+
+
+class _SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers: a
+    Redis that hangs. Counts the connections it was asked for."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_a_hanging_redis_is_waited_for_once_not_on_every_page(settings, client, people):
+    from django.contrib.sessions.models import Session
+
+    hanging = _SilentServer()
+    try:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "statuspage.cache.RedisCache",
+                "LOCATION": f"redis://127.0.0.1:{hanging.port}/0",
+                "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+            }
+        }
+        client.force_login(people["alice"])
+        statuses = [client.get("/t/acme/").status_code for _ in range(5)]
+        tried = len(hanging.accepted)
+    finally:
+        hanging.close()
+
+    assert statuses == [200] * 5
+    assert Session.objects.count() == 1  # signed in through the database
+    # Each page makes four or more cache calls; without the breaker every one of them
+    # would connect and wait. With it, the first timeout (and redis-py's own retries
+    # of that one command) is all.
+    assert 1 <= tried <= 4

@@ -31,7 +31,7 @@ from django.urls.resolvers import RoutePattern
 from incidents.tokens import api_token_create, api_token_revoke
 
 PREFIXES = ("t/", "api/v1/tailnets/")
-METHODS = ("get", "post", "put", "patch", "delete")
+METHODS = ("get", "head", "options", "post", "put", "patch", "delete")
 UNKNOWN = "no-such-tailnet"
 PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 # A value for each path parameter that is not the tailnet.
