@@ -8,7 +8,6 @@ every tailnet through the admin.
 """
 
 import functools
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,14 +16,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.handlers.exception import response_for_exception
-from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.cache import add_never_cache_headers
 
 from incidents.models import ApiToken, Tailnet
-from statuspage.cache import forget, kept
+from statuspage.cache import Columns, forget, kept
 
 from .models import Membership
 
@@ -74,14 +72,12 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
 # Someone in very many tailnets is looked up in the database each time instead.
 
 MEMBERSHIPS_KEPT_MAX = 100
-_MEMBERSHIP_FIELDS = tuple(field.attname for field in Membership._meta.concrete_fields)
-_TAILNET_FIELDS = tuple(field.attname for field in Tailnet._meta.concrete_fields)
-# The columns are part of the key: a deploy that adds one never reads rows kept before.
-_SHAPE = hashlib.sha256(repr((_MEMBERSHIP_FIELDS, _TAILNET_FIELDS)).encode()).hexdigest()[:8]
+_MEMBERSHIP = Columns(Membership)
+_TAILNET = Columns(Tailnet)
 
 
 def _memberships_key(user_id: Any) -> str:
-    return f"customers:memberships:{_SHAPE}:{user_id}"
+    return f"customers:memberships:{_MEMBERSHIP.tag}{_TAILNET.tag}:{user_id}"
 
 
 def _membership(*, user: Any, slug: str) -> Membership | None:
@@ -93,13 +89,7 @@ def _membership(*, user: Any, slug: str) -> Membership | None:
         )
         if len(found) > MEMBERSHIPS_KEPT_MAX:
             return False  # too many to keep: ask the database each time
-        return {
-            m.tailnet.slug: (
-                tuple(getattr(m, name) for name in _MEMBERSHIP_FIELDS),
-                tuple(getattr(m.tailnet, name) for name in _TAILNET_FIELDS),
-            )
-            for m in found
-        }
+        return {m.tailnet.slug: (_MEMBERSHIP.row(m), _TAILNET.row(m.tailnet)) for m in found}
 
     rows = kept(_memberships_key(user.pk), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
     if rows is False:
@@ -111,8 +101,8 @@ def _membership(*, user: Any, slug: str) -> Membership | None:
     row = rows.get(slug) if isinstance(rows, dict) else None
     if row is None:
         return None
-    membership = Membership.from_db(DEFAULT_DB_ALIAS, _MEMBERSHIP_FIELDS, row[0])
-    membership.tailnet = Tailnet.from_db(DEFAULT_DB_ALIAS, _TAILNET_FIELDS, row[1])
+    membership: Membership = _MEMBERSHIP.instance(row[0])
+    membership.tailnet = _TAILNET.instance(row[1])
     return membership
 
 

@@ -17,43 +17,34 @@ database, as with Django's backend.
 """
 
 import functools
-import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db import DEFAULT_DB_ALIAS
 
-from statuspage.cache import forget, kept
-
-
-@functools.cache
-def _fields() -> list[str]:
-    return [field.attname for field in get_user_model()._meta.concrete_fields]
+from statuspage.cache import Columns, forget, kept
 
 
 @functools.cache
-def _shape() -> str:
-    # The column names are part of the key: a deploy that adds a column never reads
-    # rows kept by the one before.
-    return hashlib.sha256(",".join(_fields()).encode()).hexdigest()[:8]
+def _user_columns() -> Columns:
+    return Columns(get_user_model())
 
 
 def _key(user_id: Any) -> str:
-    return f"auth:user:{_shape()}:{user_id}"
+    return f"auth:user:{_user_columns().tag}:{user_id}"
 
 
 class CachedModelBackend(ModelBackend):
     def get_user(self, user_id: Any) -> Any:
-        def load() -> list[Any] | None:
+        def load() -> tuple[Any, ...] | None:
             user = get_user_model()._default_manager.filter(pk=user_id).first()
-            return None if user is None else [getattr(user, name) for name in _fields()]
+            return None if user is None else _user_columns().row(user)
 
         row = kept(_key(user_id), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
         if row is None:
             return None
-        user = get_user_model().from_db(DEFAULT_DB_ALIAS, _fields(), row)
+        user = _user_columns().instance(row)
         return user if self.user_can_authenticate(user) else None
 
 

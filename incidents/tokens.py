@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -17,7 +17,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from statuspage.cache import cache_failed, forget, kept
+from statuspage.cache import Columns, cache_failed, forget, kept
 
 from .models import ApiToken, Tailnet
 
@@ -94,14 +94,12 @@ def _mark_used(token: ApiToken, now: Any) -> None:
 # saved or deleted (revoked) or its tailnet is: a revoked token is refused at its next
 # request. Only tokens that exist are kept; an unknown secret always asks the database.
 
-_TOKEN_FIELDS = tuple(field.attname for field in ApiToken._meta.concrete_fields)
-_TAILNET_FIELDS = tuple(field.attname for field in Tailnet._meta.concrete_fields)
-# The columns are part of the key: a deploy that adds one never reads rows kept before.
-_SHAPE = hashlib.sha256(repr((_TOKEN_FIELDS, _TAILNET_FIELDS)).encode()).hexdigest()[:8]
+_TOKEN = Columns(ApiToken)
+_TAILNET = Columns(Tailnet)
 
 
 def _token_key(token_digest: str) -> str:
-    return f"api-token:{_SHAPE}:{token_digest}"
+    return f"api-token:{_TOKEN.tag}{_TAILNET.tag}:{token_digest}"
 
 
 def _token_for_digest(token_digest: str) -> ApiToken | None:
@@ -110,17 +108,14 @@ def _token_for_digest(token_digest: str) -> ApiToken | None:
         if token is None:
             return None
         tailnet = token.tailnet
-        return (
-            tuple(getattr(token, name) for name in _TOKEN_FIELDS),
-            None if tailnet is None else tuple(getattr(tailnet, n) for n in _TAILNET_FIELDS),
-        )
+        return (_TOKEN.row(token), None if tailnet is None else _TAILNET.row(tailnet))
 
     row = kept(_token_key(token_digest), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
     if row is None:
         return None
-    token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_FIELDS, row[0])
+    token: ApiToken = _TOKEN.instance(row[0])
     if row[1] is not None:
-        token.tailnet = Tailnet.from_db(DEFAULT_DB_ALIAS, _TAILNET_FIELDS, row[1])
+        token.tailnet = _TAILNET.instance(row[1])
     return token
 
 

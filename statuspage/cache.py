@@ -19,6 +19,7 @@ user, memberships, API tokens, sessions) kept briefly and forgotten by the chang
 that makes them wrong, on whichever cache backend is configured.
 """
 
+import hashlib
 import logging
 import math
 import time
@@ -128,6 +129,25 @@ FORGET_SECONDS = 2.0
 @dataclass(frozen=True)
 class Forgotten:
     until: float  # time.time() after which the row may be kept again
+
+
+class Columns:
+    """How ``kept()`` keeps a model's rows: the values of its columns in a tuple, built
+    back into an instance without a query. ``tag`` (a hash of the column names) goes
+    into the cache key, so a deploy that adds a column never reads rows kept before."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.names = tuple(field.attname for field in model._meta.concrete_fields)
+        self.tag = hashlib.sha256(",".join(self.names).encode()).hexdigest()[:8]
+
+    def row(self, instance: Any) -> tuple[Any, ...]:
+        return tuple(getattr(instance, name) for name in self.names)
+
+    def instance(self, row: tuple[Any, ...]) -> Any:
+        from django.db import DEFAULT_DB_ALIAS
+
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.names, row)
 
 
 def kept(
