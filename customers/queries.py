@@ -30,7 +30,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents import wording
+from incidents import levels, wording
 from incidents.models import (
     Incident,
     IncidentKind,
@@ -52,13 +52,6 @@ LATENCY_DAYS = 7
 MAX_RANGE_DAYS = 400
 
 HOUR = timedelta(hours=1)
-# An impact level as a component status, for the icons and labels of the public page.
-STATUS_FOR_LEVEL = {
-    None: "operational",
-    "degraded": "degraded_performance",
-    "partial": "partial_outage",
-    "outage": "major_outage",
-}
 _MAINTENANCE_NOW = (IncidentStatus.IN_PROGRESS, IncidentStatus.VERIFYING)
 
 
@@ -207,11 +200,11 @@ def _happening(
 ) -> Happening:
     if incident.kind == IncidentKind.MAINTENANCE:
         phase = "upcoming" if incident.status == IncidentStatus.SCHEDULED else "ongoing"
-        level = wording.worst(w.level for w in windows)
+        level = levels.worst(w.level for w in windows)
     else:
         live = [w.level for w in windows if _live(w, now)]
         phase = "ongoing" if live else "past"
-        level = wording.worst(live) if live else wording.worst(w.level for w in windows)
+        level = levels.worst(live) if live else levels.worst(w.level for w in windows)
     affected = [wording.Affected(stay.component_kind, level, stay.component_name)]
     words = wording.describe(affected=affected, incident_kind=incident.kind, phase=phase)
     return Happening(incident=incident, phase=phase, level=level, words=words, windows=windows)
@@ -281,7 +274,7 @@ def tailnet_now(*, stays: Sequence[Stay], now: datetime) -> TailnetNow:
         key=lambda h: (h.incident.scheduled_for or h.incident.started_at, h.pk),
     )
     live = [w.level for h in happenings for w in h.windows if _live(w, now)]
-    status = STATUS_FOR_LEVEL[wording.worst(live)]
+    status = levels.status_for_level(levels.worst(live))
     if status == "operational" and any(h.incident.status in _MAINTENANCE_NOW for h in maintenance):
         status = "under_maintenance"
     return TailnetNow(stay=stay, status=status, incidents=incidents, maintenance=maintenance)
@@ -311,7 +304,7 @@ def day_incidents(
             while day <= min(last, last_day):
                 entries = found.setdefault(day, {})
                 known = entries.get(item.incident.pk)
-                level = wording.worst([known.level if known else None, window.level])
+                level = levels.worst([known.level if known else None, window.level])
                 entries[item.incident.pk] = DayIncident(
                     pk=item.incident.pk,
                     title=item.incident.title,
@@ -630,7 +623,7 @@ def tailnets_summary(
             tailnet_id__in=tailnet_ids, ends_at__isnull=True
         ).values_list("tailnet_id", "shard_id", "shard__public_name", "shard__region")
     }
-    levels: dict[int, list[str]] = {}
+    live: dict[int, list[str]] = {}
     for shard_id, level in (
         ShardImpact.objects.filter(
             shard_id__in={shard_id for shard_id, _, _ in placed.values()},
@@ -640,13 +633,13 @@ def tailnets_summary(
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
         .values_list("shard_id", "level")
     ):
-        levels.setdefault(shard_id, []).append(level)
+        live.setdefault(shard_id, []).append(level)
     summary = {}
     for tailnet_id in tailnet_ids:
         if tailnet_id not in placed:
             summary[tailnet_id] = TailnetSummary(None, None, "operational")
             continue
         shard_id, name, region = placed[tailnet_id]
-        worst = wording.worst(levels.get(shard_id, []))
-        summary[tailnet_id] = TailnetSummary(name, region, STATUS_FOR_LEVEL[worst])
+        status = levels.status_for_level(levels.worst(live.get(shard_id, [])))
+        summary[tailnet_id] = TailnetSummary(name, region, status)
     return summary

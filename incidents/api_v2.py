@@ -33,13 +33,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
+from .levels import worst_impact, worst_status
 from .models import (
     Component,
     ComponentGroup,
@@ -48,11 +49,8 @@ from .models import (
     IncidentKind,
     IncidentUpdate,
     ShardImpact,
-    Tailnet,
-    TailnetImpact,
 )
-from .queries import component_statuses_now
-from .uptime import COMPONENT_STATUSES
+from .queries import component_statuses_now, incidents_blast_radius
 
 JSON = dict[str, Any]
 Builder = Callable[[HttpRequest, datetime], JSON]
@@ -72,7 +70,6 @@ _IMPACT_STATUS = {
     "major": ("major", "Partial System Outage"),
     "critical": ("critical", "Major System Outage"),
 }
-_IMPACT_ORDER = ("none", "maintenance", "minor", "major", "critical")
 
 # Statuspage allows cross-origin GETs (its widgets depend on it); 30 s of caching
 # absorbs the polling of every client during an incident.
@@ -113,20 +110,12 @@ def page_status(
         if degraded == "all":
             return ("minor", "Degraded System Service")
         return ("minor", "Partially Degraded Service")
-    worst = max(open_impacts, key=_impact_rank, default="none")
+    worst = worst_impact(open_impacts)
     if worst in _IMPACT_STATUS:
         return _IMPACT_STATUS[worst]
     if share("under_maintenance") or maintenance_in_progress or worst == "maintenance":
         return UNDER_MAINTENANCE
     return ALL_OPERATIONAL
-
-
-def _impact_rank(impact: str) -> int:
-    return _IMPACT_ORDER.index(impact) if impact in _IMPACT_ORDER else 0
-
-
-def _worst_component_status(statuses: Iterable[str]) -> str:
-    return max(statuses, key=COMPONENT_STATUSES.index, default="operational")
 
 
 # --- The page and its components --------------------------------------------------------
@@ -266,7 +255,7 @@ def _load_page(request: HttpRequest, now: datetime) -> _Page:
         page.by_pk[component.pk] = item
         page.leaf_statuses.append(status)
     for group in groups.values():
-        group.json["status"] = _worst_component_status(group.statuses)
+        group.json["status"] = worst_status(group.statuses)
         group.json["updated_at"] = timestamp(group.updated_at)
     page.touched(Incident.objects.filter(published=True).aggregate(at=Max("updated_at"))["at"])
     return page
@@ -285,74 +274,16 @@ def _fetch(incidents: QuerySet[Incident]) -> list[Incident]:
     return list(incidents.prefetch_related("updates", "affected_components"))
 
 
-def _window_end(
-    resolved_at: datetime | None, window_ends: Sequence[datetime | None], now: datetime
-) -> datetime:
-    """Where an incident's window ends, as ``queries.incident_window`` has it: at
-    ``now`` while a window is open (or, with none, while unresolved), else at the
-    last window end or the resolution, whichever is later."""
-    if not window_ends:
-        return resolved_at or now
-    if any(end is None for end in window_ends):
-        return now
-    last = max(end for end in window_ends if end is not None)
-    return max(last, resolved_at) if resolved_at else last
-
-
-@dataclass(frozen=True)
-class _BlastRadius:
-    affected: int
-    total: int
-    shards: list[str]
-
-    @property
-    def share(self) -> float:
-        return self.affected / self.total if self.total else 0.0
-
-
-def _blast_radii(incidents: Sequence[Incident], now: datetime) -> dict[int, _BlastRadius]:
-    """Affected tailnets of each incident, out of the tailnets that existed during its
-    window (``queries.incident_blast_radius`` for many incidents at once). Three
-    queries whatever the number of incidents: affected counts grouped by incident,
-    the impact windows, and one pass over tailnets counting those created before
-    each distinct window end."""
-    ids = [incident.pk for incident in incidents]
-    affected = dict(
-        TailnetImpact.objects.filter(incident_id__in=ids)
-        .order_by()
-        .values("incident_id")
-        .annotate(n=Count("tailnet_id", distinct=True))
-        .values_list("incident_id", "n")
-    )
-    window_ends: dict[int, list[datetime | None]] = {}
+def _affected_shards(incidents: Sequence[Incident]) -> dict[int, list[str]]:
+    """The public names of the shards each incident has impact windows on. One query."""
     shards: dict[int, set[str]] = {}
-    for incident_id, shard_name, ends_at in (
-        ShardImpact.objects.filter(incident_id__in=ids)
+    for incident_id, shard_name in (
+        ShardImpact.objects.filter(incident_id__in=[incident.pk for incident in incidents])
         .order_by()
-        .values_list("incident_id", "shard__public_name", "ends_at")
+        .values_list("incident_id", "shard__public_name")
     ):
-        window_ends.setdefault(incident_id, []).append(ends_at)
         shards.setdefault(incident_id, set()).add(shard_name)
-    ends = {
-        incident.pk: _window_end(incident.resolved_at, window_ends.get(incident.pk, []), now)
-        for incident in incidents
-    }
-    distinct = sorted(set(ends.values()))
-    counts = Tailnet.objects.aggregate(
-        **{
-            f"before_{i}": Count("pk", filter=Q(created_at__lt=end))
-            for i, end in enumerate(distinct)
-        }
-    )
-    total_before = {end: counts[f"before_{i}"] for i, end in enumerate(distinct)}
-    return {
-        pk: _BlastRadius(
-            affected=affected.get(pk, 0),
-            total=total_before[end],
-            shards=sorted(shards.get(pk, ())),
-        )
-        for pk, end in ends.items()
-    }
+    return {pk: sorted(names) for pk, names in shards.items()}
 
 
 def _update_json(update: IncidentUpdate) -> JSON:
@@ -379,11 +310,12 @@ def _update_json(update: IncidentUpdate) -> JSON:
 
 
 def _incidents_json(page: _Page, incidents: Sequence[Incident]) -> list[JSON]:
-    """Statuspage incident (or scheduled maintenance) objects. Three queries for the
-    blast radii (none when there is nothing to show); the rest is prefetched."""
+    """Statuspage incident (or scheduled maintenance) objects. Four queries for the
+    blast radii and shards (none when there is nothing to show); the rest is prefetched."""
     if not incidents:
         return []
-    radii = _blast_radii(incidents, page.now)
+    radii = incidents_blast_radius(incidents=incidents, as_of=page.now)
+    shards = _affected_shards(incidents)
     result = []
     for incident in incidents:
         updates = list(incident.updates.all())
@@ -415,7 +347,7 @@ def _incidents_json(page: _Page, incidents: Sequence[Incident]) -> list[JSON]:
             item["scheduled_until"] = timestamp(incident.scheduled_until)
         item["affected_tailnets"] = radius.affected
         item["affected_tailnets_share"] = radius.share
-        item["affected_shards"] = radius.shards
+        item["affected_shards"] = shards.get(incident.pk, [])
         result.append(item)
     return result
 

@@ -6,11 +6,9 @@ to property-test the SQL against. Windows are half-open [start, end); an end of
 None means "still going on".
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-LEVEL_ORDER = {"degraded": 1, "partial": 2, "outage": 3}
 
 
 @dataclass(frozen=True)
@@ -107,8 +105,18 @@ def union_seconds(spans: Iterable[tuple[datetime, datetime | None]], *, as_of: d
     return int(total // timedelta(seconds=1))
 
 
-def worst_level(levels: Iterable[str]) -> str | None:
-    return max(levels, key=LEVEL_ORDER.__getitem__, default=None)
+def incident_window_end(
+    *, resolved_at: datetime | None, window_ends: Sequence[datetime | None], as_of: datetime
+) -> datetime:
+    """Where an incident's window ends: ``as_of`` while any impact window is open (or,
+    with no windows, while unresolved), else the later of the last window end and the
+    resolution."""
+    if not window_ends:
+        return as_of if resolved_at is None else resolved_at
+    if None in window_ends:
+        return as_of
+    last = max(end for end in window_ends if end is not None)
+    return last if resolved_at is None else max(last, resolved_at)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from django.db.models import (
     DurationField,
     Exists,
     ExpressionWrapper,
-    Max,
     Min,
     OuterRef,
     Prefetch,
@@ -22,10 +21,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from .impact import LEVEL_ORDER, BlastRadius, union_seconds, worst_level
+from . import levels
+from .impact import BlastRadius, incident_window_end, union_seconds
 from .models import (
     Component,
-    ComponentGroup,
     Incident,
     IncidentComponent,
     IncidentUpdate,
@@ -36,7 +35,6 @@ from .models import (
     TailnetImpact,
 )
 from .uptime import (
-    COMPONENT_STATUSES,
     DayUptime,
     Interval,
     Tally,
@@ -49,39 +47,21 @@ from .uptime import fleet_uptime as fleet_tally
 
 
 def incident_window(incident: Incident, *, as_of: datetime) -> tuple[datetime, datetime]:
-    """From the earliest impact (or the start) to the latest end (or now if open)."""
-    bounds = incident.shard_impacts.aggregate(
-        first=Min("starts_at"), last=Max("ends_at"), open=Count("pk", filter=Q(ends_at=None))
+    """From the earliest impact (or the start) to where the window ends
+    (``impact.incident_window_end``). One query."""
+    windows = list(incident.shard_impacts.order_by().values_list("starts_at", "ends_at"))
+    start = min([incident.started_at, *(starts_at for starts_at, _ in windows)])
+    end = incident_window_end(
+        resolved_at=incident.resolved_at,
+        window_ends=[ends_at for _, ends_at in windows],
+        as_of=as_of,
     )
-    start = min(filter(None, [bounds["first"], incident.started_at]))
-    if bounds["open"] or (bounds["last"] is None and incident.resolved_at is None):
-        return start, as_of
-    end = max(filter(None, [bounds["last"], incident.resolved_at]))
     return start, end
 
 
 def incident_blast_radius(*, incident: Incident, as_of: datetime | None = None) -> BlastRadius:
-    """Affected tailnets (each once, at its worst level) out of the tailnets that
-    existed during the incident's window. Three queries."""
-    as_of = as_of or timezone.now()
-    worst_by_tailnet: dict[int, str] = {}
-    for tailnet_id, level in (
-        TailnetImpact.objects.filter(incident=incident)
-        .values_list("tailnet_id", "level")
-        .distinct()
-        .order_by()
-    ):
-        known = worst_by_tailnet.get(tailnet_id)
-        if known is None or LEVEL_ORDER[level] > LEVEL_ORDER[known]:
-            worst_by_tailnet[tailnet_id] = level
-    by_level: dict[str, int] = {}
-    for level in worst_by_tailnet.values():
-        by_level[level] = by_level.get(level, 0) + 1
-    _, end = incident_window(incident, as_of=as_of)
-    # Tailnets are never deleted, so "existed during the window" is "created before
-    # it ended" — an index range scan on created_at, not a scan of placements.
-    total = Tailnet.objects.filter(created_at__lt=end).count()
-    return BlastRadius(affected=len(worst_by_tailnet), total=total, by_level=by_level)
+    """``incidents_blast_radius`` of one incident. Three queries."""
+    return incidents_blast_radius(incidents=[incident], as_of=as_of)[incident.pk]
 
 
 @dataclass(frozen=True)
@@ -192,7 +172,7 @@ def tailnet_incident_history(
         history.append(
             TailnetIncident(
                 incident=incidents[incident_id],
-                worst_level=worst_level(w.level for w in windows) or "degraded",
+                worst_level=levels.worst(w.level for w in windows) or "degraded",
                 first_affected_at=windows[0].starts_at,
                 last_affected_at=None if None in ends else max(e for e in ends if e),
                 affected_seconds=union_seconds(
@@ -228,8 +208,8 @@ def component_statuses_now(*, now: datetime | None = None) -> dict[int, str]:
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
         .values_list("shard__component_id", "shard_id", "level")
     ):
-        levels = shard_levels.setdefault(component_id, {})
-        levels[shard_id] = worst_level([level, levels.get(shard_id, level)]) or level
+        per_shard = shard_levels.setdefault(component_id, {})
+        per_shard[shard_id] = levels.worst([level, per_shard.get(shard_id, level)]) or level
     shard_count = dict(
         Shard.objects.filter(active=True)
         .values("component_id")
@@ -238,49 +218,12 @@ def component_statuses_now(*, now: datetime | None = None) -> dict[int, str]:
     )
     for pk in statuses:
         if pk in operator:
-            statuses[pk] = max(operator[pk], key=COMPONENT_STATUSES.index)
+            statuses[pk] = levels.worst_status(operator[pk])
         elif pk in shard_levels:
             hit: list[str | None] = list(shard_levels[pk].values())
             unhurt: list[str | None] = [None] * max(0, shard_count.get(pk, 0) - len(hit))
             statuses[pk] = component_status_from_shards(hit + unhurt)
     return statuses
-
-
-@dataclass
-class StatusOverview:
-    groups: list[tuple[ComponentGroup | None, list[tuple[Component, str]]]]
-    open_incidents: list[Incident]
-    maintenance: list[Incident]
-    recent: list[Incident]
-    overall: str
-
-
-def status_overview(*, now: datetime | None = None, recent_days: int = 14) -> StatusOverview:
-    """What the public page shows now. A fixed number of queries."""
-    now = now or timezone.now()
-    statuses = component_statuses_now(now=now)
-    groups: dict[int | None, tuple[ComponentGroup | None, list[tuple[Component, str]]]] = {}
-    for component in Component.objects.select_related("group"):
-        entry = groups.setdefault(component.group_id, (component.group, []))
-        entry[1].append((component, statuses[component.pk]))
-    published = Incident.objects.filter(published=True).prefetch_related("updates")
-    open_incidents = list(published.filter(kind="incident", resolved_at__isnull=True))
-    maintenance = list(
-        published.filter(kind="maintenance", resolved_at__isnull=True).order_by("scheduled_for")
-    )
-    recent = list(
-        published.filter(
-            resolved_at__isnull=False, started_at__gte=now - timedelta(days=recent_days)
-        )
-    )
-    worst = max(statuses.values(), key=COMPONENT_STATUSES.index, default="operational")
-    return StatusOverview(
-        groups=list(groups.values()),
-        open_incidents=open_incidents,
-        maintenance=maintenance,
-        recent=recent,
-        overall=worst,
-    )
 
 
 def _day_bounds(first_day: date, last_day: date) -> tuple[datetime, datetime]:
@@ -494,55 +437,55 @@ def public_updates(*, limit: int = 50) -> list[IncidentUpdate]:
 
 _WORST_PER_TAILNET_SQL = """
     SELECT incident_id, worst, COUNT(*) FROM (
-        SELECT incident_id, tailnet_id,
-               MAX(CASE level WHEN 'outage' THEN 3 WHEN 'partial' THEN 2 ELSE 1 END) AS worst
+        SELECT incident_id, tailnet_id, MAX({rank}) AS worst
         FROM {table}
         WHERE incident_id IN ({ids})
         GROUP BY incident_id, tailnet_id
     ) per_tailnet
     GROUP BY incident_id, worst
 """
-_RANKED_LEVELS = {1: "degraded", 2: "partial", 3: "outage"}
 
 
 def incidents_blast_radius(
     *, incidents: Sequence[Incident], as_of: datetime | None = None
 ) -> dict[int, BlastRadius]:
-    """``incident_blast_radius`` for many incidents at once, with the same rules:
-    each affected tailnet once at its worst level, out of the tailnets created
-    before the incident's window ended. Three queries however many incidents
-    (none for none); the counts are aggregated in the database."""
+    """Each incident's affected tailnets (each once, at its worst level) out of the
+    tailnets that existed during its window, i.e. created before the window ended
+    (``impact.incident_window_end``). Three queries however many incidents (none for
+    none); the counts are aggregated in the database."""
     as_of = as_of or timezone.now()
     if not incidents:
         return {}
     ids = [incident.pk for incident in incidents]
-    bounds = {
-        row["incident_id"]: row
-        for row in ShardImpact.objects.filter(incident_id__in=ids)
-        .values("incident_id")
-        .annotate(
-            first=Min("starts_at"), last=Max("ends_at"), open=Count("pk", filter=Q(ends_at=None))
-        )
+    window_ends: dict[int, list[datetime | None]] = {pk: [] for pk in ids}
+    for incident_id, ends_at in (
+        ShardImpact.objects.filter(incident_id__in=ids)
         .order_by()
+        .values_list("incident_id", "ends_at")
+    ):
+        window_ends[incident_id].append(ends_at)
+    ends = {
+        incident.pk: incident_window_end(
+            resolved_at=incident.resolved_at, window_ends=window_ends[incident.pk], as_of=as_of
+        )
+        for incident in incidents
     }
-    ends: dict[int, datetime] = {}
-    for incident in incidents:
-        row = bounds.get(incident.pk, {"last": None, "open": 0})
-        if row["open"] or (row["last"] is None and incident.resolved_at is None):
-            ends[incident.pk] = as_of
-        else:
-            ends[incident.pk] = max(filter(None, [row["last"], incident.resolved_at]))
     by_level: dict[int, dict[str, int]] = {pk: {} for pk in ids}
     with connection.cursor() as cursor:
         cursor.execute(
             _WORST_PER_TAILNET_SQL.format(
-                table=TailnetImpact._meta.db_table, ids=", ".join(["%s"] * len(ids))
+                rank=levels.sql_rank("level"),
+                table=TailnetImpact._meta.db_table,
+                ids=", ".join(["%s"] * len(ids)),
             ),
             ids,
         )
         for incident_id, rank, count in cursor.fetchall():
-            by_level[incident_id][_RANKED_LEVELS[rank]] = count
-    # One statement, one index range scan on created_at per distinct window end.
+            level = levels.BY_RANK[rank]
+            if level is not None:  # rank 0: no level the services would have written
+                by_level[incident_id][level] = count
+    # Tailnets are never deleted, so "existed during the window" is "created before
+    # it ended": one statement, one index range scan on created_at per distinct end.
     distinct_ends = sorted(set(ends.values()))
     adapt = connection.ops.adapt_datetimefield_value
     count_sql = f"SELECT COUNT(*) FROM {Tailnet._meta.db_table} WHERE created_at < %s"  # noqa: S608
@@ -598,7 +541,7 @@ def components_day_incidents(
             entries = found.setdefault((component_id, day), {})
             known = entries.get(pk)
             known_level = known[3] if known else None
-            entries[pk] = (started_at, title, kind, worst_level(filter(None, [known_level, level])))
+            entries[pk] = (started_at, title, kind, levels.worst([known_level, level]))
             day += timedelta(days=1)
 
     for pk, title, kind, started_at, component_id, s, e, level in (

@@ -5,7 +5,7 @@ datetimes. Results are in UTC, and "days" and "months" are UTC calendar days and
 months. ``now`` is always a parameter, never read from a clock.
 
 Levels
-    An impact has one of three levels, in ascending severity:
+    An impact has one of three levels, in ascending severity (``levels.LEVELS``):
     ``"degraded" < "partial" < "outage"``. An interval whose ``end`` is ``None``
     is still ongoing and is treated as ending at ``now``.
 
@@ -58,29 +58,15 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-LEVELS: tuple[str, ...] = ("degraded", "partial", "outage")
+from .levels import BY_RANK, LEVELS, check_level, check_status, level_for_status
+from .levels import rank as level_rank
+
 PARTIAL_WEIGHT = 0.3
 
-COMPONENT_STATUSES: tuple[str, ...] = (
-    "operational",
-    "under_maintenance",
-    "degraded_performance",
-    "partial_outage",
-    "major_outage",
-)
-
-_LEVEL_FOR_STATUS: dict[str, str | None] = {
-    "operational": None,
-    "under_maintenance": None,
-    "degraded_performance": "degraded",
-    "partial_outage": "partial",
-    "major_outage": "outage",
-}
-
-# Internally a level is a rank, so "worst" is "max" and 0 can mean "no impact".
-_LEVEL_BY_RANK: tuple[str | None, ...] = (None, *LEVELS)
-_RANK = {level: rank for rank, level in enumerate(_LEVEL_BY_RANK)}
+# Internally a level is its rank (``levels.rank``), so "worst" is "max" and 0 means
+# "no impact".
 _NO_IMPACT = 0
+_RANKS = len(BY_RANK)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
@@ -108,18 +94,6 @@ def _check_span(start: datetime, end: datetime | None, what: str) -> None:
             raise ValueError(f"{what} must end after it starts, got [{start}, {end})")
 
 
-def _check_level(level: str) -> None:
-    if level not in LEVELS:
-        raise ValueError(f"unknown impact level {level!r}; expected one of {LEVELS}")
-
-
-def _check_status(status: str) -> None:
-    if status not in COMPONENT_STATUSES:
-        raise ValueError(
-            f"unknown component status {status!r}; expected one of {COMPONENT_STATUSES}"
-        )
-
-
 # --- public types ------------------------------------------------------------
 
 
@@ -132,7 +106,7 @@ class Interval:
     level: str
 
     def __post_init__(self) -> None:
-        _check_level(self.level)
+        check_level(self.level)
         _check_span(self.start, self.end, "interval")
 
 
@@ -244,8 +218,8 @@ def _sweep(segments: Iterable[_Segment], slots: int) -> Iterator[tuple[int, int,
 
 
 def _worst(live: Sequence[int]) -> int:
-    """The highest rank with a live count in the first ``len(_LEVEL_BY_RANK)`` slots."""
-    for rank in range(len(_LEVEL_BY_RANK) - 1, _NO_IMPACT, -1):
+    """The highest rank with a live count in the first ``_RANKS`` slots."""
+    for rank in range(_RANKS - 1, _NO_IMPACT, -1):
         if live[rank]:
             return rank
     return _NO_IMPACT
@@ -269,9 +243,9 @@ def _worst_segments(intervals: Iterable[Interval], now: datetime) -> list[_Segme
         for interval in intervals:
             span = _minutes(interval.start, interval.end, now)
             if span is not None:
-                yield (*span, _RANK[interval.level])
+                yield (*span, level_rank(interval.level))
 
-    slots = len(_LEVEL_BY_RANK)
+    slots = _RANKS
     return _merged((first, stop, _worst(live)) for first, stop, live in _sweep(ranges(), slots))
 
 
@@ -283,17 +257,6 @@ def _as_intervals(segments: Iterable[_Segment]) -> list[Interval]:
 
 
 # --- uptime ------------------------------------------------------------------
-
-
-def worst_level_segments(intervals: Iterable[Interval], *, now: datetime) -> list[Interval]:
-    """Flatten overlapping impact into sorted, disjoint, minute-aligned segments.
-
-    Each minute touched by an interval (cut at ``now``) ends up in exactly one
-    segment, at the worst level touching it; touching segments of the same level
-    are merged. Every returned segment has a concrete ``end``.
-    """
-    _check_aware(now, "now")
-    return _as_intervals(_worst_segments(intervals, now))
 
 
 def daily_uptime(
@@ -326,8 +289,8 @@ def daily_uptime(
         yield from _worst_segments(intervals, now)
 
     # Per day, indexed by rank: minutes with data, then minutes at each level.
-    counts = [[0] * len(_LEVEL_BY_RANK) for _ in range(n_days)]
-    for first, stop, live in _sweep(ranges(), len(_LEVEL_BY_RANK)):
+    counts = [[0] * _RANKS for _ in range(n_days)]
+    for first, stop, live in _sweep(ranges(), _RANKS):
         if not live[_NO_IMPACT]:
             continue  # impact without data
         rank = _worst(live)
@@ -351,9 +314,9 @@ def daily_uptime(
         if tally is None:
             tally = tallies[key] = Tally(
                 total_minutes=row[_NO_IMPACT],
-                outage_minutes=row[_RANK["outage"]],
-                partial_minutes=row[_RANK["partial"]],
-                degraded_minutes=row[_RANK["degraded"]],
+                outage_minutes=row[level_rank("outage")],
+                partial_minutes=row[level_rank("partial")],
+                degraded_minutes=row[level_rank("degraded")],
             )
         days.append(DayUptime(day=date.fromordinal(first_ordinal + offset), tally=tally))
     return days
@@ -395,7 +358,7 @@ def component_status_from_shards(levels: Sequence[str | None]) -> str:
     """
     for level in levels:
         if level is not None:
-            _check_level(level)
+            check_level(level)
     if "outage" in levels and all(level == "outage" for level in levels):
         return "major_outage"
     if "outage" in levels or "partial" in levels:
@@ -403,12 +366,6 @@ def component_status_from_shards(levels: Sequence[str | None]) -> str:
     if "degraded" in levels:
         return "degraded_performance"
     return "operational"
-
-
-def level_for_component_status(status: str) -> str | None:
-    """The impact level a component status stands for; maintenance alone is not downtime."""
-    _check_status(status)
-    return _LEVEL_FOR_STATUS[status]
 
 
 def component_intervals(
@@ -433,15 +390,15 @@ def component_intervals(
     # Slots of the sweep: operator statuses by rank, then shards by their rank.
     # A shard is flattened first so that it counts once however many of its
     # intervals overlap.
-    shard_slot = len(_LEVEL_BY_RANK)
+    shard_slot = _RANKS
 
     def ranges() -> Iterator[_Segment]:
         for start, end, status in operator:
-            _check_status(status)
+            check_status(status)
             _check_span(start, end, "operator status interval")
             span = _minutes(start, end, now)
             if span is not None:
-                yield (*span, _RANK[_LEVEL_FOR_STATUS[status]])
+                yield (*span, level_rank(level_for_status(status)))
         for intervals in shards.values():
             for first, stop, rank in _worst_segments(intervals, now):
                 yield first, stop, shard_slot + rank
@@ -449,14 +406,12 @@ def component_intervals(
     def rank_at(live: Sequence[int]) -> int:
         if any(live[:shard_slot]):
             return _worst(live)
-        levels = [
-            level
-            for rank, level in enumerate(_LEVEL_BY_RANK)
-            for _ in range(live[shard_slot + rank])
+        shard_levels = [
+            level for rank, level in enumerate(BY_RANK) for _ in range(live[shard_slot + rank])
         ]
-        levels += [None] * (shard_count - len(levels))
-        status = component_status_from_shards(levels)
-        return _RANK[_LEVEL_FOR_STATUS[status]]
+        shard_levels += [None] * (shard_count - len(shard_levels))
+        status = component_status_from_shards(shard_levels)
+        return level_rank(level_for_status(status))
 
     pieces = _sweep(ranges(), 2 * shard_slot)
     return _as_intervals(_merged((first, stop, rank_at(live)) for first, stop, live in pieces))

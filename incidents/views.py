@@ -9,7 +9,7 @@ number of queries however many components, incidents or updates there are.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import wording
+from . import levels, wording
 from .badge import badge_for_status
 from .impact import BlastRadius, describe_duration, span_seconds
 from .models import (
@@ -42,7 +42,7 @@ from .queries import (
     public_incident,
     status_page_incidents,
 )
-from .uptime import COMPONENT_STATUSES, DayUptime, level_for_component_status, total
+from .uptime import DayUptime, total
 
 UPTIME_DAYS = 90
 RECENT_DAYS = 14
@@ -69,7 +69,7 @@ def phase_of(incident: Incident) -> str:
 
 
 def _level(status: str) -> str | None:
-    return level_for_component_status(status) if status in COMPONENT_STATUSES else None
+    return levels.level_for_status(status) if status in levels.COMPONENT_STATUSES else None
 
 
 def _live(window: ShardImpact, now: datetime) -> bool:
@@ -86,7 +86,7 @@ class ShardLine:
 
     @property
     def worst(self) -> str | None:
-        return wording.worst(w.level for w in self.windows)
+        return levels.worst(w.level for w in self.windows)
 
 
 @dataclass
@@ -123,9 +123,9 @@ def _affected(
             continue
         component = window.shard.component
         components[component.pk] = component
-        levels = shard_levels.setdefault(component.pk, {})
+        per_shard = shard_levels.setdefault(component.pk, {})
         name = window.shard.public_name
-        levels[name] = wording.worst([levels.get(name), window.level]) or window.level
+        per_shard[name] = levels.worst([per_shard.get(name), window.level]) or window.level
     operator: dict[int, str | None] = {}
     for link in incident.affected_components.all():
         statuses = [link.status]
@@ -137,13 +137,13 @@ def _affected(
                 if isinstance(change, dict) and change.get("code") == link.component.slug
             ]
         components.setdefault(link.component_id, link.component)
-        operator[link.component_id] = wording.worst(_level(status) for status in statuses)
+        operator[link.component_id] = levels.worst(_level(status) for status in statuses)
     affected = []
     for pk, component in components.items():
         shards = shard_levels.get(pk, {})
-        worst_shard = wording.worst(shards.values())
+        worst_shard = levels.worst(shards.values())
         stated = operator.get(pk)
-        if not shards or wording.level_rank(stated) > wording.level_rank(worst_shard):
+        if not shards or levels.rank(stated) > levels.rank(worst_shard):
             affected.append(wording.Affected(component.kind, stated, component.name))
             continue
         by_level: dict[str, list[str]] = {}
@@ -156,7 +156,7 @@ def _affected(
             affected.append(
                 wording.Affected(component.kind, level, component.name, tuple(sorted(names)))
             )
-    places = sorted({name for levels in shard_levels.values() for name in levels})
+    places = sorted({name for per_shard in shard_levels.values() for name in per_shard})
     return affected, places
 
 
@@ -231,16 +231,12 @@ class GroupBlock:
 
     @property
     def status(self) -> str:
-        return _worst_status(row.status for row in self.rows)
+        return levels.worst_status(row.status for row in self.rows)
 
     @property
     def open(self) -> bool:
         """Open unless it is long and all is well: a problem is never folded away."""
         return self.status != ComponentStatus.OPERATIONAL or len(self.rows) <= FOLD_GROUPS_OVER
-
-
-def _worst_status(statuses: Iterable[str]) -> str:
-    return max(statuses, key=COMPONENT_STATUSES.index, default="operational")
 
 
 @dataclass
@@ -254,8 +250,8 @@ def _banner(rows: Sequence[ComponentRow]) -> Banner:
     for row in rows:
         if row.status != ComponentStatus.OPERATIONAL:
             by_status.setdefault(row.status, []).append(row.component.name)
-    lines = sorted(by_status.items(), key=lambda item: -COMPONENT_STATUSES.index(item[0]))
-    return Banner(status=_worst_status(by_status), lines=lines)
+    lines = sorted(by_status.items(), key=lambda item: -levels.status_rank(item[0]))
+    return Banner(status=levels.worst_status(by_status), lines=lines)
 
 
 @require_safe
@@ -340,8 +336,8 @@ def _component_statuses(incident: Incident, *, ongoing: bool) -> list[tuple[Comp
                 for change in update.affected_components
                 if isinstance(change, dict) and change.get("code") == link.component.slug
             ]
-        known = [status for status in statuses if status in COMPONENT_STATUSES]
-        result.append((link.component, _worst_status(known)))
+        known = [status for status in statuses if status in levels.COMPONENT_STATUSES]
+        result.append((link.component, levels.worst_status(known)))
     return result
 
 
@@ -453,7 +449,7 @@ def _svg(body: str) -> HttpResponse:
 def badge(request: HttpRequest) -> HttpResponse:
     """The overall status as a shields-style SVG badge."""
     statuses = component_statuses_now(now=timezone.now())
-    return _svg(badge_for_status(label="status", status=_worst_status(statuses.values())))
+    return _svg(badge_for_status(label="status", status=levels.worst_status(statuses.values())))
 
 
 @require_safe

@@ -14,12 +14,12 @@ Tense follows the phase: "upcoming" speaks of the future ("will be blocked"),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import levels
 from .impact import BlastRadius
 
-LEVELS = ("degraded", "partial", "outage")
 PHASES = ("upcoming", "ongoing", "past")
 KINDS = ("coordination", "admin_console", "login", "derp", "api", "other")
 
@@ -29,15 +29,6 @@ _Tensed = tuple[str, str, str]
 
 def _tense(phrase: _Tensed, phase: str) -> str:
     return phrase[PHASES.index(phase)]
-
-
-def level_rank(level: str | None) -> int:
-    return 0 if level is None else LEVELS.index(level) + 1
-
-
-def worst(levels: Iterable[str | None]) -> str | None:
-    """The worst of some impact levels; None if there is no impact at all."""
-    return max(levels, key=level_rank, default=None)
 
 
 @dataclass(frozen=True)
@@ -236,8 +227,7 @@ def _other_effect(name: str, level: str) -> _Effect:
 def _effect(item: Affected) -> _Effect | None:
     if item.level is None:
         return None
-    if item.level not in LEVELS:
-        raise ValueError(f"unknown impact level {item.level!r}; expected one of {LEVELS}")
+    levels.check_level(item.level)
     effect = _EFFECTS.get((item.kind, item.level))
     return effect if effect is not None else _other_effect(item.name, item.level)
 
@@ -281,7 +271,7 @@ def _ordered(affected: Sequence[Affected]) -> list[Affected]:
     first: dict[tuple[str, str], int] = {}
     for index, item in enumerate(affected):
         first.setdefault((item.kind, item.name), index)
-    return sorted(affected, key=lambda i: (first[(i.kind, i.name)], -level_rank(i.level)))
+    return sorted(affected, key=lambda i: (first[(i.kind, i.name)], -levels.rank(i.level)))
 
 
 def what_happened(*, affected: Sequence[Affected], incident_kind: str, phase: str) -> str:
@@ -375,9 +365,9 @@ def describe(
     then measured per tailnet); ``places`` are the public names of those shards.
     """
     for item in affected:
-        if item.level is not None and item.level not in LEVELS:
-            raise ValueError(f"unknown impact level {item.level!r}; expected one of {LEVELS}")
-    severity = worst(item.level for item in affected) or "none"
+        if item.level is not None:
+            levels.check_level(item.level)
+    severity = levels.severity(levels.worst(item.level for item in affected))
     shared = [item.name for item in affected if item.level is not None and item.name]
     return Words(
         severity=severity,

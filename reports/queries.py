@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
 from customers.access import tailnet_access
-from incidents import wording
+from incidents import levels, wording
 from incidents.models import (
     Component,
     ComponentStatus,
@@ -27,7 +27,6 @@ from incidents.models import (
     Tailnet,
 )
 from incidents.queries import component_statuses_now
-from incidents.uptime import COMPONENT_STATUSES
 
 from .models import Report, ReportStatus
 from .services import shard_at
@@ -99,13 +98,13 @@ def public_status(*, now: datetime | None = None) -> PublicStatus:
             for pk, status in statuses.items()
             if status != ComponentStatus.OPERATIONAL and pk in names
         ),
-        key=lambda line: (-COMPONENT_STATUSES.index(line.status), line.name),
+        key=lambda line: (-levels.status_rank(line.status), line.name),
     )
     incidents = Incident.objects.filter(published=True, resolved_at__isnull=True).filter(
         Q(kind="incident", started_at__lte=now)
         | Q(kind="maintenance", status__in=["in_progress", "verifying"])
     )
-    overall = max(statuses.values(), key=COMPONENT_STATUSES.index, default="operational")
+    overall = levels.worst_status(statuses.values())
     return PublicStatus(
         overall=overall,
         troubled=tuple(troubled),
@@ -142,7 +141,7 @@ def known_incident(*, shard: Shard, since: datetime, now: datetime) -> KnownInci
     live = [w for w in incident.here if w.ends_at is None or w.ends_at > now]
     windows = live if ongoing and live else incident.here
     phase = "ongoing" if ongoing and live else "past"
-    level = wording.worst(window.level for window in windows)
+    level = levels.worst(window.level for window in windows)
     component = shard.component
     affected = [wording.Affected(component.kind, level, component.name)]
     words = wording.describe(affected=affected, incident_kind=incident.kind, phase=phase)
@@ -205,7 +204,3 @@ def untriaged_report_ids(*, older_than: datetime, limit: int = 500) -> list[int]
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-
-
-def reports_for_admin() -> QuerySet[Report]:
-    return Report.objects.select_related("shard", "tailnet", "incident")

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from incidents import levels
 from incidents.impact import describe_duration
 from incidents.models import ComponentStatus
 
@@ -46,10 +47,7 @@ _ICON_PATHS = {
     'stroke-width="2.6"/>',
 }
 _SEVERITY_STATUS = {
-    "outage": "major_outage",
-    "partial": "partial_outage",
-    "degraded": "degraded_performance",
-    "none": "operational",
+    levels.severity(level): levels.status_for_level(level) for level in levels.BY_RANK
 }
 
 

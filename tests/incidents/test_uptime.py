@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from incidents.levels import COMPONENT_STATUSES, LEVELS
 from incidents.uptime import (
-    COMPONENT_STATUSES,
-    LEVELS,
     DayUptime,
     Interval,
     Tally,
@@ -27,10 +26,8 @@ from incidents.uptime import (
     component_status_from_shards,
     daily_uptime,
     fleet_uptime,
-    level_for_component_status,
     monthly,
     total,
-    worst_level_segments,
 )
 
 DAY = date(2024, 3, 5)
@@ -252,8 +249,13 @@ def test_tallies_add_up_and_an_empty_tally_is_grey() -> None:
     assert monthly([]) == {}
 
 
-def test_worst_level_segments_are_sorted_disjoint_and_minute_aligned() -> None:
-    segments = worst_level_segments(
+def one_shard(intervals: list[Interval], *, now: datetime) -> list[Interval]:
+    """A component with a single shard: its bar follows that shard's worst level."""
+    return component_intervals(operator=[], shards={"use1": intervals}, shard_count=1, now=now)
+
+
+def test_a_single_shard_component_is_sorted_disjoint_minute_aligned_segments() -> None:
+    segments = one_shard(
         [
             Interval(at(10, 5, 30), at(10, 20), "partial"),
             Interval(at(10, 0, 10), at(10, 10, 1), "outage"),
@@ -270,8 +272,8 @@ def test_worst_level_segments_are_sorted_disjoint_and_minute_aligned() -> None:
     ]
 
 
-def test_worst_level_segments_ignore_what_starts_after_now() -> None:
-    assert worst_level_segments([Interval(at(12), None, "outage")], now=at(11)) == []
+def test_a_shard_window_starting_after_now_shows_nothing() -> None:
+    assert one_shard([Interval(at(12), None, "outage")], now=at(11)) == []
 
 
 # --- component status --------------------------------------------------------
@@ -294,20 +296,6 @@ def test_worst_level_segments_ignore_what_starts_after_now() -> None:
 )
 def test_component_status_from_shards(levels: list[str | None], status: str) -> None:
     assert component_status_from_shards(levels) == status
-
-
-@pytest.mark.parametrize(
-    ("status", "level"),
-    [
-        ("operational", None),
-        ("under_maintenance", None),
-        ("degraded_performance", "degraded"),
-        ("partial_outage", "partial"),
-        ("major_outage", "outage"),
-    ],
-)
-def test_level_for_component_status(status: str, level: str | None) -> None:
-    assert level_for_component_status(status) == level
 
 
 def test_a_component_follows_its_shards() -> None:
@@ -367,8 +355,6 @@ def test_unknown_levels_and_statuses_are_rejected() -> None:
         Interval(at(10), at(11), "down")
     with pytest.raises(ValueError, match="unknown impact level"):
         component_status_from_shards(["outage", "major_outage"])
-    with pytest.raises(ValueError, match="unknown component status 'outage'"):
-        level_for_component_status("outage")
     with pytest.raises(ValueError, match="unknown component status"):
         component_intervals(operator=[(at(10), None, "down")], shards={}, shard_count=0, now=at(11))
 
@@ -394,8 +380,6 @@ def test_naive_datetimes_are_rejected() -> None:
         one_day([], covered=[(naive, None)])
     with pytest.raises(ValueError, match="timezone-aware"):
         one_day([], now=naive)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        worst_level_segments([], now=naive)
     with pytest.raises(ValueError, match="timezone-aware"):
         component_intervals(operator=[], shards={}, shard_count=0, now=naive)
 
@@ -647,10 +631,10 @@ def test_daily_uptime_matches_the_minute_by_minute_model(
 
 @settings(max_examples=200, deadline=None)
 @given(intervals(1, max_size=8), moments(1))
-def test_worst_level_segments_match_the_model(impacts: list[Interval], now: datetime) -> None:
+def test_a_single_shard_component_matches_the_model(impacts: list[Interval], now: datetime) -> None:
     expected = model_worst_levels(impacts, now, model_minutes(n_days=1))
 
-    assert per_minute(worst_level_segments(impacts, now=now)) == expected
+    assert per_minute(one_shard(impacts, now=now)) == expected
 
 
 @settings(max_examples=200, deadline=None)

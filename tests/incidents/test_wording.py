@@ -6,7 +6,8 @@ something true about that kind of failure; no fixed sentence."""
 import pytest
 
 from incidents.impact import BlastRadius
-from incidents.wording import KINDS, LEVELS, Affected, describe, what_happened, who
+from incidents.levels import LEVELS
+from incidents.wording import KINDS, Affected, describe, what_happened, who
 
 COORDINATION_DOWN_PAST = (
     "Existing connections kept working; "

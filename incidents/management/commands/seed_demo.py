@@ -43,7 +43,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from incidents.impact import BlastRadius
 from incidents.models import (
     Component,
     ComponentGroup,
@@ -60,6 +59,7 @@ from incidents.models import (
     Tailnet,
     TailnetImpact,
 )
+from incidents.queries import incident_blast_radius
 from incidents.services import (
     WindowSpec,
     incident_create,
@@ -1173,10 +1173,10 @@ class Seeder:
             outage_seconds[tailnet_id] = outage_seconds.get(tailnet_id, 0) + seconds
         full = sum(1 for s in outage_seconds.values() if s >= 24 * 60)
         moved = len(outage_seconds) - full
-        affected = rows.values("tailnet_id").distinct().count()
-        slowed = affected - len(outage_seconds)
-        total = Tailnet.objects.filter(created_at__lt=r + 29 * m).count()
-        radius = BlastRadius(affected=affected, total=total)
+        incident.refresh_from_db()
+        # The figures the incident's own page shows.
+        radius = incident_blast_radius(incident=incident, as_of=self.clock.now)
+        slowed = radius.affected - len(outage_seconds)
         incident.postmortem = f"""### Summary
 
 On {_date(r)} our monitoring found a fault building up inside coordination shard US East 3,
