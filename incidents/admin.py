@@ -1,11 +1,10 @@
 """The operators' admin for the fleet and what happened to it.
 
-Writes go through ``incidents.services`` wherever a service exists: services validate
-and queue the affected-tailnet recompute after commit. Where no service exists
-(editing or deleting an impact window or a placement, editing an update's text) the
-admin writes directly and then marks the incidents stale and queues the recompute
-itself, as the services do. Every ``ValidationError`` ends up in front of the
-operator (a form error, or an error message), never as a 500.
+Every write to incidents, their updates and windows, tailnets and placements goes
+through ``incidents.services`` (which validate, audit who did it, and queue the
+affected-tailnet recompute after commit). A service's ``ValidationError`` is shown
+on the form that was submitted, with what the operator typed (``BaseAdmin``), or as
+an error message for actions; never as a 500.
 
 Tailnets, placements and affected-tailnet rows can be millions of rows: their pages
 never render a select of all tailnets, never count the whole table twice, offer no
@@ -14,7 +13,6 @@ loading them.
 """
 
 import functools
-import itertools
 import operator
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,9 +25,9 @@ from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections, models, router, transaction
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.forms.models import BaseInlineFormSet
+from django.forms.models import construct_instance
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -38,12 +36,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
-from . import services, tasks
-from .impact import BlastRadius, describe_duration, overlap, span_seconds
+from . import services
+from .audit import Actor, actor_for_request
+from .impact import describe_duration, span_seconds
 from .models import (
     CLOSED_STATUSES,
-    INCIDENT_STATUSES,
-    MAINTENANCE_STATUSES,
     Component,
     ComponentGroup,
     ImpactLevel,
@@ -58,7 +55,7 @@ from .models import (
     Tailnet,
     TailnetImpact,
 )
-from .queries import incident_window
+from .queries import incident_blast_radius
 
 # How many affected-tailnet rows an incident's page shows (the longest first); the
 # rest are one click away in the TailnetImpact list.
@@ -93,19 +90,8 @@ def _text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-def _statuses_for(kind: str) -> tuple[str, ...]:
-    return MAINTENANCE_STATUSES if kind == IncidentKind.MAINTENANCE else INCIDENT_STATUSES
-
-
-def _mark_impacts_changed(incident_ids: Iterable[int]) -> None:
-    """Impact windows were written without a service: mark the incidents' affected
-    tailnets stale (the periodic sweep relies on it if the broker is down) and queue
-    their rebuild after commit, as ``services`` does."""
-    ids = sorted(set(incident_ids))
-    if not ids:
-        return
-    Incident.objects.filter(pk__in=ids).update(impacts_changed_at=timezone.now())
-    tasks.enqueue_recompute(ids)
+def _by(request: HttpRequest) -> Actor:
+    return actor_for_request(request)
 
 
 def _adopt(target: models.Model, created: models.Model) -> None:
@@ -160,8 +146,36 @@ class _DerivedRowsCounted(NestedObjects):
         return functools.reduce(operator.or_, querysets).count()
 
 
+# Where BaseAdmin keeps a service's refusal while it shows the form again.
+_REFUSAL = "_service_refusal"
+
+
+class _ShowsRefusal:
+    """Mixed into a change form shown again after a service refused the save: the
+    service's reasons become errors of this form (on the field they name, when the
+    form has it)."""
+
+    refusal: ValidationError
+
+    def clean(self) -> Any:
+        cleaned = super().clean()  # type: ignore[misc]
+        fields = self.fields  # type: ignore[attr-defined]
+        reasons: list[tuple[str | None, list[str]]]
+        if hasattr(self.refusal, "error_dict"):
+            reasons = list(self.refusal.message_dict.items())
+        else:
+            reasons = [(None, self.refusal.messages)]
+        for field, texts in reasons:
+            editable = field in fields and not fields[field].disabled
+            for text in texts:
+                self.add_error(  # type: ignore[attr-defined]
+                    field if editable else None, text
+                )
+        return cleaned
+
+
 class BaseAdmin(admin.ModelAdmin):
-    """Common behaviour: service errors become messages, deletes count derived rows."""
+    """Service refusals shown on the form; deletes count derived rows."""
 
     def changeform_view(
         self,
@@ -170,13 +184,34 @@ class BaseAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        # Forms validate what the services check, so this is the last line only
-        # (e.g. a concurrent write won a race): the admin's transaction is rolled
-        # back, nothing is saved, and the operator reads why.
+        # A service refused the save (its checks run at save time, so they see the
+        # whole change, inlines included, under its locks): the admin's transaction
+        # rolled back, nothing was saved. Show the same form again, with what the
+        # operator typed and the service's reasons as its errors.
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ValidationError as error:
-            self.message_user(request, f"Nothing was saved: {_text(error)}", messages.ERROR)
+            if request.method != "POST":
+                raise
+            setattr(request, _REFUSAL, error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, _REFUSAL, None)
+        if refusal is None:
+            return form
+        return type(form.__name__, (_ShowsRefusal, form), {"refusal": refusal})
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as error:
+            self.message_user(request, f"Nothing was deleted: {_text(error)}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
@@ -456,20 +491,21 @@ class TailnetAdmin(BaseAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
             return ()
-        return ("created_at", "current_shard", "impacts")
+        return ("slug", "created_at", "current_shard", "impacts")  # a slug is its identity
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return self.inlines if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            services.tailnet_edit(tailnet=obj, display_name=obj.display_name, by=_by(request))
             return
         created = services.tailnet_create(
             slug=obj.slug,
             display_name=obj.display_name,
             shard=form.cleaned_data["shard"],
             at=obj.created_at,
+            by=_by(request),
         )
         _adopt(obj, created)
 
@@ -537,55 +573,9 @@ class CurrentPlacementFilter(admin.SimpleListFilter):
         return queryset
 
 
-class PlacementForm(ConstraintCheckingForm):
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data
-        tailnet = cleaned.get("tailnet")
-        if tailnet is None and self.instance.tailnet_id is not None:
-            tailnet = self.instance.tailnet  # read-only once saved
-        starts_at = cleaned.get("starts_at")
-        ends_at = cleaned.get("ends_at")
-        if tailnet is None or starts_at is None:
-            return cleaned
-        if ends_at is not None and ends_at <= starts_at:
-            self.add_error("ends_at", "A placement must end after it starts.")
-            return cleaned
-        clash = _clashing_placement(
-            tailnet, starts_at=starts_at, ends_at=ends_at, exclude=self.instance.pk
-        )
-        if clash is not None:
-            raise ValidationError(_clash_message(tailnet, clash))
-        return cleaned
-
-
-def _clashing_placement(
-    tailnet: Tailnet, *, starts_at: datetime, ends_at: datetime | None, exclude: int | None
-) -> Placement | None:
-    """Another placement of ``tailnet`` overlapping [starts_at, ends_at): the rule of
-    ``services.placement_add`` and of the PostgreSQL exclusion constraint."""
-    others = Placement.objects.filter(tailnet=tailnet).select_related("shard")
-    if exclude is not None:
-        others = others.exclude(pk=exclude)
-    return (
-        services._overlapping(others, starts_at=starts_at, ends_at=ends_at)
-        .order_by("starts_at")
-        .first()
-    )
-
-
-def _clash_message(tailnet: Tailnet, clash: Placement) -> str:
-    return (
-        f"Tailnet {tailnet.slug!r} is already placed on shard {clash.shard.slug!r} from "
-        f"{_utc(clash.starts_at)} until {_utc(clash.ends_at, 'now (current)')}; a tailnet "
-        "lives on one shard at a time, so its placements cannot overlap. End that "
-        "placement first, or live-migrate the tailnet."
-    )
-
-
 @admin.register(Placement)
 class PlacementAdmin(_TailnetSlugSearchAdmin):
-    form = PlacementForm
+    form = ConstraintCheckingForm
     list_display = ("placement", "shard_slug", "starts_at", "ends", "is_current")
     list_filter = (CurrentPlacementFilter, "shard")
     list_select_related = ("tailnet", "shard")
@@ -618,38 +608,29 @@ class PlacementAdmin(_TailnetSlugSearchAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:
             created = services.placement_add(
-                tailnet=obj.tailnet, shard=obj.shard, starts_at=obj.starts_at, ends_at=obj.ends_at
+                tailnet=obj.tailnet,
+                shard=obj.shard,
+                starts_at=obj.starts_at,
+                ends_at=obj.ends_at,
+                by=_by(request),
             )
             _adopt(obj, created)
             return
-        # No service edits a placement: lock the tailnet and check again as
-        # placement_add does (the form checked before the lock), then tell the
-        # incidents on the old and new shard that their tailnets may have changed.
-        Tailnet.objects.select_for_update().filter(pk=obj.tailnet_id).first()
-        clash = _clashing_placement(
-            obj.tailnet, starts_at=obj.starts_at, ends_at=obj.ends_at, exclude=obj.pk
-        )
-        if clash is not None:
-            raise ValidationError(_clash_message(obj.tailnet, clash))
-        old_shard, old_start = form.initial["shard"], form.initial["starts_at"]
-        obj.save()
-        services._placements_changed(
-            shards=sorted({old_shard, obj.shard_id}), at=min(old_start, obj.starts_at)
+        services.placement_update(
+            placement=obj,
+            shard=obj.shard,
+            starts_at=obj.starts_at,
+            ends_at=obj.ends_at,
+            by=_by(request),
         )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        shard_id, starts_at = obj.shard_id, obj.starts_at
-        super().delete_model(request, obj)
-        services._placements_changed(shards=[shard_id], at=starts_at)
+        services.placement_delete(placement=obj, by=_by(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         with transaction.atomic():
-            earliest: dict[int, datetime] = {}
-            for shard_id, starts_at in queryset.values_list("shard_id", "starts_at"):
-                earliest[shard_id] = min(earliest.get(shard_id, starts_at), starts_at)
-            super().delete_queryset(request, queryset)
-            for shard_id, starts_at in earliest.items():
-                services._placements_changed(shards=[shard_id], at=starts_at)
+            for placement in queryset.select_related("tailnet", "shard"):
+                services.placement_delete(placement=placement, by=_by(request))
 
 
 # --- Incidents --------------------------------------------------------------------------
@@ -667,33 +648,8 @@ class IncidentComponentInline(_CachedChoicesInline):
         return super().get_queryset(request).select_related("component")  # for its __str__
 
 
-class WindowFormSet(BaseInlineFormSet):
-    """Windows of one shard must not overlap: a level change ends one window where
-    the next begins (the rule of ``services._check_no_overlap``)."""
-
-    def clean(self) -> None:
-        super().clean()
-        windows = []
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE"):
-                continue
-            if data.get("shard") is None or data.get("starts_at") is None:
-                continue
-            windows.append((data["shard"], data["starts_at"], data.get("ends_at")))
-        windows.sort(key=lambda w: (w[0].pk, w[1]))
-        for (shard, a_start, a_end), (other, b_start, b_end) in itertools.combinations(windows, 2):
-            if shard == other and overlap(a_start, a_end, b_start, b_end) is not None:
-                raise ValidationError(
-                    f"Impact windows on shard {shard.slug!r} overlap (one from "
-                    f"{_utc(a_start)}, one from {_utc(b_start)}); to change the level, end "
-                    "one window where the next begins."
-                )
-
-
 class ShardImpactInline(_CachedChoicesInline):
     model = ShardImpact
-    formset = WindowFormSet
     fields = ("shard", "level", "starts_at", "ends_at")
     cached_choice_fields = ("shard",)
     ordering = ("starts_at", "id")
@@ -707,7 +663,8 @@ class ShardImpactInline(_CachedChoicesInline):
 class UpdateInlineForm(forms.ModelForm):
     """New updates go through ``services.incident_post_update`` (it sets the
     incident's status and closes its windows on resolve), so their time is now. A
-    posted update's status is history: only its text and time can be corrected."""
+    posted update's status is history: only its text and time can be corrected
+    (``services.incident_update_edit``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -717,34 +674,9 @@ class UpdateInlineForm(forms.ModelForm):
             self.fields["display_at"].disabled = True
 
 
-class UpdateFormSet(BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        kind = self.instance.kind
-        allowed = _statuses_for(kind)
-        now = timezone.now()
-        for form in self.extra_forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE"):
-                continue
-            status = data.get("status")
-            if status and status not in allowed:
-                form.add_error(
-                    "status",
-                    f"Status {status!r} is not valid for {kind}; use one of {', '.join(allowed)}.",
-                )
-            elif (
-                status in CLOSED_STATUSES
-                and self.instance.started_at
-                and now < self.instance.started_at
-            ):
-                form.add_error("status", "An incident cannot be resolved before it started.")
-
-
 class IncidentUpdateInline(admin.StackedInline):
     model = IncidentUpdate
     form = UpdateInlineForm
-    formset = UpdateFormSet
     fields = ("status", "body", "display_at", "created_by", "preview")
     readonly_fields = ("created_by", "preview")
     ordering = ("-display_at", "-id")
@@ -760,7 +692,7 @@ class IncidentUpdateInline(admin.StackedInline):
         return obj.body_html if obj.pk else "—"  # sanitized by incidents.markdown
 
 
-class IncidentForm(ConstraintCheckingForm):
+class IncidentForm(forms.ModelForm):
     body = forms.CharField(
         label="First update",
         required=False,
@@ -785,34 +717,17 @@ class IncidentForm(ConstraintCheckingForm):
         super().clean()
         cleaned = self.cleaned_data
         kind = cleaned.get("kind", self.instance.kind)
-        if self._adding:
-            status = cleaned.get("status")
-            if kind == IncidentKind.MAINTENANCE and "status" not in self.changed_data:
-                status = cleaned["status"] = IncidentStatus.SCHEDULED
-            if status and status not in _statuses_for(kind):
-                self.add_error(
-                    "status",
-                    f"Status {status!r} is not valid for {kind}; use one of "
-                    f"{', '.join(_statuses_for(kind))}.",
-                )
-            if not (cleaned.get("body") or "").strip():
-                self.add_error("body", "The first update needs a body: say what is happening.")
-            if not cleaned.get("started_at"):
-                scheduled = cleaned.get("scheduled_for")
-                cleaned["started_at"] = (
-                    scheduled if kind == IncidentKind.MAINTENANCE and scheduled else timezone.now()
-                )
-        if kind == IncidentKind.MAINTENANCE:
-            for name in ("scheduled_for", "scheduled_until"):
-                if name in self.fields and not cleaned.get(name):
-                    self.add_error(name, "A maintenance needs a schedule.")
-        started_at = cleaned.get("started_at")
-        resolved_at = self.instance.resolved_at
-        if not self._adding and started_at and resolved_at and started_at > resolved_at:
-            self.add_error(
-                "started_at", f"It was resolved at {_utc(resolved_at)}: it cannot start later."
-            )
+        # The service checks the rest when saving: see BaseAdmin.
+        if self._adding and kind == IncidentKind.MAINTENANCE and "status" not in self.changed_data:
+            cleaned["status"] = IncidentStatus.SCHEDULED  # the form's default is an incident's
         return cleaned
+
+    def _post_clean(self) -> None:
+        # Only build the instance: the service validates it when saving, in the
+        # operator's words (an empty start, for one, means "now" to the service).
+        self.instance = construct_instance(
+            self, self.instance, self._meta.fields, self._meta.exclude
+        )
 
 
 @admin.register(Incident)
@@ -965,40 +880,21 @@ class IncidentAdmin(BaseAdmin):
         if obj.pk is None:
             return "—"
         rows = TailnetImpact.objects.filter(incident=obj)
-        counts = rows.aggregate(
-            rows=Count("pk"),
-            tailnets=Count("tailnet", distinct=True),
-            outage=Count("tailnet", distinct=True, filter=Q(level=ImpactLevel.OUTAGE)),
-            partial_or_worse=Count(
-                "tailnet",
-                distinct=True,
-                filter=Q(level__in=[ImpactLevel.PARTIAL, ImpactLevel.OUTAGE]),
-            ),
-        )
-        now = timezone.now()
+        row_count = rows.count()
         status = self._recompute_status(obj)
-        if not counts["rows"]:
+        if not row_count:
             return format_html(
                 "<p>No tailnet was on an impacted shard during the impact windows. {}</p>",
                 status,
             )
-        _, end = incident_window(obj, as_of=now)
-        radius = BlastRadius(
-            affected=counts["tailnets"],
-            total=Tailnet.objects.filter(created_at__lt=end).count(),
-            by_level={
-                ImpactLevel.OUTAGE: counts["outage"],
-                ImpactLevel.PARTIAL: counts["partial_or_worse"] - counts["outage"],
-                ImpactLevel.DEGRADED: counts["tailnets"] - counts["partial_or_worse"],
-            },
-        )
+        radius = incident_blast_radius(incident=obj)
         by_level = format_html_join(
             ", ",
             "{}: {}",
             (
                 (level.label, f"{radius.by_level[level.value]:,}")
                 for level in reversed(ImpactLevel)
-                if radius.by_level[level.value]
+                if radius.by_level.get(level.value)
             ),
         )
         longest = rows.select_related("tailnet", "shard").order_by(
@@ -1024,7 +920,7 @@ class IncidentAdmin(BaseAdmin):
                 for row in longest
             ),
         )
-        shown = min(counts["rows"], AFFECTED_ROWS_SHOWN)
+        shown = min(row_count, AFFECTED_ROWS_SHOWN)
         url = _admin_url(TailnetImpact, "changelist") + f"?incident__id__exact={obj.pk}"
         return format_html(
             "<p><strong>{}</strong> ({}). {}</p>"
@@ -1037,9 +933,9 @@ class IncidentAdmin(BaseAdmin):
             status,
             table,
             f"{shown:,}",
-            f"{counts['rows']:,}",
+            f"{row_count:,}",
             url,
-            f"{counts['tailnets']:,}",
+            f"{radius.affected:,}",
         )
 
     @staticmethod
@@ -1069,61 +965,57 @@ class IncidentAdmin(BaseAdmin):
                 detected_at=obj.detected_at,
                 scheduled_for=obj.scheduled_for,
                 scheduled_until=obj.scheduled_until,
-                by=request.user,
+                by=_by(request),
             )
             _adopt(obj, created)
             return
-        model_fields = {f.name for f in Incident._meta.concrete_fields}
-        fields = [name for name in form.changed_data if name in model_fields]
-        publishing = "published" in fields and obj.published
-        if publishing:
-            obj.published = False  # published by the service below
-            fields.remove("published")
-        elif "published" in fields:
-            obj.published_at = None
-            fields.append("published_at")
-        if fields:
-            obj.updated_at = timezone.now()
-            obj.save(update_fields=[*fields, "updated_at"])
-        if publishing:
-            services.incident_publish(incident=obj, by=request.user)
+        edited = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in services.EDITABLE_FIELDS
+        }
+        if edited:
+            services.incident_edit(incident=obj, changes=edited, by=_by(request))
+        if "published" in form.changed_data:
+            publish = services.incident_publish if obj.published else services.incident_unpublish
+            publish(incident=obj, by=_by(request))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        formset.save(commit=False)  # the rows as edited, for the services to write
+        incident = form.instance
         if formset.model is ShardImpact:
-            self._save_windows(form.instance, formset)
+            services.shard_impacts_save(
+                incident=incident,
+                add=[_window_spec(window) for window in formset.new_objects],
+                change={window: _window_spec(window) for window, _ in formset.changed_objects},
+                delete=formset.deleted_objects,
+                by=_by(request),
+            )
+        elif formset.model is IncidentComponent:
+            services.incident_components_save(
+                incident=incident,
+                statuses={
+                    link.component: link.status
+                    for link in [*formset.new_objects, *(o for o, _ in formset.changed_objects)]
+                },
+                remove=[link.component for link in formset.deleted_objects],
+                by=_by(request),
+            )
         elif formset.model is IncidentUpdate:
-            self._save_updates(request, form.instance, formset)
+            for update in formset.deleted_objects:
+                services.incident_update_delete(update=update, by=_by(request))
+            for update, _ in formset.changed_objects:
+                services.incident_update_edit(
+                    update=update, body=update.body, display_at=update.display_at, by=_by(request)
+                )
+            formset.new_objects = [
+                services.incident_post_update(
+                    incident=incident, status=update.status, body=update.body, by=_by(request)
+                )
+                for update in formset.new_objects
+            ]
         else:
             super().save_formset(request, form, formset, change)
-
-    @staticmethod
-    def _save_windows(incident: Incident, formset: Any) -> None:
-        """No service edits or deletes a window, so write them here and then queue
-        one recompute of the incident (the formset checked them as a whole)."""
-        Incident.objects.select_for_update().filter(pk=incident.pk).first()
-        formset.save(commit=False)
-        for window in formset.deleted_objects:
-            window.delete()
-        for window, _ in formset.changed_objects:
-            window.save()
-        for window in formset.new_objects:
-            window.save()
-        if formset.new_objects or formset.changed_objects or formset.deleted_objects:
-            _mark_impacts_changed([incident.pk])
-
-    @staticmethod
-    def _save_updates(request: HttpRequest, incident: Incident, formset: Any) -> None:
-        formset.save(commit=False)
-        for update in formset.deleted_objects:
-            update.delete()
-        for update, _ in formset.changed_objects:
-            update.save()
-        formset.new_objects = [
-            services.incident_post_update(
-                incident=incident, status=update.status, body=update.body, by=request.user
-            )
-            for update in formset.new_objects
-        ]
 
     # --- Actions
 
@@ -1132,7 +1024,7 @@ class IncidentAdmin(BaseAdmin):
         published = 0
         for incident in queryset.filter(published=False):
             try:
-                services.incident_publish(incident=incident, by=request.user)
+                services.incident_publish(incident=incident, by=_by(request))
             except ValidationError as error:
                 self.message_user(request, f"{incident}: {_text(error)}", messages.ERROR)
             else:
@@ -1143,12 +1035,10 @@ class IncidentAdmin(BaseAdmin):
     def recompute_affected_tailnets(
         self, request: HttpRequest, queryset: QuerySet[Incident]
     ) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        with transaction.atomic():
-            _mark_impacts_changed(ids)
+        queued = services.tailnet_impacts_queue(incident_ids=queryset.values_list("pk", flat=True))
         self.message_user(
             request,
-            f"Queued a recompute of the affected tailnets of {len(ids)} incident(s).",
+            f"Queued a recompute of the affected tailnets of {queued} incident(s).",
             messages.SUCCESS,
         )
 
@@ -1159,15 +1049,8 @@ class IncidentAdmin(BaseAdmin):
             if incident.status in CLOSED_STATUSES:
                 skipped += 1
                 continue
-            status = (
-                IncidentStatus.COMPLETED
-                if incident.kind == IncidentKind.MAINTENANCE
-                else IncidentStatus.RESOLVED
-            )
             try:
-                services.incident_post_update(
-                    incident=incident, status=status, body="Resolved.", by=request.user
-                )
+                services.incident_resolve(incident=incident, by=_by(request))
             except ValidationError as error:
                 self.message_user(
                     request, f"Not resolved: {incident}: {_text(error)}", messages.ERROR
@@ -1182,6 +1065,10 @@ class IncidentAdmin(BaseAdmin):
             )
 
 
+def _window_spec(window: ShardImpact) -> services.WindowSpec:
+    return services.WindowSpec(window.shard, window.level, window.starts_at, window.ends_at)
+
+
 class _IncidentStatusForm(ConstraintCheckingForm):
     """A standalone update: a new one goes through ``incident_post_update``; a posted
     one keeps its status (history) and may have its text and time corrected."""
@@ -1191,20 +1078,8 @@ class _IncidentStatusForm(ConstraintCheckingForm):
         if self.instance.pk is not None and "status" in self.fields:
             self.fields["status"].disabled = True
 
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data
-        incident = cleaned.get("incident") or getattr(self.instance, "incident", None)
-        status = cleaned.get("status")
-        if self.instance.pk is None and incident is not None and status:
-            allowed = _statuses_for(incident.kind)
-            if status not in allowed:
-                self.add_error(
-                    "status",
-                    f"Status {status!r} is not valid for {incident.kind}; use one of "
-                    f"{', '.join(allowed)}.",
-                )
-        return cleaned
+    def validate_constraints(self) -> None:
+        pass  # the service checks the status against the incident's kind
 
 
 @admin.register(IncidentUpdate)
@@ -1236,38 +1111,22 @@ class IncidentUpdateAdmin(BaseAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            services.incident_update_edit(
+                update=obj, body=obj.body, display_at=obj.display_at, by=_by(request)
+            )
             return
         created = services.incident_post_update(
-            incident=obj.incident, status=obj.status, body=obj.body, by=request.user
+            incident=obj.incident, status=obj.status, body=obj.body, by=_by(request)
         )
         _adopt(obj, created)
 
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.incident_update_delete(update=obj, by=_by(request))
 
-class ShardImpactForm(ConstraintCheckingForm):
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data
-        incident = cleaned.get("incident") or getattr(self.instance, "incident", None)
-        shard, starts_at = cleaned.get("shard"), cleaned.get("starts_at")
-        ends_at = cleaned.get("ends_at")
-        if incident is None or shard is None or starts_at is None:
-            return cleaned
-        others = ShardImpact.objects.filter(incident=incident, shard=shard)
-        if self.instance.pk is not None:
-            others = others.exclude(pk=self.instance.pk)
-        clash = (
-            services._overlapping(others, starts_at=starts_at, ends_at=ends_at)
-            .order_by("starts_at")
-            .first()
-        )
-        if clash is not None:
-            raise ValidationError(
-                f"This incident already has a {clash.level} window on shard {shard.slug!r} "
-                f"from {_utc(clash.starts_at)} until {_utc(clash.ends_at, 'now')}; windows "
-                "on one shard cannot overlap: end one where the next begins."
-            )
-        return cleaned
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            for update in queryset:
+                services.incident_update_delete(update=update, by=_by(request))
 
 
 class OngoingFilter(admin.SimpleListFilter):
@@ -1287,7 +1146,7 @@ class OngoingFilter(admin.SimpleListFilter):
 
 @admin.register(ShardImpact)
 class ShardImpactAdmin(BaseAdmin):
-    form = ShardImpactForm
+    form = ConstraintCheckingForm
     list_display = ("window", "incident", "shard", "level", "starts_at", "ends", "length")
     list_filter = ("level", OngoingFilter, "shard")
     search_fields = ("incident__title", "=shard__slug")
@@ -1324,23 +1183,21 @@ class ShardImpactAdmin(BaseAdmin):
                 level=obj.level,
                 starts_at=obj.starts_at,
                 ends_at=obj.ends_at,
+                by=_by(request),
             )
             _adopt(obj, created)
             return
-        Incident.objects.select_for_update().filter(pk=obj.incident_id).first()
-        obj.save()
-        _mark_impacts_changed([obj.incident_id])
+        services.shard_impacts_save(
+            incident=obj.incident, change={obj: _window_spec(obj)}, by=_by(request)
+        )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        incident_id = obj.incident_id
-        super().delete_model(request, obj)
-        _mark_impacts_changed([incident_id])
+        services.shard_impact_delete(impact=obj, by=_by(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         with transaction.atomic():
-            incident_ids = list(queryset.values_list("incident_id", flat=True))
-            super().delete_queryset(request, queryset)
-            _mark_impacts_changed(incident_ids)
+            for window in queryset.select_related("incident", "shard"):
+                services.shard_impact_delete(impact=window, by=_by(request))
 
 
 # --- Affected tailnets (derived, read-only) ---------------------------------------------
@@ -1426,7 +1283,7 @@ from . import admin_tokens  # noqa: E402, F401  (registers the ApiToken admin)
 from .models import ApiToken, AuditEntry  # noqa: E402  (the audit trail, below)
 
 # --- Audit trail (read-only) ------------------------------------------------------------
-# Written by the operator API (incidents/api.py) in the same transaction as each change.
+# Written by the services (incidents/audit.py) in the same transaction as each change.
 
 
 def _audit_actor(entry: AuditEntry) -> str:
@@ -1443,6 +1300,8 @@ def _audit_actor(entry: AuditEntry) -> str:
         return token
     if entry.user is not None:
         return str(entry.user)
+    if entry.system:
+        return entry.get_system_display()
     return "—"
 
 
@@ -1465,13 +1324,21 @@ class AuditEntryAdmin(admin.ModelAdmin):
     """Who changed what, when: view only, for everyone, superusers included."""
 
     list_display = ("at", "action", "incident_link", "actor", "remote_addr")
-    list_filter = ("action", "at")
+    list_filter = ("action", "system", "at")
     search_fields = ("action", "incident__title", "user__username", "token__name", "=token__prefix")
     search_help_text = "Action, incident title, user name, token name or exact token prefix."
     list_select_related = ("incident", "user", "token")
     date_hierarchy = "at"
     ordering = ("-at", "-id")
-    fields = ("at", "action", "incident_link", "actor", "remote_addr", "changes_json")
+    fields = (
+        "at",
+        "action",
+        "incident_link",
+        "actor",
+        "remote_addr",
+        "idempotency_key",
+        "changes_json",
+    )
     readonly_fields = fields
 
     @admin.display(description="incident", ordering="incident__started_at")
@@ -1514,7 +1381,7 @@ class AuditEntryInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name = "audit entry"
-    verbose_name_plural = "audit trail (changes through the operator API)"
+    verbose_name_plural = "audit trail (who changed this incident, from any door)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEntry]:
         return super().get_queryset(request).select_related("user", "token")

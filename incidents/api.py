@@ -21,7 +21,6 @@ commits, retries are serialised by a row lock on the caller's token (or user),
 and the API keeps working when Redis is down — which is when it is needed most.
 """
 
-import ipaddress
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -49,10 +48,9 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import services
+from .audit import Actor, actor_for_request, request_digest
 from .models import (
     CLOSED_STATUSES,
-    INCIDENT_STATUSES,
-    MAINTENANCE_STATUSES,
     ApiToken,
     AuditEntry,
     Component,
@@ -168,14 +166,6 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _statuses_for(kind: str) -> tuple[str, ...]:
-    return MAINTENANCE_STATUSES if kind == IncidentKind.MAINTENANCE else INCIDENT_STATUSES
-
-
-def _status_error(kind: str, value: str) -> str:
-    return f"Status {value!r} is not valid for {kind}; use one of {', '.join(_statuses_for(kind))}."
-
-
 class ComponentStatusesField(serializers.DictField):
     """``{component slug: Statuspage status}`` → ``{Component: status}``, one query."""
 
@@ -197,17 +187,10 @@ class WindowIn(StrictSerializer):
     ends_at = AwareDateTimeField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        starts_at, ends_at = attrs["starts_at"], attrs.get("ends_at")
-        if ends_at is not None and ends_at <= starts_at:
-            shard = getattr(attrs["shard"], "slug", attrs["shard"])
-            raise serializers.ValidationError(
-                {
-                    "ends_at": [
-                        f"The window on shard {shard!r} ends ({_when(ends_at)}) "
-                        f"before it starts ({_when(starts_at)})."
-                    ]
-                }
-            )
+        shard = getattr(attrs["shard"], "slug", attrs["shard"])
+        problem = services.window_problem(shard, attrs["starts_at"], attrs.get("ends_at"))
+        if problem is not None:
+            raise serializers.ValidationError({"ends_at": [problem]})
         return attrs
 
 
@@ -240,24 +223,6 @@ class IncidentCreateIn(StrictSerializer):
     def validate_shard_impacts(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _resolve_shards(value)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        kind = attrs["kind"]
-        errors: dict[str, list[str]] = {}
-        if "status" in attrs and attrs["status"] not in _statuses_for(kind):
-            errors["status"] = [_status_error(kind, attrs["status"])]
-        begins, ends = attrs.get("scheduled_for"), attrs.get("scheduled_until")
-        if kind == IncidentKind.MAINTENANCE:
-            for name in ("scheduled_for", "scheduled_until"):
-                if attrs.get(name) is None:
-                    errors[name] = ["A maintenance needs a schedule: when it begins and ends."]
-        if begins is not None and ends is not None and ends <= begins:
-            errors["scheduled_until"] = [
-                f"The maintenance ends ({_when(ends)}) before it begins ({_when(begins)})."
-            ]
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
-
 
 class IncidentEditIn(StrictSerializer):
     title = serializers.CharField(max_length=200, required=False)
@@ -284,12 +249,6 @@ class UpdateIn(StrictSerializer):
     status = serializers.ChoiceField(choices=IncidentStatus.choices)
     body = serializers.CharField(help_text="Markdown.")
     components = ComponentStatusesField(required=False)
-
-    def validate_status(self, value: str) -> str:
-        kind = self.context["incident"].kind
-        if value not in _statuses_for(kind):
-            raise serializers.ValidationError(_status_error(kind, value))
-        return value
 
 
 class ResolveIn(StrictSerializer):
@@ -454,97 +413,6 @@ def _detail(request: Request, incident_id: int) -> dict[str, Any]:
     return IncidentDetailOut(incident, context=context).data
 
 
-# --- Audit and the writes it wraps ---------------------------------------------------------
-# TODO(services): audit_record and incident_edit belong in incidents/services.py; they
-# live here until then because this module is the only writer that needs them.
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Component | Shard):
-        return value.slug
-    if isinstance(value, Mapping):
-        return {str(_jsonable(k)): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _remote_addr(request: Request) -> str | None:
-    addr = request.META.get("REMOTE_ADDR")
-    try:
-        return str(ipaddress.ip_address(addr)) if addr else None
-    except ValueError:
-        return None
-
-
-def audit_record(
-    request: Request, *, action: str, incident_id: int | None, changes: Mapping[str, Any]
-) -> AuditEntry:
-    """Who did it: the token (if any) and the user (a token's creator, or the session's)."""
-    user = request.user if request.user and request.user.is_authenticated else None
-    return AuditEntry.objects.create(
-        user=user,
-        token=request.auth if isinstance(request.auth, ApiToken) else None,
-        action=action,
-        incident_id=incident_id,
-        changes=_jsonable(changes),
-        remote_addr=_remote_addr(request),
-    )
-
-
-def incident_edit(*, incident_id: int, changes: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Edit title, impact or postmortem; returns ``{field: [old, new]}`` of what
-    really changed (nothing is written if nothing did). A postmortem's first
-    appearance stamps ``postmortem_published_at``: the public page shows it at once."""
-    now = timezone.now()
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=incident_id)
-        diff: dict[str, list[Any]] = {}
-        for field, new in changes.items():
-            old = getattr(incident, field)
-            if old != new:
-                diff[field] = [old, new]
-                setattr(incident, field, new)
-        if not diff:
-            return diff
-        fields = [*diff, "updated_at"]
-        if "postmortem" in diff:
-            published_at = incident.postmortem_published_at
-            if incident.postmortem.strip() and published_at is None:
-                incident.postmortem_published_at = now
-            elif not incident.postmortem.strip():
-                incident.postmortem_published_at = None
-            if incident.postmortem_published_at != published_at:
-                diff["postmortem_published_at"] = [published_at, incident.postmortem_published_at]
-                fields.append("postmortem_published_at")
-        incident.updated_at = now
-        # Only the edited fields: an old row's other fields are not this edit's business.
-        incident.clean_fields(exclude=[f.name for f in Incident._meta.fields if f.name not in diff])
-        incident.save(update_fields=fields)
-    return diff
-
-
-def _check_windows_closable(incident: Incident, *, closing_status: str, at: datetime) -> None:
-    """Closing an incident ends its open windows at ``at``; a window that starts
-    later cannot end then (the service would hit the database's check constraint)."""
-    if closing_status not in CLOSED_STATUSES or incident.resolved_at is not None:
-        return
-    later = (
-        incident.shard_impacts.filter(ends_at__isnull=True, starts_at__gte=at)
-        .select_related("shard")
-        .order_by("starts_at")
-        .first()
-    )
-    if later is not None:
-        raise DjangoValidationError(
-            f"The open {later.level} window on shard {later.shard.slug!r} starts at "
-            f"{_when(later.starts_at)}, after now, so resolving cannot end it: remove it "
-            "(or resolve once it has started)."
-        )
-
-
 def _lock_caller(request: Request) -> None:
     """Serialise one caller's writes, so a retry waits for the first attempt and
     then finds its idempotency key instead of writing twice."""
@@ -554,10 +422,10 @@ def _lock_caller(request: Request) -> None:
         get_user_model().objects.select_for_update().filter(pk=request.user.pk).first()
 
 
-def _idempotency_key(request: Request) -> str | None:
+def _idempotency_key(request: Request) -> str:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
-        return None
+        return ""
     key = raw.strip().strip('"')
     if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
         raise exceptions.ValidationError(
@@ -566,12 +434,18 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
+def _actor(request: Request, *, key: str = "", data: Mapping[str, Any] | None = None) -> Actor:
+    """The caller: the token (if any) and the user (a token's creator, or the session's)."""
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    return actor_for_request(request, token=token, idempotency_key=key, request_data=data)
+
+
 def _earlier_write(
     request: Request, *, key: str, action: str, incident_id: int | None = None
 ) -> AuditEntry | None:
     """The audit entry of the write this caller made with this key in the last 24 h."""
     entries = AuditEntry.objects.filter(
-        action=action, at__gte=timezone.now() - IDEMPOTENCY_WINDOW, changes__idempotency_key=key
+        action=action, at__gte=timezone.now() - IDEMPOTENCY_WINDOW, idempotency_key=key
     )
     if isinstance(request.auth, ApiToken):
         entries = entries.filter(token=request.auth)
@@ -582,9 +456,8 @@ def _earlier_write(
     return entries.order_by("at", "id").first()
 
 
-def _replay(request: Request, entry: AuditEntry, changes: Mapping[str, Any]) -> Response:
-    recorded = {k: v for k, v in entry.changes.items() if k != "idempotency_key"}
-    if recorded != _jsonable(changes):
+def _replay(request: Request, entry: AuditEntry, data: Mapping[str, Any]) -> Response:
+    if entry.request_digest != request_digest(data):
         return Response(
             {
                 "detail": "This Idempotency-Key was already used for a different request; "
@@ -602,10 +475,6 @@ def _replay(request: Request, entry: AuditEntry, changes: Mapping[str, Any]) -> 
         status=status.HTTP_201_CREATED,
         headers={"Idempotent-Replayed": "true"},
     )
-
-
-def _with_key(changes: Mapping[str, Any], key: str | None) -> dict[str, Any]:
-    return {**changes, "idempotency_key": key} if key else dict(changes)
 
 
 # --- Views -------------------------------------------------------------------------------
@@ -695,14 +564,8 @@ class IncidentListCreateApi(OperatorApi):
                     for w in data.get("shard_impacts", [])
                 ],
                 published=data["published"],
-                by=request.user,
+                by=_actor(request, key=key, data=data),
                 **({"impact": data["impact"]} if "impact" in data else {}),
-            )
-            audit_record(
-                request,
-                action="incident.create",
-                incident_id=incident.pk,
-                changes=_with_key(data, key),
             )
         return Response(_detail(request, incident.pk), status=status.HTTP_201_CREATED)
 
@@ -715,18 +578,10 @@ class IncidentDetailApi(OperatorApi):
         return Response(_detail(request, incident_id))
 
     def patch(self, request: Request, incident_id: int) -> Response:
-        _incident_or_404(incident_id)
+        incident = _incident_or_404(incident_id)
         given = IncidentEditIn(data=request.data)
         given.is_valid(raise_exception=True)
-        with transaction.atomic():
-            diff = incident_edit(incident_id=incident_id, changes=given.validated_data)
-            if diff:
-                audit_record(
-                    request,
-                    action="incident.edit",
-                    incident_id=incident_id,
-                    changes=diff,
-                )
+        services.incident_edit(incident=incident, changes=given.validated_data, by=_actor(request))
         return Response(_detail(request, incident_id))
 
 
@@ -737,10 +592,9 @@ class IncidentUpdateCreateApi(OperatorApi):
     def post(self, request: Request, incident_id: int) -> Response:
         incident = _incident_or_404(incident_id)
         key = _idempotency_key(request)
-        given = UpdateIn(data=request.data, context={"incident": incident})
+        given = UpdateIn(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        now = timezone.now()
         with transaction.atomic():
             if key:
                 _lock_caller(request)
@@ -749,20 +603,12 @@ class IncidentUpdateCreateApi(OperatorApi):
                 )
                 if earlier is not None:
                     return _replay(request, earlier, data)
-            _check_windows_closable(incident, closing_status=data["status"], at=now)
             services.incident_post_update(
                 incident=incident,
                 status=data["status"],
                 body=data["body"],
                 components=data.get("components"),
-                by=request.user,
-                at=now,
-            )
-            audit_record(
-                request,
-                action="incident.update",
-                incident_id=incident.pk,
-                changes=_with_key(data, key),
+                by=_actor(request, key=key, data=data),
             )
         return Response(_detail(request, incident_id), status=status.HTTP_201_CREATED)
 
@@ -771,16 +617,7 @@ class IncidentPublishApi(OperatorApi):
     """POST: make a draft public. Publishing a published incident changes nothing."""
 
     def post(self, request: Request, incident_id: int) -> Response:
-        with transaction.atomic():
-            incident = _incident_or_404(incident_id, Incident.objects.select_for_update())
-            if not incident.published:
-                services.incident_publish(incident=incident, by=request.user)
-                audit_record(
-                    request,
-                    action="incident.publish",
-                    incident_id=incident.pk,
-                    changes={"published": [False, True]},
-                )
+        services.incident_publish(incident=_incident_or_404(incident_id), by=_actor(request))
         return Response(_detail(request, incident_id))
 
 
@@ -794,40 +631,12 @@ class IncidentResolveApi(OperatorApi):
         given = ResolveIn(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        now = timezone.now()
-        with transaction.atomic():
-            incident = _incident_or_404(incident_id, Incident.objects.select_for_update())
-            if incident.status in CLOSED_STATUSES:
-                return Response(_detail(request, incident_id))
-            maintenance = incident.kind == IncidentKind.MAINTENANCE
-            closing = IncidentStatus.COMPLETED if maintenance else IncidentStatus.RESOLVED
-            body = data.get("body") or (
-                "The scheduled maintenance has been completed."
-                if maintenance
-                else "This incident has been resolved."
-            )
-            components = data.get("components")
-            if components is None:
-                components = {
-                    link.component: ComponentStatus.OPERATIONAL
-                    for link in incident.affected_components.select_related("component")
-                    if link.status != ComponentStatus.OPERATIONAL
-                }
-            _check_windows_closable(incident, closing_status=closing, at=now)
-            services.incident_post_update(
-                incident=incident,
-                status=closing,
-                body=body,
-                components=components,
-                by=request.user,
-                at=now,
-            )
-            audit_record(
-                request,
-                action="incident.resolve",
-                incident_id=incident.pk,
-                changes={"status": closing, "body": body, "components": components},
-            )
+        services.incident_resolve(
+            incident=incident,
+            body=data.get("body"),
+            components=data.get("components"),
+            by=_actor(request),
+        )
         return Response(_detail(request, incident_id))
 
 
@@ -839,25 +648,14 @@ class ShardImpactAddApi(OperatorApi):
         given = ImpactAddIn(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        if data.get("ends_at") is None and incident.status in CLOSED_STATUSES:
-            raise DjangoValidationError(
-                f"Incident {incident.pk} is {incident.status}: a window added now needs an "
-                "end (ends_at), or it would count as ongoing forever."
-            )
-        with transaction.atomic():
-            impact = services.shard_impact_add(
-                incident=incident,
-                shard=data["shard"],
-                level=data["level"],
-                starts_at=data["starts_at"],
-                ends_at=data.get("ends_at"),
-            )
-            audit_record(
-                request,
-                action="impact.add",
-                incident_id=incident.pk,
-                changes={**data, "impact_id": impact.pk},
-            )
+        impact = services.shard_impact_add(
+            incident=incident,
+            shard=data["shard"],
+            level=data["level"],
+            starts_at=data["starts_at"],
+            ends_at=data.get("ends_at"),
+            by=_actor(request),
+        )
         return Response(WindowOut(impact).data, status=status.HTTP_201_CREATED)
 
 
@@ -868,22 +666,12 @@ class ShardImpactCloseApi(OperatorApi):
         given = ImpactCloseIn(data=request.data)
         given.is_valid(raise_exception=True)
         at = given.validated_data.get("at") or timezone.now()
-        with transaction.atomic():
-            impact = (
-                ShardImpact.objects.select_for_update()
-                .select_related("shard")
-                .filter(pk=impact_id, incident_id=incident_id)
-                .first()
-            )
-            if impact is None:
-                raise exceptions.NotFound(
-                    f"No impact window {impact_id} on incident {incident_id}."
-                )
-            services.shard_impact_close(impact=impact, at=at)
-            audit_record(
-                request,
-                action="impact.close",
-                incident_id=incident_id,
-                changes={"impact_id": impact.pk, "shard": impact.shard, "ends_at": [None, at]},
-            )
+        impact = (
+            ShardImpact.objects.select_related("shard", "incident")
+            .filter(pk=impact_id, incident_id=incident_id)
+            .first()
+        )
+        if impact is None:
+            raise exceptions.NotFound(f"No impact window {impact_id} on incident {incident_id}.")
+        services.shard_impact_close(impact=impact, at=at, by=_actor(request))
         return Response(WindowOut(impact).data)

@@ -200,6 +200,22 @@ MAINTENANCE_STATUSES = ("scheduled", "in_progress", "verifying", "completed")
 CLOSED_STATUSES = ("resolved", "postmortem", "completed")
 
 
+def statuses_for(kind: str) -> tuple[str, ...]:
+    """The statuses an incident of ``kind`` may have (Statuspage's two lists)."""
+    return MAINTENANCE_STATUSES if kind == IncidentKind.MAINTENANCE else INCIDENT_STATUSES
+
+
+def status_problem(kind: str, status: str) -> str | None:
+    """Why ``status`` is not valid for an incident of ``kind``, or None: the one
+    check every door (services, admin, API) relies on."""
+    if kind not in IncidentKind.values:
+        return f"Unknown kind {kind!r}; use incident or maintenance."
+    allowed = statuses_for(kind)
+    if status not in allowed:
+        return f"Status {status!r} is not valid for {kind}; use one of {', '.join(allowed)}."
+    return None
+
+
 class Incident(models.Model):
     Kind = IncidentKind
     Status = IncidentStatus
@@ -486,8 +502,19 @@ class ApiToken(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who changed what, when: every write through the operator API (and the
-    services it calls) leaves one. The admin's own LogEntry covers admin edits."""
+    """Who changed what, when: every write to incidents, their windows and updates,
+    and every operator's correction of placements, from every door (admin, operator
+    API, probe detection, report triage), written by ``incidents.audit`` in the
+    transaction of the change. Derived work (affected-tailnet rebuilds, snapshots,
+    rollups) is not audited.
+
+    It is also the operator API's idempotency store: a write made with an
+    ``Idempotency-Key`` keeps the key and a digest of the request that carried it."""
+
+    class System(models.TextChoices):
+        PROBE = "probe", "Probe detection"
+        REPORTS = "reports", "Outage reports"
+        SYSTEM = "system", "System"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -496,17 +523,34 @@ class AuditEntry(models.Model):
     token = models.ForeignKey(
         ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    system = models.CharField(
+        max_length=8,
+        choices=System.choices,
+        blank=True,
+        help_text="Set when no person made the change: probes, report triage or the system.",
+    )
     action = models.CharField(max_length=40, help_text="e.g. incident.create, incident.resolve")
     incident = models.ForeignKey(
         Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
     )
-    # What changed, as {"field": [old, new]} or the request's validated input.
+    # What changed, as {"field": [old, new]} or the values written.
     changes = models.JSONField(default=dict, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_digest = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the request an idempotency key came with."
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(
+                fields=["idempotency_key", "at"],
+                condition=~Q(idempotency_key=""),
+                name="auditentry_idempotency",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"

@@ -46,19 +46,6 @@ from .uptime import (
 from .uptime import fleet_uptime as fleet_tally
 
 
-def incident_window(incident: Incident, *, as_of: datetime) -> tuple[datetime, datetime]:
-    """From the earliest impact (or the start) to where the window ends
-    (``impact.incident_window_end``). One query."""
-    windows = list(incident.shard_impacts.order_by().values_list("starts_at", "ends_at"))
-    start = min([incident.started_at, *(starts_at for starts_at, _ in windows)])
-    end = incident_window_end(
-        resolved_at=incident.resolved_at,
-        window_ends=[ends_at for _, ends_at in windows],
-        as_of=as_of,
-    )
-    return start, end
-
-
 def incident_blast_radius(*, incident: Incident, as_of: datetime | None = None) -> BlastRadius:
     """``incidents_blast_radius`` of one incident. Three queries."""
     return incidents_blast_radius(incidents=[incident], as_of=as_of)[incident.pk]

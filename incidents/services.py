@@ -1,26 +1,28 @@
-"""Everything that writes incidents, impact windows and placements.
+"""Everything that writes incidents, their updates and impact windows, tailnets and
+placements — from every door: the admin, the operator API, probe detection, report
+triage and management commands.
 
-Each service runs in one transaction and raises ``ValidationError`` with a message
-naming the problem before writing anything, so bad input never half-writes.
+Each service validates before writing (a ``ValidationError`` naming the problem, by
+field where there is one), runs in one transaction, leaves an ``AuditEntry`` saying
+who did it (``by``: a user, an ``audit.Actor``, or None for the system), and queues
+the affected-tailnet recompute after commit when windows or placements changed.
 """
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from . import signals, tasks
+from .audit import By, actor_of, audit_record
 from .models import (
     CLOSED_STATUSES,
-    INCIDENT_STATUSES,
-    MAINTENANCE_STATUSES,
     Component,
     ComponentStatus,
     ImpactLevel,
@@ -29,20 +31,24 @@ from .models import (
     IncidentImpact,
     IncidentKind,
     IncidentSource,
+    IncidentStatus,
     IncidentUpdate,
     Placement,
     Shard,
     ShardImpact,
     Tailnet,
+    status_problem,
 )
-
-User = AbstractBaseUser | AnonymousUser | None
 
 
 def _require_aware(**values: datetime | None) -> None:
     for name, value in values.items():
         if value is not None and timezone.is_naive(value):
             raise ValidationError(f"{name} must be a timezone-aware datetime, got {value}.")
+
+
+def _when(value: datetime | None, empty: str = "now") -> str:
+    return empty if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _shard(shard: Shard | str) -> Shard:
@@ -54,15 +60,28 @@ def _shard(shard: Shard | str) -> Shard:
         raise ValidationError(f"Unknown shard {shard!r}.") from None
 
 
-def _user_or_none(by: User) -> Any:
-    return by if by is not None and by.is_authenticated else None
+def overlapping(queryset: QuerySet[Any], *, starts_at: datetime, ends_at: datetime | None) -> Any:
+    """Rows of ``queryset`` whose half-open [starts_at, ends_at) overlaps the given
+    window (an empty end is "still going on"): the overlap rule of placements and
+    windows in the database, as ``impact.overlap`` is for plain values."""
+    queryset = queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=starts_at))
+    if ends_at is not None:
+        queryset = queryset.filter(starts_at__lt=ends_at)
+    return queryset
 
 
 # --- Tailnets and placements -----------------------------------------------------------
+# The fleet's own life (a tailnet created, live-migrated) is not audited here: it
+# comes from the fleet. A change an operator makes (``by`` given) is.
 
 
 def tailnet_create(
-    *, slug: str, display_name: str, shard: Shard | str, at: datetime | None = None
+    *,
+    slug: str,
+    display_name: str,
+    shard: Shard | str,
+    at: datetime | None = None,
+    by: By = None,
 ) -> Tailnet:
     """A new tailnet, placed on ``shard`` from ``at`` (default now)."""
     at = at or timezone.now()
@@ -74,10 +93,38 @@ def tailnet_create(
         tailnet.save()
         Placement.objects.create(tailnet=tailnet, shard=target, starts_at=at)
         _placements_changed(shards=[target.pk], at=at)
+        if by is not None:
+            audit_record(
+                by=by,
+                action="tailnet.create",
+                incident_id=None,
+                changes={"tailnet": slug, "display_name": display_name, "shard": target, "at": at},
+            )
     return tailnet
 
 
-def placement_migrate(*, tailnet: Tailnet, to_shard: Shard | str, at: datetime) -> Placement:
+def tailnet_edit(*, tailnet: Tailnet, display_name: str, by: By = None) -> Tailnet:
+    """Rename a tailnet (its slug is its identity and never changes)."""
+    old = Tailnet.objects.filter(pk=tailnet.pk).values_list("display_name", flat=True).first()
+    if old == display_name:
+        return tailnet
+    tailnet.display_name = display_name
+    tailnet.full_clean(validate_unique=False)
+    with transaction.atomic():
+        tailnet.save(update_fields=["display_name"])
+        if by is not None:
+            audit_record(
+                by=by,
+                action="tailnet.edit",
+                incident_id=None,
+                changes={"tailnet": tailnet.slug, "display_name": [old, display_name]},
+            )
+    return tailnet
+
+
+def placement_migrate(
+    *, tailnet: Tailnet, to_shard: Shard | str, at: datetime, by: By = None
+) -> Placement:
     """Live-migrate a tailnet: close its current placement at ``at`` and open the
     next one on ``to_shard`` at the same instant, in one transaction."""
     _require_aware(at=at)
@@ -97,47 +144,145 @@ def placement_migrate(*, tailnet: Tailnet, to_shard: Shard | str, at: datetime) 
             raise ValidationError(f"Shard {target.slug!r} is not active.")
         if at <= current.starts_at:
             raise ValidationError(
-                f"Migration at {at:%Y-%m-%d %H:%M:%S} is not after the current placement "
-                f"began ({current.starts_at:%Y-%m-%d %H:%M:%S}); placements cannot overlap."
+                f"Migration at {_when(at)} is not after the current placement "
+                f"began ({_when(current.starts_at)}); placements cannot overlap."
             )
         current.ends_at = at
         current.save(update_fields=["ends_at"])
         placement = Placement.objects.create(tailnet=tailnet, shard=target, starts_at=at)
         _placements_changed(shards=[current.shard_id, target.pk], at=at)
+        if by is not None:
+            audit_record(
+                by=by,
+                action="placement.migrate",
+                incident_id=None,
+                changes={"tailnet": tailnet.slug, "from": current.shard_id, "to": target, "at": at},
+            )
     return placement
 
 
+def _check_placement(
+    *,
+    tailnet: Tailnet,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    exclude: int | None = None,
+) -> None:
+    """A tailnet lives on one shard at a time: its placements never overlap (the rule
+    of the PostgreSQL exclusion constraint, checked first for a clear error)."""
+    _require_aware(starts_at=starts_at, ends_at=ends_at)
+    if ends_at is not None and ends_at <= starts_at:
+        raise ValidationError({"ends_at": "A placement must end after it starts."})
+    others = Placement.objects.filter(tailnet=tailnet).select_related("shard")
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    clash = overlapping(others, starts_at=starts_at, ends_at=ends_at).order_by("starts_at").first()
+    if clash is not None:
+        raise ValidationError(
+            f"Tailnet {tailnet.slug!r} is already placed on shard {clash.shard.slug!r} from "
+            f"{_when(clash.starts_at)} until {_when(clash.ends_at, 'now (current)')}; a tailnet "
+            "lives on one shard at a time, so its placements cannot overlap. End that "
+            "placement first, or live-migrate the tailnet."
+        )
+
+
 def placement_add(
-    *, tailnet: Tailnet, shard: Shard | str, starts_at: datetime, ends_at: datetime | None
+    *,
+    tailnet: Tailnet,
+    shard: Shard | str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    by: By = None,
 ) -> Placement:
     """Record a placement directly (imports, corrections). Refuses overlaps."""
-    _require_aware(starts_at=starts_at, ends_at=ends_at)
     target = _shard(shard)
-    if ends_at is not None and ends_at <= starts_at:
-        raise ValidationError("A placement must end after it starts.")
     with transaction.atomic():
         Tailnet.objects.select_for_update().filter(pk=tailnet.pk).first()
-        clash = _overlapping(
-            Placement.objects.filter(tailnet=tailnet), starts_at=starts_at, ends_at=ends_at
-        ).first()
-        if clash is not None:
-            raise ValidationError(
-                f"Tailnet {tailnet.slug!r} is already placed on shard {clash.shard_id} "
-                f"from {clash.starts_at:%Y-%m-%d %H:%M:%S}; placements cannot overlap."
-            )
+        _check_placement(tailnet=tailnet, starts_at=starts_at, ends_at=ends_at)
         placement = Placement.objects.create(
             tailnet=tailnet, shard=target, starts_at=starts_at, ends_at=ends_at
         )
         _placements_changed(shards=[target.pk], at=starts_at)
+        if by is not None:
+            audit_record(
+                by=by,
+                action="placement.add",
+                incident_id=None,
+                changes=_placement_changes(placement),
+            )
     return placement
 
 
-def _overlapping(queryset: Any, *, starts_at: datetime, ends_at: datetime | None) -> Any:
-    """Rows of ``queryset`` whose [starts_at, ends_at) overlaps the given window."""
-    queryset = queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=starts_at))
-    if ends_at is not None:
-        queryset = queryset.filter(starts_at__lt=ends_at)
-    return queryset
+def placement_update(
+    *,
+    placement: Placement,
+    shard: Shard | str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    by: By = None,
+) -> Placement:
+    """Correct a placement's shard or times (it stays its tailnet's). Refuses overlaps;
+    incidents on the old and the new shard recompute their affected tailnets."""
+    target = _shard(shard)
+    with transaction.atomic():
+        Tailnet.objects.select_for_update().filter(pk=placement.tailnet_id).first()
+        before = Placement.objects.select_related("shard", "tailnet").get(pk=placement.pk)
+        _check_placement(
+            tailnet=before.tailnet, starts_at=starts_at, ends_at=ends_at, exclude=placement.pk
+        )
+        placement.shard, placement.starts_at, placement.ends_at = target, starts_at, ends_at
+        placement.save(update_fields=["shard", "starts_at", "ends_at"])
+        _placements_changed(
+            shards=sorted({before.shard_id, target.pk}), at=min(before.starts_at, starts_at)
+        )
+        if by is not None:
+            audit_record(
+                by=by,
+                action="placement.edit",
+                incident_id=None,
+                changes={
+                    "tailnet": before.tailnet.slug,
+                    "placement_id": placement.pk,
+                    **_diff(
+                        _placement_changes(before),
+                        _placement_changes(placement),
+                        keep=("tailnet", "placement_id"),
+                    ),
+                },
+            )
+    return placement
+
+
+def placement_delete(*, placement: Placement, by: By = None) -> None:
+    with transaction.atomic():
+        Tailnet.objects.select_for_update().filter(pk=placement.tailnet_id).first()
+        changes = _placement_changes(placement)
+        shard_id, starts_at = placement.shard_id, placement.starts_at
+        placement.delete()
+        _placements_changed(shards=[shard_id], at=starts_at)
+        if by is not None:
+            audit_record(by=by, action="placement.delete", incident_id=None, changes=changes)
+
+
+def _placement_changes(placement: Placement) -> dict[str, Any]:
+    return {
+        "tailnet": placement.tailnet.slug,
+        "placement_id": placement.pk,
+        "shard": placement.shard.slug,
+        "starts_at": placement.starts_at,
+        "ends_at": placement.ends_at,
+    }
+
+
+def _diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, keep: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``{field: [old, new]}`` of what changed."""
+    return {
+        key: [old.get(key), value]
+        for key, value in new.items()
+        if key not in keep and old.get(key) != value
+    }
 
 
 def _placements_changed(*, shards: Sequence[int], at: datetime) -> None:
@@ -154,12 +299,25 @@ def _placements_changed(*, shards: Sequence[int], at: datetime) -> None:
 
 
 def _impacts_changed(incident_ids: Iterable[int]) -> None:
+    """Who these incidents affected has changed: what the public sees of them moved
+    (``updated_at``), and their affected tailnets are rebuilt after commit."""
     ids = sorted(set(incident_ids))
     if not ids:
         return
     now = timezone.now()
     Incident.objects.filter(pk__in=ids).update(impacts_changed_at=now, updated_at=now)
     tasks.enqueue_recompute(ids)
+
+
+def tailnet_impacts_queue(*, incident_ids: Iterable[int]) -> int:
+    """Ask for a rebuild of these incidents' affected tailnets although nothing they
+    show changed (an operator's "recompute"). Returns how many were queued."""
+    ids = sorted(set(incident_ids))
+    if ids:
+        with transaction.atomic():
+            Incident.objects.filter(pk__in=ids).update(impacts_changed_at=timezone.now())
+            tasks.enqueue_recompute(ids)
+    return len(ids)
 
 
 # --- Incidents -------------------------------------------------------------------------
@@ -173,6 +331,55 @@ class WindowSpec:
     level: str
     starts_at: datetime
     ends_at: datetime | None = None
+
+
+def _check_status(kind: str, status: str) -> None:
+    problem = status_problem(kind, status)
+    if problem is not None:
+        raise ValidationError({"status": problem})
+
+
+def _check_schedule(
+    kind: str, scheduled_for: datetime | None, scheduled_until: datetime | None
+) -> None:
+    errors: dict[str, str] = {}
+    if kind == IncidentKind.MAINTENANCE:
+        for name, value in (("scheduled_for", scheduled_for), ("scheduled_until", scheduled_until)):
+            if value is None:
+                errors[name] = "A maintenance needs a schedule: when it begins and ends."
+    if (
+        scheduled_for is not None
+        and scheduled_until is not None
+        and scheduled_until <= scheduled_for
+    ):
+        errors["scheduled_until"] = (
+            f"The maintenance ends ({_when(scheduled_until)}) before it begins "
+            f"({_when(scheduled_for)})."
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_component_statuses(components: Mapping[Component, str]) -> None:
+    for component, component_status in components.items():
+        if component_status not in ComponentStatus.values:
+            raise ValidationError(
+                f"Unknown status {component_status!r} for component {component.name!r}; "
+                f"use one of {', '.join(ComponentStatus.values)}."
+            )
+
+
+def _component_change(component: Component, old: str, new: str) -> dict[str, str]:
+    return {"code": component.slug, "name": component.name, "old_status": old, "new_status": new}
+
+
+def _window_changes(window: "_Window | ShardImpact") -> dict[str, Any]:
+    return {
+        "shard": window.shard,
+        "level": window.level,
+        "starts_at": window.starts_at,
+        "ends_at": window.ends_at,
+    }
 
 
 def incident_create(
@@ -190,7 +397,7 @@ def incident_create(
     shard_impacts: Sequence[WindowSpec] = (),
     published: bool = False,
     source: str = IncidentSource.MANUAL,
-    by: User = None,
+    by: By = None,
     at: datetime | None = None,
 ) -> Incident:
     """Open an incident (or schedule a maintenance) with its first update, the
@@ -210,12 +417,14 @@ def incident_create(
         at=now,
     )
     if not title.strip():
-        raise ValidationError("An incident needs a title.")
+        raise ValidationError({"title": "An incident needs a title."})
     if not body.strip():
-        raise ValidationError("The first update needs a body: say what is happening.")
+        raise ValidationError({"body": "The first update needs a body: say what is happening."})
     _check_status(kind, status)
+    _check_schedule(kind, scheduled_for, scheduled_until)
     components = dict(components or {})
     _check_component_statuses(components)
+    author = actor_of(by).user
     incident = Incident(
         title=title.strip(),
         kind=kind,
@@ -229,7 +438,7 @@ def incident_create(
         resolved_at=now if status in CLOSED_STATUSES else None,
         scheduled_for=scheduled_for,
         scheduled_until=scheduled_until,
-        created_by=_user_or_none(by),
+        created_by=author,
         created_at=now,
         updated_at=now,
         impacts_changed_at=now,
@@ -261,13 +470,182 @@ def incident_create(
                 _component_change(component, ComponentStatus.OPERATIONAL, component_status)
                 for component, component_status in components.items()
             ],
-            created_by=_user_or_none(by),
+            created_by=author,
             created_at=now,
             display_at=now,
         )
         if windows:
             tasks.enqueue_recompute([incident.pk])
+        audit_record(
+            by=by,
+            action="incident.create",
+            incident_id=incident.pk,
+            changes={
+                "title": incident.title,
+                "body": body,
+                "kind": kind,
+                "status": status,
+                "impact": impact,
+                "source": source,
+                "published": published,
+                "started_at": started_at,
+                "detected_at": detected_at,
+                "scheduled_for": scheduled_for,
+                "scheduled_until": scheduled_until,
+                "components": components,
+                "shard_impacts": [_window_changes(window) for window in windows],
+            },
+        )
     return incident
+
+
+# Fields an incident's edit may change; the status changes with an update, windows
+# and publishing with their own services.
+EDITABLE_FIELDS = (
+    "title",
+    "impact",
+    "source",
+    "started_at",
+    "detected_at",
+    "scheduled_for",
+    "scheduled_until",
+    "postmortem",
+)
+
+
+def incident_edit(
+    *, incident: Incident, changes: Mapping[str, Any], by: By = None, at: datetime | None = None
+) -> Incident:
+    """Change some of ``EDITABLE_FIELDS``. Nothing is written (or audited) if nothing
+    really changed. A postmortem's first appearance stamps ``postmortem_published_at``
+    (the public page shows it at once); removing it clears the stamp."""
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(unknown)} cannot be edited; edit {', '.join(EDITABLE_FIELDS)}."
+        )
+    now = at or timezone.now()
+    _require_aware(**{k: v for k, v in changes.items() if isinstance(v, datetime)})
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        diff: dict[str, list[Any]] = {}
+        for field, new in changes.items():
+            old = getattr(locked, field)
+            if old != new:
+                diff[field] = [old, new]
+                setattr(locked, field, new)
+        if not diff:
+            return locked
+        if "title" in diff and not locked.title.strip():
+            raise ValidationError({"title": "An incident needs a title."})
+        if locked.resolved_at is not None and locked.started_at > locked.resolved_at:
+            raise ValidationError(
+                {
+                    "started_at": f"It was resolved at {_when(locked.resolved_at)}: "
+                    "it cannot start later."
+                }
+            )
+        _check_schedule(locked.kind, locked.scheduled_for, locked.scheduled_until)
+        fields = [*diff, "updated_at"]
+        if "postmortem" in diff:
+            stamped = locked.postmortem_published_at
+            if locked.postmortem.strip() and stamped is None:
+                locked.postmortem_published_at = now
+            elif not locked.postmortem.strip():
+                locked.postmortem_published_at = None
+            if locked.postmortem_published_at != stamped:
+                diff["postmortem_published_at"] = [stamped, locked.postmortem_published_at]
+                fields.append("postmortem_published_at")
+        locked.updated_at = now
+        # Only the edited fields: an old row's other fields are not this edit's business.
+        locked.clean_fields(exclude=[f.name for f in Incident._meta.fields if f.name not in diff])
+        locked.save(update_fields=fields)
+        audit_record(by=by, action="incident.edit", incident_id=locked.pk, changes=diff)
+    for field in fields:  # the caller's copy shows the edit too
+        setattr(incident, field, getattr(locked, field))
+    return locked
+
+
+def incident_publish(*, incident: Incident, by: By = None, at: datetime | None = None) -> Incident:
+    """Make a draft public. Publishing a published incident changes nothing."""
+    now = at or timezone.now()
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.published:
+            return locked
+        incident.published = locked.published = True
+        incident.published_at = locked.published_at = now
+        incident.updated_at = locked.updated_at = now
+        locked.save(update_fields=["published", "published_at", "updated_at"])
+        audit_record(
+            by=by,
+            action="incident.publish",
+            incident_id=locked.pk,
+            changes={"published": [False, True]},
+        )
+    return locked
+
+
+def incident_unpublish(
+    *, incident: Incident, by: By = None, at: datetime | None = None
+) -> Incident:
+    """Take an incident off the public pages (back to a draft)."""
+    now = at or timezone.now()
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not locked.published:
+            return locked
+        incident.published = locked.published = False
+        incident.published_at = locked.published_at = None
+        incident.updated_at = locked.updated_at = now
+        locked.save(update_fields=["published", "published_at", "updated_at"])
+        audit_record(
+            by=by,
+            action="incident.unpublish",
+            incident_id=locked.pk,
+            changes={"published": [True, False]},
+        )
+    return locked
+
+
+def incident_components_save(
+    *,
+    incident: Incident,
+    statuses: Mapping[Component, str],
+    remove: Sequence[Component] = (),
+    by: By = None,
+) -> Incident:
+    """Set the status an operator gives some components of an incident (without a
+    timeline entry: an update with components does that), or unlink some."""
+    statuses = dict(statuses)
+    _check_component_statuses(statuses)
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        links = {link.component_id: link for link in locked.affected_components.all()}
+        diff: dict[str, list[Any]] = {}
+        for component in remove:
+            link = links.get(component.pk)
+            if link is not None:
+                diff[component.slug] = [link.status, None]
+                link.delete()
+        for component, component_status in statuses.items():
+            link = links.get(component.pk)
+            old = link.status if link is not None else None
+            if old == component_status:
+                continue
+            if link is None:
+                IncidentComponent.objects.create(
+                    incident=locked, component=component, status=component_status
+                )
+            else:
+                link.status = component_status
+                link.save(update_fields=["status"])
+            diff[component.slug] = [old, component_status]
+        if diff:
+            locked.updated_at = timezone.now()
+            locked.save(update_fields=["updated_at"])
+            audit_record(by=by, action="components.edit", incident_id=locked.pk, changes=diff)
+    return locked
 
 
 def incident_post_update(
@@ -276,143 +654,177 @@ def incident_post_update(
     status: str,
     body: str,
     components: Mapping[Component, str] | None = None,
-    by: User = None,
+    by: By = None,
     at: datetime | None = None,
 ) -> IncidentUpdate:
     """Add a timeline entry; it may change the status and the components' statuses.
     Closing the incident (resolved/completed) closes its open impact windows."""
+    with transaction.atomic():
+        update = _post_update(
+            incident=incident, status=status, body=body, components=components, by=by, at=at
+        )
+        audit_record(
+            by=by,
+            action="incident.update",
+            incident_id=incident.pk,
+            changes={"status": status, "body": body, "components": dict(components or {})},
+        )
+    return update
+
+
+RESOLVED_BODY = {
+    IncidentKind.INCIDENT: "This incident has been resolved.",
+    IncidentKind.MAINTENANCE: "The scheduled maintenance has been completed.",
+}
+
+
+def incident_resolve(
+    *,
+    incident: Incident,
+    body: str | None = None,
+    components: Mapping[Component, str] | None = None,
+    by: By = None,
+    at: datetime | None = None,
+) -> Incident:
+    """Resolve an incident (complete a maintenance) with a closing update: its open
+    windows end at ``at`` (now) and, unless ``components`` says otherwise, every
+    component it affected goes back to operational. The same from every door.
+    Resolving a closed incident changes nothing, so retries are harmless."""
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.status in CLOSED_STATUSES:
+            return locked
+        maintenance = locked.kind == IncidentKind.MAINTENANCE
+        closing = IncidentStatus.COMPLETED if maintenance else IncidentStatus.RESOLVED
+        body = body or RESOLVED_BODY[IncidentKind(locked.kind)]
+        if components is None:
+            components = {
+                link.component: ComponentStatus.OPERATIONAL
+                for link in locked.affected_components.select_related("component")
+                if link.status != ComponentStatus.OPERATIONAL
+            }
+        _post_update(
+            incident=locked, status=closing, body=body, components=components, by=by, at=at
+        )
+        audit_record(
+            by=by,
+            action="incident.resolve",
+            incident_id=locked.pk,
+            changes={"status": closing, "body": body, "components": dict(components)},
+        )
+        locked.refresh_from_db()
+    return locked
+
+
+def _post_update(
+    *,
+    incident: Incident,
+    status: str,
+    body: str,
+    components: Mapping[Component, str] | None,
+    by: By,
+    at: datetime | None,
+) -> IncidentUpdate:
     now = at or timezone.now()
     _require_aware(at=now)
     if not body.strip():
-        raise ValidationError("An update needs a body: say what changed.")
+        raise ValidationError({"body": "An update needs a body: say what changed."})
     _check_status(incident.kind, status)
     components = dict(components or {})
     _check_component_statuses(components)
     closing = status in CLOSED_STATUSES
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if closing and now < incident.started_at:
-            raise ValidationError("An incident cannot be resolved before it started.")
-        current = {ic.component_id: ic for ic in incident.affected_components.all()}
-        changes = []
-        for component, new_status in components.items():
-            link = current.get(component.pk)
-            old_status = link.status if link else ComponentStatus.OPERATIONAL
-            if link is None:
-                IncidentComponent.objects.create(
-                    incident=incident, component=component, status=new_status
-                )
-            elif link.status != new_status:
-                link.status = new_status
-                link.save(update_fields=["status"])
-            changes.append(_component_change(component, old_status, new_status))
-        update = IncidentUpdate.objects.create(
-            incident=incident,
-            status=status,
-            body=body,
-            affected_components=changes,
-            created_by=_user_or_none(by),
-            created_at=now,
-            display_at=now,
-        )
-        fields = ["status", "updated_at"]
-        incident.status = status
-        incident.updated_at = now
-        if closing and incident.resolved_at is None:
-            incident.resolved_at = now
-            fields.append("resolved_at")
-            open_windows = incident.shard_impacts.filter(ends_at__isnull=True)
-            late = open_windows.filter(starts_at__gte=now).select_related("shard").first()
-            if late is not None:
-                raise ValidationError(
-                    f"The {late.level} window on shard {late.shard.slug!r} starts at "
-                    f"{late.starts_at:%Y-%m-%d %H:%M:%S}, after this resolution; "
-                    "end or remove it first."
-                )
-            if open_windows.update(ends_at=now):
-                _impacts_changed([incident.pk])
-        elif not closing and incident.resolved_at is not None:
-            incident.resolved_at = None  # reopened
-            fields.append("resolved_at")
-        incident.save(update_fields=fields)
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if closing and now < incident.started_at:
+        raise ValidationError("An incident cannot be resolved before it started.")
+    current = {ic.component_id: ic for ic in incident.affected_components.all()}
+    changes = []
+    for component, new_status in components.items():
+        link = current.get(component.pk)
+        old_status = link.status if link else ComponentStatus.OPERATIONAL
+        if link is None:
+            IncidentComponent.objects.create(
+                incident=incident, component=component, status=new_status
+            )
+        elif link.status != new_status:
+            link.status = new_status
+            link.save(update_fields=["status"])
+        changes.append(_component_change(component, old_status, new_status))
+    update = IncidentUpdate.objects.create(
+        incident=incident,
+        status=status,
+        body=body,
+        affected_components=changes,
+        created_by=actor_of(by).user,
+        created_at=now,
+        display_at=now,
+    )
+    fields = ["status", "updated_at"]
+    incident.status = status
+    incident.updated_at = now
+    if closing and incident.resolved_at is None:
+        incident.resolved_at = now
+        fields.append("resolved_at")
+        open_windows = incident.shard_impacts.filter(ends_at__isnull=True)
+        late = open_windows.filter(starts_at__gte=now).select_related("shard").first()
+        if late is not None:
+            raise ValidationError(
+                f"The open {late.level} window on shard {late.shard.slug!r} starts at "
+                f"{_when(late.starts_at)}, after this resolution, so resolving cannot end "
+                "it: remove it (or resolve once it has started)."
+            )
+        if open_windows.update(ends_at=now):
+            _impacts_changed([incident.pk])
+    elif not closing and incident.resolved_at is not None:
+        incident.resolved_at = None  # reopened
+        fields.append("resolved_at")
+    incident.save(update_fields=fields)
     return update
 
 
-def incident_publish(
-    *, incident: Incident, by: User = None, at: datetime | None = None
-) -> Incident:
-    now = at or timezone.now()
-    if incident.published:
-        return incident
-    incident.published = True
-    incident.published_at = now
-    incident.updated_at = now
-    incident.save(update_fields=["published", "published_at", "updated_at"])
-    return incident
-
-
-def shard_impact_add(
+def incident_update_edit(
     *,
-    incident: Incident,
-    shard: Shard | str,
-    level: str,
-    starts_at: datetime,
-    ends_at: datetime | None = None,
-) -> ShardImpact:
-    """Record that ``shard`` was hit at ``level`` during [starts_at, ends_at)."""
-    window = _clean_window(WindowSpec(shard, level, starts_at, ends_at))
+    update: IncidentUpdate,
+    body: str,
+    display_at: datetime | None = None,
+    by: By = None,
+) -> IncidentUpdate:
+    """Correct a posted update's text or the time it shows. Its status is history."""
+    if not body.strip():
+        raise ValidationError({"body": "An update needs a body: say what changed."})
+    display_at = display_at or update.display_at
+    _require_aware(display_at=display_at)
     with transaction.atomic():
-        locked = Incident.objects.select_for_update().get(pk=incident.pk)
-        if locked.resolved_at is not None and (
-            window.ends_at is None or window.ends_at > locked.resolved_at
-        ):
-            raise ValidationError(
-                "This incident is resolved: a window on it must end by its resolution "
-                f"({locked.resolved_at:%Y-%m-%d %H:%M:%S})."
-            )
-        existing = [
-            _Window(w.shard, w.level, w.starts_at, w.ends_at)
-            for w in incident.shard_impacts.filter(shard=window.shard)
-        ]
-        _check_no_overlap([*existing, window])
-        impact = ShardImpact.objects.create(
-            incident=incident,
-            shard=window.shard,
-            level=window.level,
-            starts_at=window.starts_at,
-            ends_at=window.ends_at,
+        before = IncidentUpdate.objects.select_for_update().get(pk=update.pk)
+        diff = _diff(
+            {"body": before.body, "display_at": before.display_at},
+            {"body": body, "display_at": display_at},
         )
-        _impacts_changed([incident.pk])
-    return impact
+        if not diff:
+            return update
+        update.body, update.display_at = body, display_at
+        update.save(update_fields=["body", "display_at"])
+        Incident.objects.filter(pk=update.incident_id).update(updated_at=timezone.now())
+        audit_record(
+            by=by,
+            action="update.edit",
+            incident_id=update.incident_id,
+            changes={"update_id": update.pk, **diff},
+        )
+    return update
 
 
-def shard_impact_close(*, impact: ShardImpact, at: datetime) -> ShardImpact:
-    _require_aware(at=at)
-    if impact.ends_at is not None:
-        raise ValidationError(
-            f"The {impact.level} window on shard {impact.shard.slug!r} is already closed."
-        )
-    if at <= impact.starts_at:
-        raise ValidationError("An impact window must end after it starts.")
+def incident_update_delete(*, update: IncidentUpdate, by: By = None) -> None:
+    """Remove an update from the timeline (a mistaken post). The incident's status
+    stays what it is: post a new update to change it."""
     with transaction.atomic():
-        impact.ends_at = at
-        impact.save(update_fields=["ends_at"])
-        _impacts_changed([impact.incident_id])
-    return impact
+        incident_id, pk = update.incident_id, update.pk
+        changes = {"update_id": pk, "status": update.status, "body": update.body}
+        update.delete()
+        Incident.objects.filter(pk=incident_id).update(updated_at=timezone.now())
+        audit_record(by=by, action="update.delete", incident_id=incident_id, changes=changes)
 
 
-def shard_impact_change_level(*, impact: ShardImpact, level: str, at: datetime) -> ShardImpact:
-    """A level change closes the open window at ``at`` and opens the next one there,
-    so every second is counted at the level it really had."""
-    if level not in ImpactLevel.values:
-        raise ValidationError(f"Unknown impact level {level!r}; use one of {ImpactLevel.values}.")
-    if level == impact.level:
-        return impact
-    with transaction.atomic():
-        shard_impact_close(impact=impact, at=at)
-        return ShardImpact.objects.create(
-            incident_id=impact.incident_id, shard_id=impact.shard_id, level=level, starts_at=at
-        )
+# --- Shard impact windows --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -423,6 +835,16 @@ class _Window:
     ends_at: datetime | None
 
 
+def window_problem(shard: str, starts_at: datetime, ends_at: datetime | None) -> str | None:
+    """Why a window's times cannot be (the API shows it on the field), or None."""
+    if ends_at is not None and ends_at <= starts_at:
+        return (
+            f"The window on shard {shard!r} ends ({_when(ends_at)}) "
+            f"before it starts ({_when(starts_at)})."
+        )
+    return None
+
+
 def _clean_window(spec: WindowSpec) -> _Window:
     shard = _shard(spec.shard)
     _require_aware(starts_at=spec.starts_at, ends_at=spec.ends_at)
@@ -431,15 +853,15 @@ def _clean_window(spec: WindowSpec) -> _Window:
             f"Unknown impact level {spec.level!r} on shard {shard.slug!r}; "
             f"use one of {', '.join(ImpactLevel.values)}."
         )
-    if spec.ends_at is not None and spec.ends_at <= spec.starts_at:
-        raise ValidationError(
-            f"The impact window on shard {shard.slug!r} ends ({spec.ends_at:%Y-%m-%d %H:%M:%S}) "
-            f"before it starts ({spec.starts_at:%Y-%m-%d %H:%M:%S})."
-        )
+    problem = window_problem(shard.slug, spec.starts_at, spec.ends_at)
+    if problem is not None:
+        raise ValidationError(problem)
     return _Window(shard, spec.level, spec.starts_at, spec.ends_at)
 
 
 def _check_no_overlap(windows: Sequence[_Window]) -> None:
+    """Windows of one shard in one incident never overlap: a level change ends one
+    window where the next begins, so each second has one level."""
     by_shard: dict[int, list[_Window]] = {}
     for window in windows:
         by_shard.setdefault(window.shard.pk, []).append(window)
@@ -449,32 +871,178 @@ def _check_no_overlap(windows: Sequence[_Window]) -> None:
             if before.ends_at is None or before.ends_at > after.starts_at:
                 raise ValidationError(
                     f"Impact windows on shard {after.shard.slug!r} overlap "
-                    f"(one from {before.starts_at:%H:%M:%S}, one from {after.starts_at:%H:%M:%S});"
-                    " change the level by closing one window where the next begins."
+                    f"(one from {_when(before.starts_at)}, one from {_when(after.starts_at)});"
+                    " to change the level, end one window where the next begins."
                 )
 
 
-def _check_status(kind: str, status: str) -> None:
-    allowed = MAINTENANCE_STATUSES if kind == IncidentKind.MAINTENANCE else INCIDENT_STATUSES
-    if kind not in IncidentKind.values:
-        raise ValidationError(f"Unknown kind {kind!r}; use incident or maintenance.")
-    if status not in allowed:
+def _check_within_resolution(incident: Incident, window: _Window) -> None:
+    if incident.resolved_at is None:
+        return
+    if window.ends_at is None:
         raise ValidationError(
-            f"Status {status!r} is not valid for {kind}; use one of {', '.join(allowed)}."
+            f"Incident {incident.pk} is {incident.status}: a window added now needs an "
+            "end (ends_at), or it would count as ongoing forever."
+        )
+    if window.ends_at > incident.resolved_at:
+        raise ValidationError(
+            "This incident is resolved: a window on it must end by its resolution "
+            f"({_when(incident.resolved_at)})."
         )
 
 
-def _check_component_statuses(components: Mapping[Component, str]) -> None:
-    for component, component_status in components.items():
-        if component_status not in ComponentStatus.values:
-            raise ValidationError(
-                f"Unknown status {component_status!r} for component {component.name!r}; "
-                f"use one of {', '.join(ComponentStatus.values)}."
+def shard_impacts_save(
+    *,
+    incident: Incident,
+    add: Sequence[WindowSpec] = (),
+    change: Mapping[ShardImpact, WindowSpec] | None = None,
+    delete: Sequence[ShardImpact] = (),
+    by: By = None,
+) -> list[ShardImpact]:
+    """Add, change and delete some of an incident's windows at once, checked as the
+    set they leave behind (a level change may move one window's end and the next
+    one's start together). Returns the added windows."""
+    change = dict(change or {})
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        stored = {w.pk: w for w in locked.shard_impacts.select_related("shard")}
+        touched = {w.pk for w in [*change, *delete]}
+        if not touched <= set(stored):
+            raise ValidationError("A window can only be changed on its own incident.")
+        added = [_clean_window(spec) for spec in add]
+        changed = {stored[w.pk]: _clean_window(spec) for w, spec in change.items()}
+        for clean in [*added, *changed.values()]:
+            _check_within_resolution(locked, clean)
+        kept = [
+            _Window(w.shard, w.level, w.starts_at, w.ends_at)
+            for pk, w in stored.items()
+            if pk not in touched
+        ]
+        _check_no_overlap([*kept, *changed.values(), *added])
+        for gone in (stored[w.pk] for w in delete):
+            audit_record(
+                by=by,
+                action="impact.delete",
+                incident_id=locked.pk,
+                changes={"impact_id": gone.pk, **_window_changes(gone)},
             )
+            gone.delete()
+        for row, new in changed.items():
+            before = _window_changes(row)
+            row.shard, row.level = new.shard, new.level
+            row.starts_at, row.ends_at = new.starts_at, new.ends_at
+            row.save(update_fields=["shard", "level", "starts_at", "ends_at"])
+            diff = _diff(before, _window_changes(row))
+            if diff:
+                audit_record(
+                    by=by,
+                    action="impact.edit",
+                    incident_id=locked.pk,
+                    changes={"impact_id": row.pk, "shard": row.shard, **diff},
+                )
+        created: list[ShardImpact] = []
+        for new in added:
+            window = ShardImpact.objects.create(
+                incident=locked,
+                shard=new.shard,
+                level=new.level,
+                starts_at=new.starts_at,
+                ends_at=new.ends_at,
+            )
+            audit_record(
+                by=by,
+                action="impact.add",
+                incident_id=locked.pk,
+                changes={"impact_id": window.pk, **_window_changes(window)},
+            )
+            created.append(window)
+        if added or changed or delete:
+            _impacts_changed([locked.pk])
+    for given in change:  # the caller's copies show what was saved
+        given.refresh_from_db()
+    return created
 
 
-def _component_change(component: Component, old: str, new: str) -> dict[str, str]:
-    return {"code": component.slug, "name": component.name, "old_status": old, "new_status": new}
+def shard_impact_add(
+    *,
+    incident: Incident,
+    shard: Shard | str,
+    level: str,
+    starts_at: datetime,
+    ends_at: datetime | None = None,
+    by: By = None,
+) -> ShardImpact:
+    """Record that ``shard`` was hit at ``level`` during [starts_at, ends_at)."""
+    (window,) = shard_impacts_save(
+        incident=incident, add=[WindowSpec(shard, level, starts_at, ends_at)], by=by
+    )
+    return window
+
+
+def shard_impact_update(
+    *,
+    impact: ShardImpact,
+    shard: Shard | str | None = None,
+    level: str | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    keep_end: bool = True,
+    by: By = None,
+) -> ShardImpact:
+    """Correct a window: each argument left out keeps its value (``ends_at=None``
+    with ``keep_end=False`` reopens it)."""
+    spec = WindowSpec(
+        shard if shard is not None else impact.shard,
+        level if level is not None else impact.level,
+        starts_at if starts_at is not None else impact.starts_at,
+        impact.ends_at if ends_at is None and keep_end else ends_at,
+    )
+    shard_impacts_save(incident=impact.incident, change={impact: spec}, by=by)
+    return impact
+
+
+def shard_impact_delete(*, impact: ShardImpact, by: By = None) -> None:
+    shard_impacts_save(incident=impact.incident, delete=[impact], by=by)
+
+
+def shard_impact_close(*, impact: ShardImpact, at: datetime, by: By = None) -> ShardImpact:
+    """End an open window at ``at``."""
+    _require_aware(at=at)
+    with transaction.atomic():
+        Incident.objects.select_for_update().filter(pk=impact.incident_id).first()
+        ends_at = ShardImpact.objects.filter(pk=impact.pk).values_list("ends_at", flat=True).get()
+        if ends_at is not None:
+            raise ValidationError(
+                f"The {impact.level} window on shard {impact.shard.slug!r} is already closed."
+            )
+        if at <= impact.starts_at:
+            raise ValidationError("An impact window must end after it starts.")
+        impact.ends_at = at
+        impact.save(update_fields=["ends_at"])
+        _impacts_changed([impact.incident_id])
+        audit_record(
+            by=by,
+            action="impact.close",
+            incident_id=impact.incident_id,
+            changes={"impact_id": impact.pk, "shard": impact.shard, "ends_at": [None, at]},
+        )
+    return impact
+
+
+def shard_impact_change_level(
+    *, impact: ShardImpact, level: str, at: datetime, by: By = None
+) -> ShardImpact:
+    """A level change closes the open window at ``at`` and opens the next one there,
+    so every second is counted at the level it really had."""
+    if level not in ImpactLevel.values:
+        raise ValidationError(f"Unknown impact level {level!r}; use one of {ImpactLevel.values}.")
+    if level == impact.level:
+        return impact
+    with transaction.atomic():
+        shard_impact_close(impact=impact, at=at, by=by)
+        return shard_impact_add(
+            incident=impact.incident, shard=impact.shard, level=level, starts_at=at, by=by
+        )
 
 
 # --- The affected-tailnet computation ---------------------------------------------------

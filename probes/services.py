@@ -14,14 +14,16 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from incidents.audit import PROBE
 from incidents.models import Incident, Shard, ShardImpact
 from incidents.services import (
     WindowSpec,
     incident_create,
-    incident_post_update,
+    incident_resolve,
     shard_impact_add,
     shard_impact_change_level,
     shard_impact_close,
+    shard_impact_update,
 )
 
 from . import rollup
@@ -334,14 +336,15 @@ def _apply(state: ShardState, change: Change, *, now: datetime) -> None:
     if window is not None:
         if window.level != change.level:
             if change.at <= window.starts_at:
-                window.level = change.level
-                window.save(update_fields=["level"])
+                shard_impact_update(impact=window, level=change.level, by=PROBE)
             else:
-                shard_impact_change_level(impact=window, level=change.level, at=change.at)
+                shard_impact_change_level(impact=window, level=change.level, at=change.at, by=PROBE)
         return
     target = incident or _covering_maintenance(shard, change.at) or _open_probe_incident(shard)
     if target is not None:
-        shard_impact_add(incident=target, shard=shard, level=change.level, starts_at=change.at)
+        shard_impact_add(
+            incident=target, shard=shard, level=change.level, starts_at=change.at, by=PROBE
+        )
         state.incident = target
         return
     state.incident = incident_create(
@@ -358,6 +361,7 @@ def _apply(state: ShardState, change: Change, *, now: datetime) -> None:
         shard_impacts=[WindowSpec(shard, change.level, change.at)],
         published=settings.PROBE_AUTO_PUBLISH,
         source=Incident.Source.PROBE,
+        by=PROBE,
         at=now,
     )
     logger.warning("probe detection opened incident %s on %s", state.incident.pk, shard.slug)
@@ -366,7 +370,7 @@ def _apply(state: ShardState, change: Change, *, now: datetime) -> None:
 def _close(window: ShardImpact, at: datetime) -> None:
     if at <= window.starts_at:
         at = window.starts_at + timedelta(seconds=1)
-    shard_impact_close(impact=window, at=at)
+    shard_impact_close(impact=window, at=at, by=PROBE)
 
 
 def _covering_maintenance(shard: Shard, at: datetime) -> Incident | None:
@@ -407,14 +411,14 @@ def _resolve_if_done(incident: Incident | None, *, now: datetime) -> None:
     if incident.shard_impacts.filter(ends_at__isnull=True).exists():
         return
     try:
-        incident_post_update(
+        incident_resolve(
             incident=incident,
-            status="resolved",
             body=(
                 "Our probes from every region have answered normally again since "
                 f"{now:%H:%M} UTC. Control-plane actions (logging in, approving devices, "
                 "changing ACLs) work again."
             ),
+            by=PROBE,
             at=now,
         )
     except ValidationError as error:

@@ -7,7 +7,6 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents.models import Incident, IncidentSource, Shard
@@ -145,9 +144,4 @@ class ReportAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)  # type: ignore[return-value]
 
     def save_model(self, request: HttpRequest, obj: Report, form: Any, change: bool) -> None:
-        # Leaving "new" by hand counts as triage; back to "new" queues it again.
-        if obj.status != ReportStatus.NEW and obj.triaged_at is None:
-            obj.triaged_at = timezone.now()
-        elif obj.status == ReportStatus.NEW:
-            obj.triaged_at = None
-        super().save_model(request, obj, form, change)
+        services.report_edit(report=obj, status=obj.status, incident=obj.incident)

@@ -19,6 +19,7 @@ from django.utils.crypto import salted_hmac
 
 from customers import ratelimit
 from customers.pagecache import tailnets_changed
+from incidents.audit import REPORTS
 from incidents.models import Incident, IncidentSource, Placement, Shard, Tailnet
 from incidents.services import WindowSpec, incident_create
 
@@ -289,8 +290,27 @@ def _spike_incident(*, shard: Shard, spike: Spike, at: datetime) -> Incident:
         shard_impacts=[WindowSpec(shard, "partial", min(started, at))],
         published=False,
         source=IncidentSource.REPORTS,
+        by=REPORTS,
         at=at,
     )
+
+
+def report_edit(
+    *, report: Report, status: str, incident: Incident | None, at: datetime | None = None
+) -> Report:
+    """An operator's triage of one report by hand: its status and the incident it
+    belongs to. Leaving "new" counts as triage; back to "new" queues it again."""
+    if status not in ReportStatus.values:
+        raise ValidationError({"status": f"Unknown report status {status!r}."})
+    now = at or timezone.now()
+    with transaction.atomic():
+        report.status, report.incident = status, incident
+        if status != ReportStatus.NEW and report.triaged_at is None:
+            report.triaged_at = now
+        elif status == ReportStatus.NEW:
+            report.triaged_at = None
+        report.save(update_fields=["status", "incident", "triaged_at"])
+    return report
 
 
 def report_mark(*, report_ids: Iterable[int], status: str, at: datetime | None = None) -> int:

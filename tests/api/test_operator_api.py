@@ -761,7 +761,7 @@ def test_the_same_idempotency_key_returns_the_first_incident(api, fleet):
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert Incident.objects.count() == 1
-    assert AuditEntry.objects.get().changes["idempotency_key"] == "pagerduty-123"
+    assert AuditEntry.objects.get().idempotency_key == "pagerduty-123"
 
 
 def test_an_idempotency_key_reused_for_another_request_is_refused(api, fleet):

@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from incidents import api_v2
 from incidents.impact import incident_window_end
 from incidents.models import Incident
-from incidents.queries import incident_blast_radius, incident_window, incidents_blast_radius
+from incidents.queries import incident_blast_radius, incidents_blast_radius
 from incidents.services import WindowSpec, incident_create, incident_post_update, tailnet_create
 from tests.conftest import T0
 
@@ -84,11 +84,6 @@ def test_each_incident_counts_the_tailnets_that_existed_until_its_window_ended(
     assert (radii[no_windows.pk].affected, radii[no_windows.pk].total) == (0, 2)
     for incident in three_incidents:
         assert incident_blast_radius(incident=incident, as_of=NOW) == radii[incident.pk]
-        assert incident_window(incident, as_of=NOW)[1] == incident_window_end(
-            resolved_at=incident.resolved_at,
-            window_ends=list(incident.shard_impacts.values_list("ends_at", flat=True)),
-            as_of=NOW,
-        )
 
 
 def test_the_statuspage_json_shows_the_same_blast_radius(three_incidents):

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from incidents.models import Incident, ShardImpact, TailnetImpact
+from incidents.models import AuditEntry, Incident, ShardImpact, TailnetImpact
 from incidents.services import incident_create, tailnet_create
 from probes.models import ProbeRegion, ShardState
 from probes.services import SampleIn, detection_run, samples_store
@@ -89,6 +89,16 @@ def test_recovery_closes_the_window_and_resolves_the_incident(fleet, probe):
     assert (window.starts_at, window.ends_at) == (T0 + 2 * ROUND, T0 + 6 * ROUND)
     assert TailnetImpact.objects.get().seconds == 4 * 30
     assert "answered normally" in incident.updates.first().body
+    # Opened and resolved by the probes, and the audit trail says so.
+    assert list(
+        AuditEntry.objects.filter(incident=incident)
+        .order_by("id")
+        .values_list("action", "system", "user", "token")
+    ) == [
+        ("incident.create", "probe", None, None),
+        ("impact.close", "probe", None, None),
+        ("incident.resolve", "probe", None, None),
+    ]
 
 
 def test_one_partitioned_region_opens_nothing(fleet, probe):

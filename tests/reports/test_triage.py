@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from incidents.models import Incident
+from incidents.models import AuditEntry, Incident
 from incidents.services import WindowSpec, incident_create, placement_migrate, tailnet_create
 from reports.models import Report
 from reports.services import report_mark, report_submit, report_triage
@@ -105,6 +105,8 @@ def test_a_spike_opens_exactly_one_draft_incident_and_never_publishes_it(
 
     incident = Incident.objects.get()
     assert incident.source == "reports"
+    (entry,) = AuditEntry.objects.filter(incident=incident)
+    assert (entry.action, entry.system, entry.user) == ("incident.create", "reports", None)
     assert not incident.published
     assert incident.published_at is None
     assert incident.status == "investigating"

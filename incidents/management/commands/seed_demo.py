@@ -63,6 +63,7 @@ from incidents.queries import incident_blast_radius
 from incidents.services import (
     WindowSpec,
     incident_create,
+    incident_edit,
     incident_post_update,
     incident_publish,
     placement_migrate,
@@ -1177,7 +1178,7 @@ class Seeder:
         # The figures the incident's own page shows.
         radius = incident_blast_radius(incident=incident, as_of=self.clock.now)
         slowed = radius.affected - len(outage_seconds)
-        incident.postmortem = f"""### Summary
+        postmortem = f"""### Summary
 
 On {_date(r)} our monitoring found a fault building up inside coordination shard US East 3,
 before any customer noticed it. Repairing it required taking the shard offline, which we
@@ -1237,8 +1238,12 @@ exactly 24 minutes.
 4. **Neighbour isolation**, so that retries from one shard's tailnets don't slow down the
    shards next to it.
 """
-        incident.postmortem_published_at = r + timedelta(days=3, hours=2)
-        incident.save(update_fields=["postmortem", "postmortem_published_at"])
+        incident_edit(
+            incident=incident,
+            changes={"postmortem": postmortem},
+            by=self.user,
+            at=r + timedelta(days=3, hours=2),
+        )
 
     def _outage(self, spec: Outage) -> Incident:
         """One short partial outage, written as it unfolded."""
