@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "probes",
     "customers",
     "reports",
+    "demo",
 ]
 
 # Proxies in front of the app that append to X-Forwarded-For (statuspage/proxy.py).

@@ -5,55 +5,15 @@ details; missing people and memberships are added, and a membership's role is se
 back to the demo's. Prints the logins.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from customers.models import Membership, Role
-from incidents.management.commands.seed_demo import OPERATOR_PASSWORD, OPERATOR_USERNAME
+from customers.models import Membership
+from demo.story import OPERATOR_EMAIL, OPERATOR_PASSWORD, OPERATOR_USERNAME, PEOPLE
 from incidents.models import Tailnet
-
-
-@dataclass(frozen=True)
-class DemoPerson:
-    username: str
-    email: str
-    password: str
-    first_name: str
-    # (tailnet slug, role) pairs; the slugs are seed_demo's pinned tailnets.
-    memberships: tuple[tuple[str, Role], ...]
-    note: str
-
-
-PEOPLE = (
-    DemoPerson(
-        "alice",
-        "alice@acme.com",
-        "alice-demo-password",
-        "Alice",
-        (("acme-com", Role.OWNER),),
-        "owner of acme.com (on US East 3 for the whole 24-minute repair)",
-    ),
-    DemoPerson(
-        "bob",
-        "bob@globex.com",
-        "bob-demo-password",
-        "Bob",
-        (("globex-com", Role.MEMBER),),
-        "member of globex.com (migrated off US East 3 mid-repair)",
-    ),
-    DemoPerson(
-        "carol",
-        "carol@example.net",
-        "carol-demo-password",
-        "Carol",
-        (),
-        "no tailnet: invite her from alice's members page",
-    ),
-)
 
 
 class Command(BaseCommand):
@@ -86,9 +46,7 @@ class Command(BaseCommand):
                         user=user, tailnet=tailnets[slug], defaults={"role": role}
                     )
             if not users.objects.filter(username=OPERATOR_USERNAME).exists():
-                users.objects.create_superuser(
-                    OPERATOR_USERNAME, "operator@example.com", OPERATOR_PASSWORD
-                )
+                users.objects.create_superuser(OPERATOR_USERNAME, OPERATOR_EMAIL, OPERATOR_PASSWORD)
                 created.append(OPERATOR_USERNAME)
 
         self.stdout.write(

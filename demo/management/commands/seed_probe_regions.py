@@ -1,13 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from demo.fleet import PROBE_REGIONS
 from probes.models import ProbeRegion
-
-DEMO_REGIONS = {
-    "nyc": "New York",
-    "sfo": "San Francisco",
-    "ams": "Amsterdam",
-    "sin": "Singapore",
-}
 
 
 class Command(BaseCommand):
@@ -16,7 +10,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         created = [
             slug
-            for slug, name in DEMO_REGIONS.items()
+            for slug, name in PROBE_REGIONS.items()
             if ProbeRegion.objects.get_or_create(slug=slug, defaults={"name": name})[1]
         ]
         if created:
