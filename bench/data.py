@@ -9,7 +9,9 @@ project's own migrations, so every constraint and index is the production one. T
 and placements go in with COPY, streamed in chunks (memory stays flat), straight into
 the migrated schema: nothing is dropped and recreated around the load.
 
-The shape (seeded, so every build of one size is the same fleet relative to its "now"):
+The fleet is planned by ``demo/fleet.py`` (pure functions, shared with the demo fleet of
+``manage.py seed_demo``); this script writes the plan. The shape (seeded, so every build
+of one size is the same fleet relative to its "now"):
 - a few components, ``--shards`` coordination shards spread over five regions;
 - ``--tailnets`` tailnets, most created before the ``--days`` window, some during it;
 - about five placements per tailnet: each migrates a Poisson(4) number of times during
@@ -27,17 +29,13 @@ last, so an interrupted build is redone); ``--force`` drops the database and reb
 """
 
 import argparse
-import bisect
 import json
-import math
 import os
-import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,17 +45,20 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import META_TABLE, database_url, meta_read, setup_django
+from demo.fleet import (
+    BENCH_REGIONS,
+    CHUNK,
+    DAY,
+    DESIGNATED_MIGRATIONS,
+    HOUR,
+    BenchFleet,
+    PlannedIncident,
+    bench_incidents_plan,
+    bench_shards,
+    placements,
+)
 
-REGIONS = ["us-east", "us-west", "eu-west", "eu-central", "ap-southeast"]
-DESIGNATED = 10  # tailnets with exactly DESIGNATED_MIGRATIONS migrations in the window
-DESIGNATED_MIGRATIONS = 20
-DESIGNATED_TARGETS = 14  # incidents each designated tailnet is steered into
-MEAN_MIGRATIONS = 4.0  # Poisson mean per ordinary tailnet: ~5 placements each
-SAME_REGION = 0.85  # share of migrations that stay in the tailnet's region
-CREATED_IN_WINDOW = 0.15  # tailnets created during the window; the rest before it
-CHUNK = 50_000  # tailnets per COPY transaction (bounds memory and the FK-check queue)
-HOUR = 3600
-DAY = 86400
+REGIONS = BENCH_REGIONS
 LEVEL_STATUS = {
     "outage": "major_outage",
     "partial": "partial_outage",
@@ -132,215 +133,27 @@ def as_datetime(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-# --- The plan: incidents first, so designated tailnets can be steered into them -----------
-
-
-@dataclass
-class PlannedIncident:
-    start: int
-    end: int
-    region: str
-    kind: str
-    level: str
-    published: bool
-    # (shard_id, level, starts_at, ends_at), per shard consecutive and non-overlapping
-    windows: list[tuple[int, str, int, int]] = field(default_factory=list)
-
-    def span(self, shard_id: int) -> tuple[int, int]:
-        """When ``shard_id`` was hit at all (its windows are consecutive)."""
-        mine = [(a, b) for s, _, a, b in self.windows if s == shard_id]
-        return min(a for a, _ in mine), max(b for _, b in mine)
-
-    @property
-    def shard_ids(self) -> list[int]:
-        return sorted({s for s, *_ in self.windows})
-
-
-def incidents_plan(
-    rng: random.Random, count: int, by_region: dict[str, list[int]], start: int, end: int
-) -> list[PlannedIncident]:
-    """Regional incidents over [start, end): mostly short, on one to five shards."""
-    planned = []
-    for _ in range(count):
-        bucket = rng.random()
-        if bucket < 0.5:
-            duration = rng.randrange(5 * 60, 30 * 60)
-        elif bucket < 0.85:
-            duration = rng.randrange(30 * 60, 2 * HOUR)
-        else:
-            duration = rng.randrange(2 * HOUR, 6 * HOUR)
-        begins = rng.randrange(start + 6 * HOUR, end - DAY - duration)
-        region = rng.choice(REGIONS)
-        width = rng.choices([1, 2, 3, 4, 5], weights=[35, 25, 20, 10, 10])[0]
-        shards = rng.sample(by_region[region], min(width, len(by_region[region])))
-        level = rng.choices(["outage", "partial", "degraded"], weights=[4, 3, 3])[0]
-        kind = "maintenance" if rng.random() < 0.1 else "incident"
-        incident = PlannedIncident(
-            start=begins,
-            end=begins + duration,
-            region=region,
-            kind=kind,
-            level=level,
-            published=rng.random() < 0.9,
-        )
-        # A quarter start degraded and get worse: two consecutive windows per shard.
-        worsens = level != "degraded" and duration >= 10 * 60 and rng.random() < 0.25
-        for shard in shards:
-            a = begins + rng.randrange(0, 61)
-            b = begins + duration
-            if worsens:
-                m = a + int((b - a) * rng.uniform(0.2, 0.6))
-                incident.windows.append((shard, "degraded", a, m))
-                incident.windows.append((shard, level, m, b))
-            else:
-                incident.windows.append((shard, level, a, b))
-        planned.append(incident)
-    planned.sort(key=lambda i: i.start)
-    return planned
-
-
-def designated_plan(
-    rng: random.Random,
-    incidents: list[PlannedIncident],
-    shard_ids: list[int],
-    window_start: int,
-    window_end: int,
-) -> list[tuple[int, int]]:
-    """Exactly DESIGNATED_MIGRATIONS migrations, as [(at, to_shard)]: onto a hit shard
-    shortly before each of ~14 incidents, off again mid-incident about half the time
-    (to a healthy shard, or to another shard the same incident hits), and the rest at
-    random in between. Returns [(-1, first shard), (at, to_shard) ... 20 of them]."""
-    margin = 3 * HOUR
-    candidates = [
-        i
-        for i, inc in enumerate(incidents)
-        if inc.start - margin > window_start + HOUR and inc.end + margin < window_end - HOUR
-    ]
-    rng.shuffle(candidates)
-    for wanted in range(DESIGNATED_TARGETS, 0, -1):
-        chosen: list[int] = []
-        for i in candidates:
-            lo, hi = incidents[i].start - margin, incidents[i].end + margin
-            if all(
-                hi <= incidents[c].start - margin or incidents[c].end + margin <= lo for c in chosen
-            ):
-                chosen.append(i)
-                if len(chosen) == wanted:
-                    break
-        if not chosen:
-            break
-        chosen.sort(key=lambda i: incidents[i].start)
-        plan = _designated_events(rng, [incidents[i] for i in chosen], shard_ids, window_start)
-        if plan is not None and len(plan) == DESIGNATED_MIGRATIONS + 1:
-            return plan
-    raise SystemExit("Could not plan a designated tailnet: too few incidents in the window.")
-
-
-def _designated_events(
-    rng: random.Random, targets: list[PlannedIncident], shard_ids: list[int], window_start: int
-) -> list[tuple[int, int]] | None:
-    # The shard hit by each target, avoiding the previous target's shard where possible.
-    target_shards: list[int] = []
-    for inc in targets:
-        options = inc.shard_ids
-        previous = target_shards[-1] if target_shards else None
-        preferred = [s for s in options if s != previous]
-        target_shards.append(rng.choice(preferred or options))
-    spans = [inc.span(s) for inc, s in zip(targets, target_shards, strict=True)]
-    arrivals = [a - rng.randrange(5 * 60, HOUR) for a, _ in spans]
-    # Gap g lies before target g; gap len(targets) after the last one.
-    forced = [
-        g
-        for g in range(1, len(targets))
-        if target_shards[g] == target_shards[g - 1]  # must leave before coming back
-    ]
-    mids = [rng.random() < 0.5 for _ in targets]
-    while len(targets) + len(forced) + sum(mids) > DESIGNATED_MIGRATIONS and any(mids):
-        mids[mids.index(True)] = False
-    fillers = DESIGNATED_MIGRATIONS - len(targets) - len(forced) - sum(mids)
-    if fillers < 0:
-        return None
-    gaps = [*forced, *(rng.randrange(len(targets) + 1) for _ in range(fillers))]
-    events: list[tuple[int, str, int]] = []  # (at, what, target index)
-    for g in gaps:
-        lo = window_start + HOUR if g == 0 else spans[g - 1][1] + 60
-        hi = arrivals[g] - 60 if g < len(targets) else spans[-1][1] + 2 * HOUR
-        events.append((rng.randrange(lo, hi), "filler", g))
-    for j, ((a, b), arrival) in enumerate(zip(spans, arrivals, strict=True)):
-        events.append((arrival, "target", j))
-        if mids[j]:
-            events.append((a + int((b - a) * rng.uniform(0.3, 0.7)), "mid", j))
-    events.sort()
-    if len({at for at, _, _ in events}) != len(events):
-        return None
-    next_target = [0] * len(events)
-    upcoming = None
-    for k in range(len(events) - 1, -1, -1):
-        next_target[k] = upcoming
-        if events[k][1] == "target":
-            upcoming = target_shards[events[k][2]]
-    first_target = target_shards[0] if targets else None
-    current = rng.choice([s for s in shard_ids if s != first_target])
-    plan = [(-1, current)]
-    for k, (at, what, j) in enumerate(events):
-        avoid = {current, next_target[k]}
-        if what == "target":
-            to = target_shards[j]
-            if to == current:
-                return None
-        elif what == "mid":
-            inc = targets[j]
-            others = [
-                s for s in inc.shard_ids if s not in avoid and inc.span(s)[0] <= at < inc.span(s)[1]
-            ]
-            if others and rng.random() < 0.5:
-                to = rng.choice(others)
-            else:
-                to = rng.choice([s for s in shard_ids if s not in avoid | set(inc.shard_ids)])
-        else:
-            to = rng.choice([s for s in shard_ids if s not in avoid])
-        plan.append((at, to))
-        current = to
-    return plan
-
-
 # --- The load ----------------------------------------------------------------------------
-
-
-def poisson_table(mean: float, upto: int = 16) -> list[float]:
-    cumulative, total = [], 0.0
-    for k in range(upto):
-        total += math.exp(-mean) * mean**k / math.factorial(k)
-        cumulative.append(total)
-    return cumulative
 
 
 @dataclass
 class FleetLoader:
-    """COPY tailnets and their placements, one transaction per CHUNK tailnets with the
-    placements streamed as they are generated, ``jobs`` chunks at a time (the GiST
-    inserts of the exclusion constraint dominate, and one backend uses one core).
-    Each chunk has its own seeded generator, so the fleet does not depend on ``jobs``."""
+    """COPY the planned tailnets and their placements, one transaction per chunk of the
+    plan (CHUNK tailnets) with the placements streamed as they are planned, ``jobs``
+    chunks at a time (the GiST inserts of the exclusion constraint dominate, and one
+    backend uses one core). Each chunk has its own seeded generator, so the fleet does
+    not depend on ``jobs``."""
 
     url: str
-    tailnets: int
-    shard_ids: list[int]
-    region_of: dict[int, str]
-    by_region: dict[str, list[int]]
-    designated: dict[int, list[tuple[int, int]]]
-    window_start: int
-    window_end: int
-    seed: int
+    fleet: BenchFleet
 
     def load(self, jobs: int) -> int:
-        self.clock = Clock(self.window_start - 4 * 365 * DAY, self.window_end)
-        self.migrations = poisson_table(MEAN_MIGRATIONS)
+        self.clock = Clock(self.fleet.window_start - 4 * 365 * DAY, self.fleet.window_end)
         self.lock = threading.Lock()
         self.done = self.placements = 0
         self.started = time.perf_counter()
-        firsts = range(1, self.tailnets + 1, CHUNK)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(self.chunk, firsts))  # re-raises the first failure
+            list(pool.map(self.chunk, self.fleet.chunks))  # re-raises the first failure
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(
                 "SELECT setval(pg_get_serial_sequence('incidents_tailnet', 'id'),"
@@ -349,18 +162,9 @@ class FleetLoader:
         return self.placements
 
     def chunk(self, first: int) -> None:
-        rng = random.Random(f"{self.seed}/{first}")
         text = self.clock.text
-        ids = range(first, min(first + CHUNK, self.tailnets + 1))
-        created = []
-        for tid in ids:
-            if tid in self.designated:
-                created.append(self.window_start - rng.randrange(30 * DAY, 400 * DAY))
-            elif rng.random() < CREATED_IN_WINDOW:
-                created.append(rng.randrange(self.window_start, self.window_end - DAY))
-            else:
-                created.append(rng.randrange(self.window_start - 3 * 365 * DAY, self.window_start))
-        placements = 0
+        ids, created, histories = self.fleet.chunk(first)
+        count = 0
         with psycopg.connect(self.url) as conn, conn.cursor() as cursor:
             with cursor.copy(
                 "COPY incidents_tailnet (id, slug, display_name, created_at) FROM STDIN"
@@ -375,52 +179,24 @@ class FleetLoader:
                 "COPY incidents_placement (tailnet_id, shard_id, starts_at, ends_at) FROM STDIN"
             ) as copy:
                 lines: list[str] = []
-                for tid, since in zip(ids, created, strict=True):
-                    for shard, starts, ends in self.placements_of(rng, tid, since):
+                for tid, history in zip(ids, histories, strict=True):
+                    for shard, starts, ends in placements(history):
                         lines.append(f"{tid}\t{shard}\t{text(starts)}\t{text(ends)}\n")
                     if len(lines) >= 20_000:
                         copy.write("".join(lines))
-                        placements += len(lines)
+                        count += len(lines)
                         lines.clear()
                 copy.write("".join(lines))
-                placements += len(lines)
+                count += len(lines)
             conn.commit()  # the deferred FK checks of the chunk run here
         with self.lock:
             self.done += len(ids)
-            self.placements += placements
+            self.placements += count
             elapsed = time.perf_counter() - self.started
             log(
                 f"  {self.done:>9,} tailnets, {self.placements:>10,} placements "
                 f"({elapsed:6.1f} s, {self.placements / elapsed:,.0f} placements/s)"
             )
-
-    def placements_of(
-        self, rng: random.Random, tid: int, since: int
-    ) -> Iterator[tuple[int, int, int | None]]:
-        """(shard, starts_at, ends_at) of one tailnet, consecutive, the last one open."""
-        plan = self.designated.get(tid)
-        if plan is not None:
-            shard = plan[0][1]
-            for at, to in plan[1:]:
-                yield shard, since, at
-                since, shard = at, to
-            yield shard, since, None
-            return
-        shard_ids = self.shard_ids
-        shard = shard_ids[rng.randrange(len(shard_ids))]
-        lo = max(since, self.window_start) + 1
-        count = bisect.bisect(self.migrations, rng.random())
-        for at in sorted({rng.randrange(lo, self.window_end) for _ in range(count)}):
-            if rng.random() < SAME_REGION:
-                peers = self.by_region[self.region_of[shard]]
-                to = peers[rng.randrange(len(peers) - 1)]
-                to = peers[-1] if to == shard else to
-            else:
-                to = shard_ids[rng.randrange(len(shard_ids) - 1)]
-                to = shard_ids[-1] if to == shard else to
-            yield shard, since, at
-            since, shard = at, to
-        yield shard, since, None
 
 
 def incidents_create(
@@ -504,7 +280,6 @@ def build(args: argparse.Namespace, url: str) -> dict:
     )
     window_start = window_end - args.days * DAY
     long_ago = as_datetime(window_start - 4 * 365 * DAY)
-    rng = random.Random(args.seed)
 
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {META_TABLE}")
@@ -532,25 +307,31 @@ def build(args: argparse.Namespace, url: str) -> dict:
         )
     shards = Shard.objects.bulk_create(
         Shard(
-            slug=f"{REGIONS[n % len(REGIONS)]}-{n // len(REGIONS) + 1:03d}",
-            region=REGIONS[n % len(REGIONS)],
-            public_name=f"{REGIONS[n % len(REGIONS)]} shard {n // len(REGIONS) + 1}",
-            component=components[REGIONS[n % len(REGIONS)]],
+            slug=slug,
+            region=region,
+            public_name=public_name,
+            component=components[region],
             created_at=long_ago,
         )
-        for n in range(args.shards)
+        for slug, region, public_name in bench_shards(args.shards)
     )
     shard_ids = [s.pk for s in shards]
     region_of = {s.pk: s.region for s in shards}
     by_region = {r: [s.pk for s in shards if s.region == r] for r in REGIONS}
 
-    planned = incidents_plan(rng, max(10, args.days * 2 // 3), by_region, window_start, window_end)
-    count = min(DESIGNATED, max(1, args.tailnets // 100))
-    designated_ids = [(j + 1) * args.tailnets // (count + 1) for j in range(count)]
-    designated = {
-        tid: designated_plan(rng, planned, shard_ids, window_start, window_end)
-        for tid in designated_ids
-    }
+    try:
+        planned, designated = bench_incidents_plan(
+            seed=args.seed,
+            tailnets=args.tailnets,
+            days=args.days,
+            shard_ids=shard_ids,
+            by_region=by_region,
+            window_start=window_start,
+            window_end=window_end,
+        )
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    designated_ids = list(designated)
     log(f"fleet: {len(components) + 3} components, {len(shards)} shards")
 
     log(
@@ -558,8 +339,7 @@ def build(args: argparse.Namespace, url: str) -> dict:
         f"{args.jobs} at a time):"
     )
     copy_started = time.perf_counter()
-    placements = FleetLoader(
-        url=url,
+    fleet = BenchFleet(
         tailnets=args.tailnets,
         shard_ids=shard_ids,
         region_of=region_of,
@@ -568,7 +348,8 @@ def build(args: argparse.Namespace, url: str) -> dict:
         window_start=window_start,
         window_end=window_end,
         seed=args.seed,
-    ).load(args.jobs)
+    )
+    placement_count = FleetLoader(url=url, fleet=fleet).load(args.jobs)
     copy_seconds = time.perf_counter() - copy_started
     log(f"COPY done in {copy_seconds:.1f} s")
 
@@ -619,7 +400,7 @@ def build(args: argparse.Namespace, url: str) -> dict:
         "seed": args.seed,
         "window_start": as_datetime(window_start).isoformat(),
         "now": as_datetime(window_end).isoformat(),
-        "placements": placements,
+        "placements": placement_count,
         "incidents": len(incident_ids),
         "tailnet_impacts": impact_rows,
         "designated_tailnets": designated_ids,
