@@ -564,7 +564,7 @@ def time_cold_rebuilds(root: Path, count: int) -> tuple[list[float], list[float]
     from django.core.management import call_command
     from django.test.utils import override_settings
 
-    from incidents import snapshot
+    from public import snapshot
 
     # Production's static storage needs collectstatic's manifest to render a page.
     static = override_settings(STATIC_ROOT=root / "static")
@@ -592,7 +592,7 @@ def time_cold_rebuilds(root: Path, count: int) -> tuple[list[float], list[float]
 
 def snapshot_bodies(directory: Path, path: str) -> dict[str, bytes]:
     """The snapshot's bytes of ``path``: {"identity": ..., "gzip": ...}."""
-    from incidents.snapshot import CURRENT, MANIFEST
+    from public.snapshot import CURRENT, MANIFEST
 
     generation = directory / os.readlink(directory / CURRENT)
     meta = json.loads((generation / MANIFEST).read_text())["entries"][path]
@@ -722,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         if "gzip" not in bodies:
             raise SystemExit("the snapshot has no gzipped copy of /")
 
-        from incidents.snapshot import snapshot_export
+        from public.snapshot import snapshot_export
 
         export = work / "export"
         started = time.perf_counter()

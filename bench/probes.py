@@ -1127,7 +1127,7 @@ def measure_http(
 
     import probes.api
     import probes.tasks
-    from incidents.tokens import api_token_create
+    from plumbing.tokens import api_token_create
 
     _, secret = api_token_create(name=TOKEN_NAME, scope="probe")
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}

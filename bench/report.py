@@ -393,7 +393,7 @@ def rate_limits_checked(client: Any, crowd: Crowd) -> list[Submission]:
     are saved, the next one gets 429 with Retry-After. Returns the saved ones."""
     from django.conf import settings
 
-    from customers.ratelimit import parse_rate
+    from plumbing.ratelimit import parse_rate
 
     per_ip, _ = parse_rate(settings.REPORT_RATE_PER_IP)
     per_tailnet, _ = parse_rate(settings.REPORT_RATE_PER_TAILNET)

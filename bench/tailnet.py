@@ -575,8 +575,8 @@ def measure_http(
 
     from bench.httpload import Gunicorn, ensure_tools, wrk
     from customers.models import Membership
-    from incidents.models import ApiToken
-    from incidents.tokens import api_token_create
+    from plumbing.models import ApiToken
+    from plumbing.tokens import api_token_create
 
     ensure_tools(wrk=True)
     tailnet = subject.tailnet

@@ -21,8 +21,9 @@ from django.db.models.signals import post_delete, post_save
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.cache import add_never_cache_headers
 
-from incidents.models import ApiToken, Tailnet
-from statuspage.cache import Columns, forget, kept
+from incidents.models import Tailnet
+from plumbing.cache import Columns, forget, kept
+from plumbing.models import ApiToken
 
 from .models import Membership
 
@@ -50,7 +51,7 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
     """
     if isinstance(auth, ApiToken):
         if auth.scope == ApiToken.Scope.TAILNET and auth.revoked_at is None and auth.tailnet_id:
-            tailnet = auth.tailnet  # loaded with the token (incidents.tokens)
+            tailnet = auth.tailnet  # loaded with the token (plumbing.tokens)
             if tailnet is not None and tailnet.slug == slug:
                 return TailnetAccess(tailnet=tailnet, token=auth)
         raise Http404

@@ -30,10 +30,10 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from incidents.api import OperatorRateThrottle
-from incidents.models import ApiToken
 from incidents.queries import TailnetIncident
-from incidents.tokens import BearerTokenAuthentication
 from incidents.uptime import Tally
+from plumbing.models import ApiToken
+from plumbing.tokens import BearerTokenAuthentication
 
 from .access import TailnetAccess, tailnet_access
 from .pagecache import cached_fragment
@@ -61,7 +61,7 @@ UNAUTHENTICATED = OpenApiResponse(description="No session and no valid bearer to
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents ``Authorization: Bearer sp_…`` in the schema (registered on import)."""
 
-    target_class = "incidents.tokens.BearerTokenAuthentication"
+    target_class = "plumbing.tokens.BearerTokenAuthentication"
     name = "bearerToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
@@ -124,7 +124,7 @@ class TailnetApi(APIView):
         return {"slug": tailnet.slug, "name": tailnet.display_name}
 
     def incident_url(self, incident_id: int) -> str:
-        return self.request.build_absolute_uri(reverse("incidents:incident", args=[incident_id]))
+        return self.request.build_absolute_uri(reverse("public:incident", args=[incident_id]))
 
 
 def _shard(stay: Stay | None) -> dict[str, str] | None:

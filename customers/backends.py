@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
-from statuspage.cache import Columns, forget, kept
+from plumbing.cache import Columns, forget, kept
 
 
 @functools.cache

@@ -8,7 +8,8 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, Use
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from . import ratelimit
+from plumbing import ratelimit
+
 from .models import Role
 
 # Failed sign-ins allowed per username and client address in a window.
@@ -20,7 +21,7 @@ RESET_RATE_PER_EMAIL = "3/hour"
 
 def client_address(request: HttpRequest | None) -> str:
     """The address the request came from, as the web server saw it. Behind a proxy
-    this is the proxy unless TRUSTED_PROXY_HOPS says how many (statuspage/proxy.py)."""
+    this is the proxy unless TRUSTED_PROXY_HOPS says how many (plumbing/proxy.py)."""
     if request is None:
         return "-"
     return request.META.get("REMOTE_ADDR") or "-"
@@ -32,7 +33,7 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
 
     Only failures count, and a success clears the count. While refused, even the
     right password is not checked, so guessing gets no signal. When the cache is
-    down, nothing is limited (see ``customers.ratelimit``).
+    down, nothing is limited (see ``plumbing.ratelimit``).
     """
 
     error_messages = {

@@ -22,7 +22,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from . import ratelimit, services
+from plumbing import ratelimit
+
+from . import services
 from .access import TailnetAccess, private, tailnet_view
 from .forms import (
     InvitedAccountForm,

@@ -18,7 +18,7 @@ with what it was built for:
 The two counters and the entry are read in one round trip; an entry whose stamp is
 not the current one is built again. A change is on the page at the next request
 after its commit, and nothing is ever older than a minute. When the cache
-is down the page is simply rendered every time (statuspage/cache.py's breaker keeps
+is down the page is simply rendered every time (plumbing/cache.py's breaker keeps
 a hanging Redis from costing a timeout per request).
 """
 
@@ -31,9 +31,8 @@ from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models.signals import post_delete, post_save
 
-from statuspage.cache import cache_failed
+from plumbing.cache import cache_failed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,12 +95,6 @@ def tailnets_changed(tailnet_ids: Iterable[int | None]) -> None:
         transaction.on_commit(lambda: _bump(keys), robust=True)
 
 
-def _tailnet_row_changed(instance: Any, **_: Any) -> None:
-    """A placement, a tailnet or an outage report was saved or deleted."""
-    tailnet_id = instance.pk if instance._meta.model_name == "tailnet" else instance.tailnet_id
-    tailnets_changed([tailnet_id])
-
-
 def _bump(keys: list[str]) -> None:
     try:
         for key in keys:
@@ -143,25 +136,14 @@ def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callabl
     return value
 
 
-def connect_signals() -> None:
-    from incidents import models, signals
-    from reports.models import Report
+def _tailnet_data_changed(tailnet_ids: Iterable[int], **_: Any) -> None:
+    tailnets_changed(tailnet_ids)
 
-    for model in (
-        models.Incident,
-        models.IncidentUpdate,
-        models.IncidentComponent,
-        models.Component,
-        models.ShardImpact,
-        models.Shard,
-    ):
-        name = model.__name__
-        post_save.connect(data_changed, sender=model, dispatch_uid=f"pagecache-save-{name}")
-        post_delete.connect(data_changed, sender=model, dispatch_uid=f"pagecache-delete-{name}")
-    signals.impacts_rebuilt.connect(data_changed, dispatch_uid="pagecache-impacts")
-    for own in (models.Placement, models.Tailnet, Report):
-        name = own.__name__
-        post_save.connect(_tailnet_row_changed, sender=own, dispatch_uid=f"pagecache-save-{name}")
-        post_delete.connect(
-            _tailnet_row_changed, sender=own, dispatch_uid=f"pagecache-delete-{name}"
-        )
+
+def connect_signals() -> None:
+    """Every change the domain announces (``incidents.signals``): published data
+    bumps the fleet's version, a tailnet's own data that tailnet's."""
+    from incidents import signals
+
+    signals.published_data_changed.connect(data_changed, dispatch_uid="pagecache-published")
+    signals.tailnet_data_changed.connect(_tailnet_data_changed, dispatch_uid="pagecache-tailnets")

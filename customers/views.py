@@ -12,7 +12,7 @@ this order, the same way for every slug, existing or not:
 
 Every customer response is personal: ``Cache-Control: private, no-store`` (via
 ``add_never_cache_headers``), never stored by a shared cache, and never part of
-the public snapshot (``incidents.snapshot.is_public_path`` knows nothing of /t/).
+the public snapshot (``public.snapshot.is_public_path`` knows nothing of /t/).
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ from django.views.decorators.http import require_safe
 from drf_spectacular.generators import SchemaGenerator
 
 from incidents.impact import describe_duration
-from incidents.models import ApiToken, ImpactLevel, Tailnet
-from incidents.templatetags.status import same_utc_day, utc
-from incidents.tokens import api_token_create, api_token_revoke
+from incidents.models import ImpactLevel, Tailnet
+from plumbing.models import ApiToken
+from plumbing.times import same_utc_day, utc
+from plumbing.tokens import api_token_create, api_token_revoke
 from reports.queries import tailnet_reports
 
 from .access import SAFE_METHODS, TailnetAccess, member_tailnets, private, tailnet_view
@@ -143,7 +144,7 @@ def _history_rows(page: Any) -> list[dict[str, Any]]:
     return [
         {
             "item": item,
-            "url": reverse("incidents:incident", args=[item.incident.pk]),
+            "url": reverse("public:incident", args=[item.incident.pk]),
             "when": _affected_when(item.first_affected_at, item.last_affected_at),
             "level": LEVEL_LABELS.get(item.worst_level, item.worst_level),
             "duration": describe_duration(item.affected_seconds)

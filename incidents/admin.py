@@ -36,11 +36,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
+from plumbing.models import ApiToken
+
 from . import services
 from .audit import Actor, actor_for_request
 from .impact import describe_duration, span_seconds
 from .models import (
     CLOSED_STATUSES,
+    AuditEntry,
     Component,
     ComponentGroup,
     ImpactLevel,
@@ -868,7 +871,7 @@ class IncidentAdmin(BaseAdmin):
         if not obj.published:
             return "Draft: not on the public page."
         try:
-            url = reverse("incidents:incident", args=[obj.pk])
+            url = reverse("public:incident", args=[obj.pk])
         except NoReverseMatch:
             return "—"
         return format_html('<a href="{}">{}</a>', url, url)
@@ -1278,9 +1281,6 @@ class TailnetImpactAdmin(_TailnetSlugSearchAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-
-from . import admin_tokens  # noqa: E402, F401  (registers the ApiToken admin)
-from .models import ApiToken, AuditEntry  # noqa: E402  (the audit trail, below)
 
 # --- Audit trail (read-only) ------------------------------------------------------------
 # Written by the services (incidents/audit.py) in the same transaction as each change.

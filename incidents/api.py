@@ -47,11 +47,13 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from plumbing.models import ApiToken
+from plumbing.tokens import BearerTokenAuthentication, HasScope
+
 from . import services
 from .audit import Actor, actor_for_request, request_digest
 from .models import (
     CLOSED_STATUSES,
-    ApiToken,
     AuditEntry,
     Component,
     ComponentStatus,
@@ -67,7 +69,6 @@ from .models import (
     TailnetImpact,
 )
 from .queries import incident_blast_radius
-from .tokens import BearerTokenAuthentication, HasScope
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +343,7 @@ class IncidentOut(serializers.Serializer):
     components = ComponentOut(source="affected_components", many=True)
 
     def get_shortlink(self, incident: Incident) -> str:
-        path = reverse("incidents:incident", args=[incident.pk])
+        path = reverse("public:incident", args=[incident.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 

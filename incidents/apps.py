@@ -6,7 +6,6 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents and the fleet"
 
     def ready(self) -> None:
-        from . import snapshot, tokens
+        from . import signals
 
-        snapshot.connect_signals()
-        tokens.connect_signals()
+        signals.connect()

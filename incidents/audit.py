@@ -19,7 +19,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 
-from .models import ApiToken, AuditEntry
+from plumbing.models import ApiToken
+
+from .models import AuditEntry
 
 
 @dataclass(frozen=True)

@@ -453,54 +453,6 @@ class TailnetImpact(models.Model):
         return f"{self.tailnet_id} {self.level} {self.seconds}s"
 
 
-class ApiToken(models.Model):
-    """A bearer token for machines. Only a SHA-256 of the secret is stored: the
-    secret is random (256 bits), so a fast hash is enough and lookups stay O(1).
-    The secret is shown once, when the token is created (``services.api_token_create``).
-    """
-
-    class Scope(models.TextChoices):
-        PROBE = "probe", "Probe ingestion"
-        STAFF = "staff", "Operator API"
-        TAILNET = "tailnet", "One tailnet's API"
-        METRICS = "metrics", "Read /metrics"
-
-    name = models.CharField(max_length=100)
-    scope = models.CharField(max_length=10, choices=Scope.choices)
-    prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
-    digest = models.CharField(max_length=64, unique=True)
-    tailnet = models.ForeignKey(
-        Tailnet, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(scope__in=["probe", "staff", "tailnet", "metrics"]),
-                name="apitoken_scope_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(scope="tailnet", tailnet__isnull=False)
-                | (~Q(scope="tailnet") & Q(tailnet__isnull=True)),
-                name="apitoken_tailnet_iff_tailnet_scope",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.scope}, {self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-
 class AuditEntry(models.Model):
     """Who changed what, when: every write to incidents, their windows and updates,
     and every operator's correction of placements, from every door (admin, operator
@@ -521,7 +473,7 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     token = models.ForeignKey(
-        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "plumbing.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     system = models.CharField(
         max_length=8,

@@ -24,7 +24,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from incidents.models import Shard
-from incidents.tokens import BearerTokenAuthentication, HasScope
+from plumbing.tokens import BearerTokenAuthentication, HasScope
 
 from .models import ProbeError, ProbeRegion
 from .services import SampleIn, samples_store

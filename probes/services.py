@@ -117,9 +117,9 @@ def _insert_unnest(region: ProbeRegion, samples: Sequence[SampleIn]) -> None:
 
 def region_round(*, region_slug: str, scheduled_at: datetime | None = None) -> int:
     """One probe round from one region: probe its shards concurrently on the
-    worker's kept connections, store the samples. Detection runs on them right after,
+    connections its thread reuses, store the samples. Detection runs on them right after,
     in its own task (``probes.detect``). A failed probe is stored, never retried."""
-    from .checks import ProbeTarget, kept_prober
+    from .checks import ProbeTarget, thread_prober
 
     started = timezone.now()
     region = ProbeRegion.objects.get(slug=region_slug)
@@ -130,7 +130,7 @@ def region_round(*, region_slug: str, scheduled_at: datetime | None = None) -> i
     )
     shards = {slug: pk for slug, pk, _ in rows}
     targets = [ProbeTarget(shard=slug, url=url) for slug, _, url in rows]
-    prober = kept_prober(keepalive_s=_keepalive_seconds())
+    prober = thread_prober(keepalive_s=_keepalive_seconds())
     results = prober.probe(targets, region=region.slug, timeout_s=settings.PROBE_TIMEOUT_SECONDS)
     with transaction.atomic():  # one commit for the samples and the bookkeeping
         samples_store(

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from incidents.tokens import bearer_secret, token_for_secret
+from plumbing.tokens import bearer_secret, token_for_secret
 
 from .metrics import ProbeCollector
 

@@ -23,8 +23,8 @@ from rest_framework.views import APIView
 
 from customers.access import member_tailnets
 from customers.models import Membership
-from incidents.models import ApiToken
-from incidents.tokens import BearerTokenAuthentication
+from plumbing.models import ApiToken
+from plumbing.tokens import BearerTokenAuthentication
 
 from . import queries, services
 from .forms import ReportForm

@@ -109,7 +109,7 @@ def public_status(*, now: datetime | None = None) -> PublicStatus:
         overall=overall,
         troubled=tuple(troubled),
         incidents=tuple(
-            IncidentLine(i.title, reverse("incidents:incident", args=[i.pk]), i.started_at)
+            IncidentLine(i.title, reverse("public:incident", args=[i.pk]), i.started_at)
             for i in incidents.order_by("-started_at", "-id")
         ),
     )
@@ -148,7 +148,7 @@ def known_incident(*, shard: Shard, since: datetime, now: datetime) -> KnownInci
     latest = incident.timeline[0] if incident.timeline else None
     return KnownIncident(
         title=incident.title,
-        url=reverse("incidents:incident", args=[incident.pk]),
+        url=reverse("public:incident", args=[incident.pk]),
         started_at=min(window.starts_at for window in windows),
         resolved_at=incident.resolved_at,
         where=component.name,

@@ -17,11 +17,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from customers import ratelimit
 from customers.pagecache import tailnets_changed
 from incidents.audit import REPORTS
 from incidents.models import Incident, IncidentSource, Placement, Shard, Tailnet
 from incidents.services import WindowSpec, incident_create
+from plumbing import ratelimit
 
 from . import tasks
 from .models import Report, ReportStatus, Via

@@ -62,21 +62,23 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "plumbing",
     "incidents",
+    "public",
     "probes",
     "customers",
     "reports",
     "demo",
 ]
 
-# Proxies in front of the app that append to X-Forwarded-For (statuspage/proxy.py).
+# Proxies in front of the app that append to X-Forwarded-For (plumbing/proxy.py).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # The public pages from their snapshot: no database on that path (incidents/snapshot.py).
-    "statuspage.middleware.SnapshotMiddleware",
-    "statuspage.proxy.TrustedProxyMiddleware",
+    # The public pages from their snapshot: no database on that path (public/snapshot.py).
+    "public.serving.SnapshotMiddleware",
+    "plumbing.proxy.TrustedProxyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,7 +133,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",  # Django's, keeping its clients
+            "BACKEND": "plumbing.cache.RedisCache",  # Django's, keeping its clients
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "statuspage"),
             # A status page is visited most when things break: never hang on Redis.
@@ -204,7 +206,7 @@ CELERY_BEAT_SCHEDULE = {
     # Public pages show durations and uptime that grow with time; also catches up
     # changes whose after-commit rebuild could not be queued (broker down).
     "rebuild-snapshot": {
-        "task": "incidents.rebuild_snapshot",
+        "task": "public.rebuild_snapshot",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
@@ -252,8 +254,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # Sessions are read from the cache, kept in the database, and work with the cache down
-# (statuspage/sessions.py); a cached copy lives at most SESSION_CACHE_SECONDS.
-SESSION_ENGINE = "statuspage.sessions"
+# (plumbing/sessions.py); a cached copy lives at most SESSION_CACHE_SECONDS.
+SESSION_ENGINE = "plumbing.sessions"
 SESSION_CACHE_SECONDS = env_int("SESSION_CACHE_SECONDS", 300)
 # The signed-in user's row and their memberships are read from the cache for at most
 # this long (customers/backends.py, customers/access.py); saves and deletes forget them.
@@ -300,7 +302,7 @@ SPECTACULAR_SETTINGS = {
 # --- Accounts -------------------------------------------------------------------------
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customers:home"
-LOGOUT_REDIRECT_URL = "incidents:status"
+LOGOUT_REDIRECT_URL = "public:status"
 # The demo writes mail to the console; production sets an SMTP backend and its EMAIL_* vars.
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", "localhost")

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from . import views
 
@@ -7,11 +8,16 @@ admin.site.site_header = "Status page operations"
 admin.site.site_title = "Status page operations"
 
 urlpatterns = [
+    # API tokens moved from the incidents app to the plumbing app: old bookmarks work.
+    re_path(
+        r"^admin/incidents/apitoken/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/plumbing/apitoken/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("favicon.ico", views.favicon),
-    path("", include("incidents.urls")),
+    path("", include("public.urls")),
     # Statuspage-v2-compatible JSON (existing clients parse it unchanged).
-    path("api/v2/", include("incidents.urls_v2")),
+    path("api/v2/", include("public.urls_v2")),
     # The operator API (staff tokens).
     path("api/v1/", include("incidents.urls_api")),
     path("", include("probes.urls")),

@@ -8,6 +8,6 @@ django_application = get_wsgi_application()
 # Snapshot GETs (the public page and its JSON) are answered before Django's
 # request handling, with the same headers the middleware would give them; a
 # status page must stay fast when everyone opens it at once.
-from statuspage.middleware import SnapshotWSGI  # noqa: E402 - needs Django set up
+from public.serving import SnapshotWSGI  # noqa: E402 - needs Django set up
 
 application = SnapshotWSGI(django_application)

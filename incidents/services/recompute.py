@@ -107,14 +107,9 @@ def tailnet_impacts_recompute(
             )
             rows = cursor.rowcount
         Incident.objects.filter(pk=incident_id).update(impacts_computed_at=as_of)
-        transaction.on_commit(
-            lambda: signals.impacts_rebuilt.send(sender=Incident, incident_id=incident_id)
-        )
         if locked.published:
-            # Blast radius is on the public pages; a bulk INSERT sends no signals.
-            from ..snapshot import request_rebuild
-
-            request_rebuild()
+            # Who was affected is on the public pages; a bulk INSERT sends no signals.
+            signals.announce_published()
     return rows
 
 

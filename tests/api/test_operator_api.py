@@ -24,7 +24,7 @@ from incidents.models import (
     IncidentUpdate,
     ShardImpact,
 )
-from incidents.tokens import api_token_create, api_token_revoke
+from plumbing.tokens import api_token_create, api_token_revoke
 from tests.conftest import T0
 
 NOW = T0 + timedelta(hours=2)

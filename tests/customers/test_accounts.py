@@ -12,9 +12,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from customers import ratelimit
 from customers.models import Membership
 from incidents import services as fleet_services
+from plumbing import ratelimit
 from tests.conftest import PASSWORD
 
 LOGIN = "/accounts/login/"
@@ -181,7 +181,7 @@ def test_signing_in_clears_earlier_failures(client, people):
 def test_sign_in_still_works_when_the_cache_is_down(client, people, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
@@ -203,7 +203,7 @@ def test_hit_counts_per_key_and_window():
 def test_hit_fails_open_when_the_cache_is_down(settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }

@@ -28,7 +28,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
-from incidents.tokens import api_token_create, api_token_revoke
+from plumbing.tokens import api_token_create, api_token_revoke
 
 PREFIXES = ("t/", "api/v1/tailnets/")
 METHODS = ("get", "head", "options", "post", "put", "patch", "delete")

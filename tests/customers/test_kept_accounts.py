@@ -1,6 +1,6 @@
 """A signed-in page reads the session, the person, their memberships and the API token
-from the cache (statuspage/sessions.py, customers/backends.py, customers/access.py,
-incidents/tokens.py). Whatever changes who may see what is seen at the very next
+from the cache (plumbing/sessions.py, customers/backends.py, customers/access.py,
+plumbing/tokens.py). Whatever changes who may see what is seen at the very next
 request, and nothing needs the cache to work."""
 
 from datetime import timedelta
@@ -16,16 +16,16 @@ from customers.models import Membership
 from customers.services import membership_remove, membership_set_role
 from incidents.models import Placement, Tailnet
 from incidents.services import placement_migrate
-from incidents.tokens import api_token_create, api_token_revoke
+from plumbing.cache import FORGET_SECONDS
+from plumbing.tokens import api_token_create, api_token_revoke
 from reports.models import ReportStatus
 from reports.services import report_mark, report_submit
-from statuspage.cache import FORGET_SECONDS
 
 from .test_tailnet_page import NOW, M, outage, signed_in, text_of
 
 DOWN = {
     "default": {
-        "BACKEND": "statuspage.cache.RedisCache",
+        "BACKEND": "plumbing.cache.RedisCache",
         "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
         "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
     }
@@ -40,7 +40,7 @@ def at_now(time_machine):
 
 
 def _moments_later(time_machine):
-    """A change forgets what was kept and, for a moment (statuspage.cache.FORGET_SECONDS),
+    """A change forgets what was kept and, for a moment (plumbing.cache.FORGET_SECONDS),
     keeps anyone from keeping it again; setting the people up changed them all."""
     time_machine.move_to(NOW + timedelta(seconds=FORGET_SECONDS + 1), tick=False)
 

@@ -79,7 +79,7 @@ def test_another_tailnet_never_gets_acmes_page(client, people, at_now):
 def test_with_the_cache_down_the_page_is_still_there(client, people, at_now, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
@@ -104,7 +104,7 @@ def test_a_broken_cache_is_left_alone_for_a_while(people, settings, caplog):
 
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from customers import serializers
 from incidents.services import placement_migrate
-from incidents.tokens import api_token_create
+from plumbing.tokens import api_token_create
 from tests.conftest import T0
 
 from .test_tailnet_page import NOW, D, M, outage, resolve
@@ -284,7 +284,7 @@ def test_a_token_reads_only_its_own_tailnet(script, people, at_now):
 
 
 def test_a_token_records_when_it_was_last_used(script, people, at_now):
-    from incidents.models import ApiToken
+    from plumbing.models import ApiToken
 
     script.get(f"{API}/acme/status")
 

@@ -14,16 +14,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from customers.queries import tailnet_page
-from incidents import snapshot
-from incidents.models import ApiToken
 from incidents.services import (
     WindowSpec,
     incident_create,
     incident_post_update,
     placement_migrate,
 )
+from plumbing.models import ApiToken
 from probes.models import ProbeRegion, ProbeRollup
 from probes.rollup import histogram
+from public import snapshot
 from tests.conftest import T0
 
 M = timedelta(minutes=1)
@@ -501,7 +501,7 @@ def test_a_token_needs_a_name(client, people, at_now):
 
 def test_a_member_sees_tokens_but_cannot_create_or_revoke_them(client, people, at_now):
     bob = signed_in(client, people["bob"])
-    from incidents.tokens import api_token_create
+    from plumbing.tokens import api_token_create
 
     token, _ = api_token_create(name="CI", scope="tailnet", tailnet=people["globex"])
 
@@ -516,7 +516,7 @@ def test_a_member_sees_tokens_but_cannot_create_or_revoke_them(client, people, a
 
 
 def test_alice_cannot_revoke_globexs_token_through_acme(client, people, at_now):
-    from incidents.tokens import api_token_create
+    from plumbing.tokens import api_token_create
 
     token, _ = api_token_create(name="CI", scope="tailnet", tailnet=people["globex"])
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from django.test import RequestFactory
 
-from incidents import api_v2
 from incidents.impact import incident_window_end
 from incidents.models import Incident
 from incidents.queries import incident_blast_radius, incidents_blast_radius
 from incidents.services import WindowSpec, incident_create, incident_post_update, tailnet_create
+from public import api_v2
 from tests.conftest import T0
 
 M = timedelta(minutes=1)

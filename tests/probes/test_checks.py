@@ -3,6 +3,7 @@ with the right error kind, within the timeout, and nothing raises."""
 
 import asyncio
 import errno
+import threading
 import time
 from datetime import UTC
 
@@ -10,14 +11,16 @@ import aiohttp
 import pytest
 
 from probes.checks import (
+    REGION_HEADER,
     Prober,
     ProbeTarget,
     _classify,
+    _never_resend_dropped_requests,
     _short,
-    kept_prober,
     probe_all,
     probe_round,
     probe_session,
+    thread_prober,
 )
 from probes.models import ProbeError
 from probes.simulator import Fleet
@@ -72,6 +75,23 @@ def test_a_dropped_connection_is_a_failure_and_is_not_retried(simulator):
     assert result.error in (ProbeError.REFUSED, ProbeError.NETWORK)
     assert result.latency_ms is None
     assert simulator.requests_from("use-1", "us-east") == 1
+
+
+@pytest.mark.parametrize(("resend_switched_off", "requests"), [(False, 2), (True, 1)])
+def test_a_probe_session_never_resends_a_dropped_get(simulator, resend_switched_off, requests):
+    """The one use of a private aiohttp name: without it aiohttp sends the GET twice."""
+    simulator.fleet.set_fault("use-1", "down", mode="refused")
+
+    async def one_get():
+        async with aiohttp.ClientSession() as session:
+            if resend_switched_off:
+                _never_resend_dropped_requests(session)
+            with pytest.raises(aiohttp.ClientError):
+                await session.get(simulator.shard_url("use-1"), headers={REGION_HEADER: "us-east"})
+
+    asyncio.run(one_get())
+
+    assert simulator.requests_from("use-1", "us-east") == requests
 
 
 def test_a_slow_shard_within_the_timeout_is_ok_and_its_latency_shows_it(simulator):
@@ -254,7 +274,7 @@ def test_details_are_short_and_on_one_line():
     assert "\n" not in detail
 
 
-def test_a_kept_prober_reuses_its_connections_from_one_round_to_the_next(simulator):
+def test_a_prober_reuses_its_connections_from_one_round_to_the_next(simulator):
     target = ProbeTarget("use-1", simulator.shard_url("use-1"))
     prober = Prober(keepalive_s=60)
     try:
@@ -271,7 +291,7 @@ def test_a_kept_prober_reuses_its_connections_from_one_round_to_the_next(simulat
 
 
 def test_a_shard_that_restarted_between_rounds_is_probed_on_a_new_connection(simulator):
-    """Its old connection is gone; the kept prober must not fail the probe on it."""
+    """Its old connection is gone; the prober must not fail the probe on it."""
     target = ProbeTarget("use-1", simulator.shard_url("use-1"))
     port = int(simulator.url.rsplit(":", 1)[1])
     prober = Prober(keepalive_s=60)
@@ -310,9 +330,22 @@ def test_waiting_for_a_free_connection_does_not_count_as_the_shards_latency(simu
     assert 300 <= second.latency_ms < 600
 
 
-def test_the_worker_keeps_one_prober_per_process():
-    first = kept_prober(keepalive_s=65)
-    assert kept_prober(keepalive_s=65) is first
-    replaced = kept_prober(keepalive_s=125)  # a new interval: a new prober
+def test_each_thread_reuses_one_prober_per_process():
+    first = thread_prober(keepalive_s=65)
+    assert thread_prober(keepalive_s=65) is first
+    replaced = thread_prober(keepalive_s=125)  # a new interval: a new prober
     assert replaced is not first
     assert first.closed
+
+
+def test_another_thread_gets_a_prober_of_its_own():
+    mine = thread_prober(keepalive_s=65)
+    theirs = []
+    other = threading.Thread(target=lambda: theirs.append(thread_prober(keepalive_s=65)))
+    other.start()
+    other.join()
+    try:
+        assert theirs[0] is not mine
+        assert thread_prober(keepalive_s=65) is mine
+    finally:
+        theirs[0].close()

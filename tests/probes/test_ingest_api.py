@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents.tokens import api_token_create
+from plumbing.tokens import api_token_create
 from probes.models import ProbeRegion, ProbeSample
 
 URL = "/api/v1/probes/samples"
@@ -118,7 +118,7 @@ def test_without_a_probe_token_nothing_is_stored(client, fleet, ams):
 
 
 def test_a_revoked_token_is_refused(client, fleet, ams):
-    from incidents.tokens import api_token_revoke
+    from plumbing.tokens import api_token_revoke
 
     token, secret = api_token_create(name="old probe", scope="probe")
     api_token_revoke(token=token)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from incidents.tokens import api_token_create
+from plumbing.tokens import api_token_create
 from probes import rollup
 from probes.models import ProbeRegion, ProbeRollup, ProbeSample
 from probes.services import SampleIn, retention_prune, rollups_build, samples_store

@@ -28,7 +28,7 @@ def cache_down(settings):
     """Django's cache is a Redis that refuses connections (a real closed port)."""
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": f"redis://{CLOSED_PORT}/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }

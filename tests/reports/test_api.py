@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from incidents.services import WindowSpec, incident_create
-from incidents.tokens import api_token_create
+from plumbing.tokens import api_token_create
 from reports.models import Report
 
 from .conftest import NOW

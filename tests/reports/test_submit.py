@@ -1,5 +1,7 @@
 """A report is saved first, always: with Redis and the broker down, from bots too."""
 
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -67,6 +69,25 @@ def test_it_is_saved_and_answered_while_redis_and_the_broker_are_down(
     answer = client.get(response["Location"])
     assert answer.status_code == 200
     assert "your report is saved" in answer.content.decode()
+
+
+def test_a_broker_that_never_answers_holds_the_reporter_up_only_for_the_publish_timeout(
+    client, people, committed, settings, caplog
+):
+    settings.REPORT_PUBLISH_TIMEOUT_SECONDS = 0.2
+    # Accepts connections (the kernel does) and never answers; no timeouts in the
+    # app's own broker settings, so only the publish timeout can end the wait.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        with real_broker(url), committed():
+            started = time.perf_counter()
+            response = submit(client, tailnet="acme")
+            waited = time.perf_counter() - started
+
+    assert response.status_code == 303
+    assert Report.objects.get().status == "new"  # saved; the sweep will triage it
+    assert "could not queue triage of report" in caplog.text
+    assert waited < 2  # a few publish timeouts at most, never the broker's own wait
 
 
 def test_a_report_saved_while_the_broker_was_down_is_triaged_later_by_the_sweep(

@@ -1,7 +1,7 @@
 """Sessions read from the cache, kept in the database, and working without the cache.
 
 Django's ``cached_db`` engine (read from the cache, fall back to the database), with
-what a status page needs on top (``SESSION_ENGINE = "statuspage.sessions"``):
+what a status page needs on top (``SESSION_ENGINE = "plumbing.sessions"``):
 
 - **The cache may be down.** Django's engine survives a failed read or save, but a
   cache error while refilling the cache after a database read, in ``exists()`` or in
@@ -12,7 +12,7 @@ what a status page needs on top (``SESSION_ENGINE = "statuspage.sessions"``):
   expiry, checked on every read. It costs one database read per active session per
   five minutes.
 - **Signing out is final.** Deleting a session forgets its cached copy the way
-  ``statuspage.cache.forget`` does: a request that read the session just before
+  ``plumbing.cache.forget`` does: a request that read the session just before
   cannot put it back in the cache just after.
 """
 
@@ -25,14 +25,14 @@ from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.utils import timezone
 
-from statuspage.cache import cache_failed, forget, kept
+from plumbing.cache import cache_failed, forget, kept
 
 logger = logging.getLogger(__name__)
 
 
 class SessionStore(cached_db.SessionStore):
     # Its own prefix: what is kept here is (data, expiry), not Django's bare data.
-    cache_key_prefix = "statuspage.sessions:"
+    cache_key_prefix = "plumbing.sessions:"
     _cache: Any  # caches[settings.SESSION_CACHE_ALIAS]
 
     def load(self) -> dict[str, Any]:

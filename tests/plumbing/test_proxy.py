@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
+from plumbing.proxy import forwarded_client
 from reports.models import Report
-from statuspage.proxy import forwarded_client
 
 BODY = {"what": "login"}  # started just now
 

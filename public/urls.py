@@ -3,7 +3,7 @@ from django.views.decorators.http import require_safe
 
 from . import feeds, views
 
-app_name = "incidents"
+app_name = "public"
 
 urlpatterns = [
     path("", views.status_page, name="status"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from incidents.snapshot import SnapshotError, snapshot_export
+from public.snapshot import SnapshotError, snapshot_export
 
 
 class Command(BaseCommand):

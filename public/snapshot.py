@@ -7,11 +7,11 @@ keeps the 200s, and writes them as one *generation*: a directory with one file p
 path (plus ``<file>.gz``, a gzipped copy of each text page) and a ``manifest.json``.
 The ``current`` symlink is then swapped to it in one ``rename``, so a reader sees the
 old snapshot or the new one, never half of one.
-Web processes (``statuspage.middleware.SnapshotMiddleware``) keep the current
+Web processes (``public.serving.SnapshotMiddleware``) keep the current
 generation in memory and look at the symlink at most once a second: no database,
 Redis or Celery on the request path, and a restarted process serves from disk.
 
-Rebuilds run in the ``incidents.rebuild_snapshot`` task: every minute from beat (time
+Rebuilds run in the ``public.rebuild_snapshot`` task: every minute from beat (time
 passes: durations, uptime bars) and after the commit of any change to published data
 (one per transaction, see ``request_rebuild``). If the database is unreachable the
 old snapshot stays; if one page fails, its last good copy stays.
@@ -48,7 +48,6 @@ from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
-from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
@@ -56,14 +55,10 @@ from django.utils import timezone
 from django.utils.http import http_date
 from kombu.exceptions import OperationalError as BrokerError
 
-from .models import (
+from incidents import signals
+from incidents.models import (
     Component,
-    ComponentGroup,
     Incident,
-    IncidentComponent,
-    IncidentUpdate,
-    Shard,
-    ShardImpact,
 )
 
 logger = logging.getLogger(__name__)
@@ -717,34 +712,14 @@ def request_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> None:
     transaction.on_commit(publish, using=using)
 
 
-def _published_data_changed(sender: type, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    # Drafts too: an incident being unpublished is a draft save. The rebuild then
-    # renders the same bytes, and visitors' ETags stay the same.
+def _published_data_changed(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
     request_rebuild(using=using)
 
 
-PUBLISHED_MODELS = (
-    Incident,
-    IncidentUpdate,
-    IncidentComponent,
-    ShardImpact,
-    Component,
-    ComponentGroup,
-    Shard,
-)
-
-
 def connect_signals() -> None:
-    """Rebuild after commit of any save or delete of what public pages show. Bulk
-    operations and queryset.update() send no signals: the periodic rebuild covers
-    them within a minute."""
-    for model in PUBLISHED_MODELS:
-        uid = f"snapshot-{model._meta.label_lower}"
-        post_save.connect(_published_data_changed, sender=model, dispatch_uid=f"{uid}-save")
-        post_delete.connect(_published_data_changed, sender=model, dispatch_uid=f"{uid}-del")
-    m2m_changed.connect(
-        _published_data_changed, sender=Incident.components.through, dispatch_uid="snapshot-m2m"
-    )
+    """Rebuild after the commit of any change the domain announces as published
+    (``incidents.signals``); the periodic rebuild covers the rest within a minute."""
+    signals.published_data_changed.connect(_published_data_changed, dispatch_uid="snapshot")
 
 
 # --- Static export -----------------------------------------------------------------------

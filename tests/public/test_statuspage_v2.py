@@ -34,7 +34,6 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from incidents import api_v2
 from incidents.models import (
     Component,
     ComponentGroup,
@@ -48,6 +47,7 @@ from incidents.services import (
     incident_post_update,
     tailnet_create,
 )
+from public import api_v2
 from tests.conftest import T0
 
 M = timedelta(minutes=1)

@@ -17,9 +17,9 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from statuspage.cache import Columns, cache_failed, forget, kept
+from plumbing.cache import Columns, cache_failed, forget, kept
 
-from .models import ApiToken, Tailnet
+from .models import ApiToken
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def digest(secret: str) -> str:
 
 
 def api_token_create(
-    *, name: str, scope: str, tailnet: Tailnet | None = None, by: Any = None
+    *, name: str, scope: str, tailnet: Any = None, by: Any = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns it and its secret, which is never stored."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -95,7 +95,8 @@ def _mark_used(token: ApiToken, now: Any) -> None:
 # request. Only tokens that exist are kept; an unknown secret always asks the database.
 
 _TOKEN = Columns(ApiToken)
-_TAILNET = Columns(Tailnet)
+# The tailnet a token is for, by its relation: this app sits below the domain's.
+_TAILNET = Columns(ApiToken._meta.get_field("tailnet").related_model)
 
 
 def _token_key(token_digest: str) -> str:
@@ -123,16 +124,16 @@ def _token_row_changed(instance: ApiToken, **_: Any) -> None:
     forget([_token_key(instance.digest)])
 
 
-def _tailnet_row_changed(instance: Tailnet, **_: Any) -> None:
+def _tailnet_row_changed(instance: Any, **_: Any) -> None:
     digests = ApiToken.objects.filter(tailnet_id=instance.pk).values_list("digest", flat=True)
     forget([_token_key(d) for d in digests])
 
 
 def connect_signals() -> None:
-    for model, receiver in ((ApiToken, _token_row_changed), (Tailnet, _tailnet_row_changed)):
-        name = model.__name__
-        post_save.connect(receiver, sender=model, dispatch_uid=f"tokens-save-{name}")
-        post_delete.connect(receiver, sender=model, dispatch_uid=f"tokens-delete-{name}")
+    senders = ((ApiToken, _token_row_changed), ("incidents.Tailnet", _tailnet_row_changed))
+    for model, receiver in senders:
+        post_save.connect(receiver, sender=model, dispatch_uid=f"tokens-save-{model}")
+        post_delete.connect(receiver, sender=model, dispatch_uid=f"tokens-delete-{model}")
 
 
 def bearer_secret(header: str) -> str | None:

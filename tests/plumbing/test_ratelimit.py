@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from customers import ratelimit
+from plumbing import ratelimit
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BACKENDS = ["locmem"] + (["redis"] if REDIS_URL else [])
@@ -15,7 +15,7 @@ BACKENDS = ["locmem"] + (["redis"] if REDIS_URL else [])
 @pytest.fixture(params=BACKENDS)
 def cache_backend(request, settings):
     if request.param == "redis":
-        config = {"BACKEND": "statuspage.cache.RedisCache", "LOCATION": REDIS_URL}
+        config = {"BACKEND": "plumbing.cache.RedisCache", "LOCATION": REDIS_URL}
     else:
         config = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl"}
     # A prefix of this test's own, so counters never meet another run's.
@@ -40,7 +40,7 @@ def test_a_crowd_and_a_flood_are_counted_apart(cache_backend):
 def test_when_the_cache_is_down_everyone_gets_through(settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "statuspage.cache.RedisCache",
+            "BACKEND": "plumbing.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }

@@ -1,15 +1,15 @@
-"""statuspage/cache.py: Django's Redis cache with kept clients and a breaker, and the
+"""plumbing/cache.py: Django's Redis cache with kept clients and a breaker, and the
 rows kept for a short while and forgotten when they change."""
 
 import pytest
 import redis
 from django.core.cache import cache, caches
 
-from statuspage import cache as kept_cache
-from statuspage.cache import CacheSkipped, Forgotten, forget, kept
+from plumbing import cache as kept_cache
+from plumbing.cache import CacheSkipped, Forgotten, forget, kept
 
 REFUSED = {
-    "BACKEND": "statuspage.cache.RedisCache",
+    "BACKEND": "plumbing.cache.RedisCache",
     "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens: refused
     "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
 }
@@ -153,7 +153,7 @@ def test_a_hanging_redis_is_waited_for_once_not_on_every_page(settings, client, 
     try:
         settings.CACHES = {
             "default": {
-                "BACKEND": "statuspage.cache.RedisCache",
+                "BACKEND": "plumbing.cache.RedisCache",
                 "LOCATION": f"redis://127.0.0.1:{hanging.port}/0",
                 "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
             }

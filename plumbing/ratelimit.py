@@ -3,7 +3,7 @@
 Use it for anything a person (or a script) could repeat to do harm: sign-in
 attempts, invitation emails, outage reports::
 
-    from customers import ratelimit
+    from plumbing import ratelimit
 
     limit, period = ratelimit.parse_rate(settings.REPORT_RATE_PER_IP)  # "5/10min"
     if not ratelimit.hit(f"report:ip:{ip}", limit, period):
@@ -29,7 +29,7 @@ from typing import Any
 
 from django.core.cache import cache, caches
 
-from statuspage.cache import BreakerRedis, CacheSkipped, redis_client
+from plumbing.cache import BreakerRedis, CacheSkipped, redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ import gzip
 
 import pytest
 
-from incidents import snapshot
-from incidents.snapshot import snapshot_rebuild
-from statuspage.middleware import SnapshotWSGI, accepts_gzip
-from tests.incidents.test_snapshot import _call_wsgi, _etag, _incident
+from public import snapshot
+from public.serving import SnapshotWSGI, accepts_gzip
+from public.snapshot import snapshot_rebuild
+from tests.public.test_snapshot import _call_wsgi, _etag, _incident
 
 BROWSER = "gzip, deflate, br, zstd"
 
@@ -115,7 +115,7 @@ def test_accept_encoding_is_read_as_rfc_9110_says(header, accepted):
 def test_a_rebuild_reuses_good_gzipped_copies_and_redoes_a_torn_one(
     client, fleet, snapshot_dir, time_machine
 ):
-    from tests.incidents.test_snapshot import NOW
+    from tests.public.test_snapshot import NOW
 
     time_machine.move_to(NOW, tick=False)  # the same bytes on every rebuild
     snapshot_rebuild()

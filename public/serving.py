@@ -1,4 +1,4 @@
-"""Serve the public pages from the snapshot (incidents/snapshot.py).
+"""Serve the public pages from the snapshot (public/snapshot.py).
 
 ``SnapshotMiddleware`` sits first after SecurityMiddleware: its SSL redirect runs
 before this, and its response headers (HSTS, nosniff, Referrer-Policy,
@@ -29,8 +29,8 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.cache import get_conditional_response, has_vary_header
 from django.utils.http import parse_etags, parse_http_date_safe
 
-from incidents import snapshot
-from incidents.snapshot import CACHE_CONTROL
+from public import snapshot
+from public.snapshot import CACHE_CONTROL
 
 __all__ = ["CACHE_CONTROL", "SnapshotMiddleware", "SnapshotWSGI"]
 

@@ -16,11 +16,11 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 register = template.Library()
 
 LINKS = {
-    "status": "incidents:status",
-    "history": "incidents:history",
-    "feed_rss": "incidents:feed_rss",
-    "feed_atom": "incidents:feed_atom",
-    "badge": "incidents:badge",
+    "status": "public:status",
+    "history": "public:history",
+    "feed_rss": "public:feed_rss",
+    "feed_atom": "public:feed_atom",
+    "badge": "public:badge",
     "logout": "logout",
 }
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from incidents.badge import STATUS_COLOURS, STATUS_TEXT, badge_for_status, text_width
 from incidents.models import Component
 from incidents.services import WindowSpec, incident_create
+from public.badge import STATUS_COLOURS, STATUS_TEXT, badge_for_status, text_width
 from tests.conftest import T0
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -1,5 +1,5 @@
 """The public pages are served from a snapshot: fast, cacheable, and still there when
-the database is not (incidents/snapshot.py, statuspage/middleware.py)."""
+the database is not (public/snapshot.py, public/serving.py)."""
 
 import contextlib
 import hashlib
@@ -23,12 +23,12 @@ from django.urls import include, path
 from django.utils import timezone
 from django.utils.http import http_date
 
-from incidents import snapshot
 from incidents.models import Component, ComponentGroup, Incident
 from incidents.services import WindowSpec, incident_create
-from incidents.snapshot import SnapshotError, snapshot_rebuild
-from incidents.tasks import rebuild_snapshot
-from statuspage.middleware import CACHE_CONTROL, SnapshotMiddleware, SnapshotWSGI
+from public import snapshot
+from public.serving import CACHE_CONTROL, SnapshotMiddleware, SnapshotWSGI
+from public.snapshot import SnapshotError, snapshot_rebuild
+from public.tasks import rebuild_snapshot
 from tests.conftest import T0, real_broker
 
 M = timedelta(minutes=1)

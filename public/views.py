@@ -20,10 +20,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import levels, wording
-from .badge import badge_for_status
-from .impact import BlastRadius, describe_duration, span_seconds
-from .models import (
+from incidents import levels, wording
+from incidents.impact import BlastRadius, describe_duration, span_seconds
+from incidents.models import (
     Component,
     ComponentGroup,
     ComponentStatus,
@@ -31,7 +30,7 @@ from .models import (
     IncidentUpdate,
     ShardImpact,
 )
-from .queries import (
+from incidents.queries import (
     DayIncident,
     component_statuses_now,
     components_day_incidents,
@@ -42,7 +41,9 @@ from .queries import (
     public_incident,
     status_page_incidents,
 )
-from .uptime import DayUptime, total
+from incidents.uptime import DayUptime, total
+
+from .badge import badge_for_status
 
 UPTIME_DAYS = 90
 RECENT_DAYS = 14

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from django import template
 from django.urls import reverse
-from django.utils.html import escape, format_html
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from incidents import levels
 from incidents.impact import describe_duration
 from incidents.models import ComponentStatus
+from plumbing.times import same_utc_day, utc
 
 if TYPE_CHECKING:
     from incidents.queries import DayIncident
@@ -75,29 +76,9 @@ def _day_text(value: date) -> str:
     return f"{value:%a}, {value:%b} {value.day}, {value.year}"
 
 
-@register.simple_tag
-def utc(value: datetime | None, style: str = "datetime") -> SafeString:
-    """``<time datetime="2026-01-05T10:00:00Z">Jan 5, 2026, 10:00 UTC</time>``.
-
-    ``style`` is "datetime" or "time" (just "10:00 UTC"). The script adds the
-    viewer's local time beside it; without the script, the UTC text reads alone.
-    """
-    if value is None:
-        return mark_safe("")
-    value = _utc(value)
-    clock = f"{value:%H:%M} UTC"
-    text = clock if style == "time" else f"{value:%b} {value.day}, {value.year}, {clock}"
-    return format_html(
-        '<time class="utc" datetime="{}" data-style="{}">{}</time>',
-        value.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        style,
-        text,
-    )
-
-
-@register.filter
-def same_utc_day(start: datetime | None, end: datetime | None) -> bool:
-    return start is not None and end is not None and _utc(start).date() == _utc(end).date()
+# Also used by the customers' views: they live with the plumbing every app may import.
+register.simple_tag(utc)
+register.filter(same_utc_day)
 
 
 @register.filter
@@ -193,7 +174,7 @@ def _quiet_day(day: DayUptime, level: str, key: str, stamp: str, classes: str) -
 
 
 def _incident_link(incident: DayIncident) -> str:
-    url = reverse("incidents:incident", args=[incident.pk])
+    url = reverse("public:incident", args=[incident.pk])
     suffix = " (maintenance)" if incident.kind == "maintenance" else ""
     return f'<li><a href="{escape(url)}">{escape(incident.title)}</a>{suffix}</li>'
 

@@ -40,8 +40,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from .levels import worst_impact, worst_status
-from .models import (
+from incidents.levels import worst_impact, worst_status
+from incidents.models import (
     Component,
     ComponentGroup,
     Incident,
@@ -50,7 +50,7 @@ from .models import (
     IncidentUpdate,
     ShardImpact,
 )
-from .queries import component_statuses_now, incidents_blast_radius
+from incidents.queries import component_statuses_now, incidents_blast_radius
 
 JSON = dict[str, Any]
 Builder = Callable[[HttpRequest, datetime], JSON]
@@ -334,7 +334,7 @@ def _incidents_json(page: _Page, incidents: Sequence[Incident]) -> list[JSON]:
             "monitoring_at": timestamp(min(monitoring)) if monitoring else None,
             "resolved_at": timestamp(incident.resolved_at),
             "impact": incident.impact,
-            "shortlink": page.absolute(reverse("incidents:incident", args=[incident.pk])),
+            "shortlink": page.absolute(reverse("public:incident", args=[incident.pk])),
             "started_at": timestamp(incident.started_at),
             "page_id": page.id,
             "incident_updates": [_update_json(update) for update in updates],

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed, Rss201rev2Feed, SyndicationFeed
 from django.utils.html import format_html, format_html_join
 
-from .models import ComponentStatus, Incident, IncidentStatus, IncidentUpdate
-from .queries import public_updates
+from incidents.models import ComponentStatus, Incident, IncidentStatus, IncidentUpdate
+from incidents.queries import public_updates
 
 FEED_ITEMS = 50
 TITLE = "Coordination service status"
@@ -41,10 +41,10 @@ class IncidentUpdatesRss(Feed):
     description = DESCRIPTION
 
     def link(self) -> str:
-        return reverse("incidents:status")
+        return reverse("public:status")
 
     def feed_url(self) -> str:
-        return reverse("incidents:feed_rss")
+        return reverse("public:feed_rss")
 
     def items(self) -> list[IncidentUpdate]:
         return public_updates(limit=FEED_ITEMS)
@@ -84,7 +84,7 @@ class IncidentUpdatesRss(Feed):
         return str(item.body_html) + str(components)
 
     def item_link(self, item: IncidentUpdate) -> str:
-        url = reverse("incidents:incident", args=[item.incident_id])
+        url = reverse("public:incident", args=[item.incident_id])
         return f"{url}#update-{item.pk}"
 
     # The guid (Atom: id) is the absolute item link: unique per update, and stable.
@@ -105,7 +105,7 @@ class IncidentUpdatesAtom(IncidentUpdatesRss):
     subtitle = DESCRIPTION
 
     def feed_url(self) -> str:
-        return reverse("incidents:feed_atom")
+        return reverse("public:feed_atom")
 
     def item_title(self, item: IncidentUpdate) -> str:
         # An Atom title is text (type="text"): escaped once, by the XML writer.

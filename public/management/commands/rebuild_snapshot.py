@@ -1,12 +1,12 @@
 """``manage.py rebuild_snapshot``: render the public pages into the snapshot now.
 
 ``make run`` calls it at start, so the first visitor is served from the snapshot; the
-``incidents.rebuild_snapshot`` task does the same every minute and after changes.
+``public.rebuild_snapshot`` task does the same every minute and after changes.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents.snapshot import SnapshotError, snapshot_rebuild
+from public.snapshot import SnapshotError, snapshot_rebuild
 
 
 class Command(BaseCommand):
