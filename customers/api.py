@@ -29,10 +29,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from incidents.api import OperatorRateThrottle
 from incidents.queries import TailnetIncident
 from incidents.uptime import Tally
 from plumbing.models import ApiToken
+from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication
 
 from .access import TailnetAccess, tailnet_access
@@ -82,8 +82,10 @@ class IsMemberOrTailnetToken(BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class TailnetRateThrottle(OperatorRateThrottle):
+class TailnetRateThrottle(PerTokenThrottle):
     """Per token (or person), failing open when the cache is down."""
+
+    default_rate = "120/min"
 
 
 class TailnetApi(APIView):

@@ -48,7 +48,6 @@ from incidents.models import ImpactLevel, Tailnet
 from plumbing.models import ApiToken
 from plumbing.times import same_utc_day, utc
 from plumbing.tokens import api_token_create, api_token_revoke
-from reports.queries import tailnet_reports
 
 from .access import SAFE_METHODS, TailnetAccess, member_tailnets, private, tailnet_view
 from .charts import Point, latency_chart, latency_table_rows
@@ -133,7 +132,6 @@ def _body_context(tailnet: Tailnet) -> dict[str, Any]:
         "months": list(reversed(page.sla.months)),
         "marks": _migration_marks(page),
         "history": _history_rows(page),
-        "reports": tailnet_reports(tailnet),
     }
 
 

@@ -35,7 +35,6 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from redis.exceptions import RedisError
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
@@ -43,11 +42,10 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from plumbing.models import ApiToken
+from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication, HasScope
 
 from . import services
@@ -97,31 +95,8 @@ class IsOperator(BasePermission):
         return bool(user and user.is_authenticated and getattr(user, "is_staff", False))
 
 
-class OperatorRateThrottle(ScopedRateThrottle):
-    """Scoped throttling per token (or user), with a default rate when the settings
-    name none, that lets requests through when the cache is unreachable: alerting
-    tools must be able to open an incident while Redis is the incident."""
-
-    def get_rate(self) -> str | None:
-        # Read at request time (not at import, as DRF does) so the setting can change.
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
-        return str(rate) if rate else DEFAULT_RATE
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        if isinstance(request.auth, ApiToken):
-            ident = f"token-{request.auth.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user-{request.user.pk}"
-        else:
-            ident = self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-    def allow_request(self, request: Request, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except (RedisError, OSError) as error:
-            logger.warning("Operator API throttle skipped, cache unavailable: %s", error)
-            return True
+class OperatorRateThrottle(PerTokenThrottle):
+    default_rate = DEFAULT_RATE
 
 
 # --- Input -------------------------------------------------------------------------------

@@ -17,13 +17,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from customers.access import member_tailnets
 from customers.models import Membership
 from plumbing.models import ApiToken
+from plumbing.throttles import FailOpenScopedThrottle
 from plumbing.tokens import BearerTokenAuthentication
 
 from . import queries, services
@@ -37,20 +36,8 @@ DEFAULT_RATE = "10/min"
 FIELDS = ("what", "started_at", "tailnet", "email", "description")
 
 
-class ReportRateThrottle(ScopedRateThrottle):
-    """DRF's scoped throttle that lets reports through when the cache is down."""
-
-    def get_rate(self) -> str | None:
-        # Read at request time (DRF reads it at import) so the setting can change.
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
-        return str(rate) if rate else DEFAULT_RATE
-
-    def allow_request(self, request: Request, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except Exception as error:  # a report must never fail because the cache did
-            logger.warning("report API throttle skipped, cache unavailable: %s", error)
-            return True
+class ReportRateThrottle(FailOpenScopedThrottle):
+    default_rate = DEFAULT_RATE
 
 
 def _token_membership(token: ApiToken) -> list[Membership]:

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from customers.pagecache import tailnets_changed
+from incidents import signals
 from incidents.audit import REPORTS
 from incidents.models import Incident, IncidentSource, Placement, Shard, Tailnet
 from incidents.services import WindowSpec, incident_create
@@ -234,7 +234,7 @@ def report_triage(*, report_id: int, at: datetime | None = None) -> Report | Non
                 joined = Report.objects.filter(
                     pk__in=[point.key for point in spike.points], incident__isnull=True
                 )
-                tailnets_changed(joined.values_list("tailnet_id", flat=True))
+                signals.announce_tailnets(joined.values_list("tailnet_id", flat=True))
                 joined.update(incident=incident)
                 report.incident = incident
     return report
@@ -322,7 +322,9 @@ def report_mark(*, report_ids: Iterable[int], status: str, at: datetime | None =
     ids = list(report_ids)
     with transaction.atomic():
         # update() sends no signals: the members' pages are told here.
-        tailnets_changed(Report.objects.filter(pk__in=ids).values_list("tailnet_id", flat=True))
+        signals.announce_tailnets(
+            Report.objects.filter(pk__in=ids).values_list("tailnet_id", flat=True)
+        )
         changed = (
             Report.objects.filter(pk__in=ids, triaged_at__isnull=True)
             .exclude(status=status)
