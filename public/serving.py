@@ -1,15 +1,17 @@
 """Serve the public pages from the snapshot (public/snapshot.py).
 
-``SnapshotMiddleware`` sits first after SecurityMiddleware: its SSL redirect runs
-before this, and its response headers (HSTS, nosniff, Referrer-Policy,
-Cross-Origin-Opener-Policy) are added to what this returns. The clickjacking
-middleware comes later, so X-Frame-Options is set here. Nothing on this path
-touches the database, Redis or Celery.
+``SnapshotWSGI`` is the one fast path, around Django's WSGI application
+(``statuspage.wsgi``, which gunicorn and ``runserver`` both load): a GET or HEAD of a
+snapshotted path is answered from memory before Django builds a request, with
+validators, caching headers, 304s and the security headers of every page
+(``security_headers``). Nothing on that path touches the database, Redis or Celery.
+Everything else goes to Django.
 
-``SnapshotWSGI`` is the same fast path one layer out, around Django's WSGI
-application (``application = SnapshotWSGI(get_wsgi_application())``): it answers
-exactly what the middleware would, without building a Django request, and hands
-every other request to Django unchanged.
+``SnapshotMiddleware`` does only what that layer cannot, with the same functions: a
+snapshotted page whose live view fails with a server error (say, with a query
+string while the database is down) is answered from the snapshot, and a public page
+rendered live gets the snapshot's caching headers. It sits right after
+SecurityMiddleware, which adds its own headers to what it returns.
 
 Both answer with the page's gzipped copy (``Content-Encoding: gzip``, a weak ETag of
 the same value) when the request accepts gzip, as every browser's does.
@@ -17,15 +19,12 @@ the same value) when the request accepts gzip, as every browser's does.
 
 import functools
 import hashlib
-import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.http.response import HttpResponseBase
-from django.middleware.security import SecurityMiddleware
 from django.utils.cache import get_conditional_response, has_vary_header
 from django.utils.http import parse_etags, parse_http_date_safe
 
@@ -104,10 +103,9 @@ def _fresh(entry: snapshot.Entry, if_none_match: str | None, if_modified_since: 
 
 
 class SnapshotMiddleware:
-    """GET/HEAD of a snapshotted path: the snapshot's bytes, with validators and
-    caching headers, 304 when the visitor's copy is current. If the live view of a
-    snapshotted path fails with a server error (say, with a query string while the
-    database is down), the snapshot answers instead."""
+    """A snapshotted path whose live view failed with a server error: the snapshot
+    answers. A public page rendered live (no snapshot yet, or a query string): the
+    snapshot's caching headers, unless it turned out personal."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
@@ -117,9 +115,6 @@ class SnapshotMiddleware:
         meta = request.META
         if snapshot.CAPTURE_ENVIRON_KEY in meta:  # the rebuild rendering a page
             return self.get_response(request)
-        entry = _entry_for(request.method, request.path_info, meta.get("QUERY_STRING"))
-        if entry is not None:
-            return self.serve(request, entry)
         if request.method not in ("GET", "HEAD") or not snapshot.is_public_path(request.path_info):
             return self.get_response(request)
         response = self.get_response(request)
@@ -169,17 +164,15 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class SnapshotWSGI:
-    """The middleware's fast path as a WSGI wrapper: no Django request, signals or
-    middleware chain for a snapshot hit. Answers only GET/HEAD hits that need no
-    redirect to HTTPS; everything else goes to ``application``."""
+    """The fast path: no Django request, signals or middleware chain for a snapshot
+    hit. Answers only GET/HEAD hits that need no redirect to HTTPS; everything else
+    goes to ``application``."""
 
     def __init__(self, application: WSGIApp) -> None:
         self.application = application
         self.redirect = bool(settings.SECURE_SSL_REDIRECT)
         self.proxy_ssl_header = settings.SECURE_PROXY_SSL_HEADER
-        frame = ("X-Frame-Options", settings.X_FRAME_OPTIONS.upper())
-        # What SecurityMiddleware adds to any response, for http and for https.
-        self.extra = {secure: (frame, *_security_headers(secure)) for secure in (False, True)}
+        self.extra = {secure: security_headers(secure=secure) for secure in (False, True)}
 
     def secure(self, environ: dict[str, Any]) -> bool:
         # HttpRequest.scheme's rule: the proxy's header if configured and present.
@@ -207,19 +200,24 @@ class SnapshotWSGI:
         return [variant.body] if method == "GET" else []
 
 
-def _security_headers(secure: bool) -> list[tuple[str, str]]:
-    """The headers SecurityMiddleware adds to a response, asked of it, not copied."""
-    request = WSGIRequest(
-        {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": "/",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "443" if secure else "80",
-            "wsgi.url_scheme": "https" if secure else "http",
-            "wsgi.input": io.BytesIO(),
-        }
-    )
-    blank = HttpResponse()
-    before = set(blank.headers)
-    response = SecurityMiddleware(lambda request: blank).process_response(request, blank)
-    return [(name, value) for name, value in response.items() if name not in before]
+def security_headers(*, secure: bool) -> list[tuple[str, str]]:
+    """The headers Django's SecurityMiddleware and XFrameOptionsMiddleware add to
+    every page, from the same settings: the one place the fast path takes them from
+    (tests/public/test_snapshot.py holds them against a live page's)."""
+    headers = [("X-Frame-Options", settings.X_FRAME_OPTIONS.upper())]
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        headers.append(("Strict-Transport-Security", hsts))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        parts = policy.split(",") if isinstance(policy, str) else policy
+        headers.append(("Referrer-Policy", ",".join(part.strip() for part in parts)))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    return headers
