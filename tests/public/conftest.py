@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 from django.http import HttpResponse
@@ -29,7 +30,7 @@ class Visitor:
             handed_on.append(True)
             return []
 
-        answer = {}
+        answer: dict[str, Any] = {}
         body = b"".join(
             SnapshotWSGI(django)(environ, lambda status, items: answer.update(s=status, h=items))
         )
@@ -39,7 +40,7 @@ class Visitor:
         del response["Content-Type"]
         for name, value in answer["h"]:
             response[name] = value
-        response.json = lambda: json.loads(response.content)  # as the test client's
+        response.json = lambda: json.loads(response.content)  # type: ignore[attr-defined]
         return response
 
     def get(self, path, data=None, secure=False, **extra):
