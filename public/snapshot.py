@@ -1,4 +1,4 @@
-"""The public pages as last rendered, kept on disk and in memory, so that a herd of
+"""The public pages as last rendered, stored on disk and in memory, so that a herd of
 visitors during an outage costs a dict lookup each and no database at all.
 
 A rebuild renders every public path through the real URLconf and middleware (a
@@ -90,9 +90,9 @@ BADGE_PATH = re.compile(r"^/badge/[-a-zA-Z0-9_]+\.svg$")
 # A WSGI environ key (not an HTTP header, so no client can send it) that marks the
 # rebuild's own requests: the serving middleware lets them through to the views.
 CAPTURE_ENVIRON_KEY = "statuspage.snapshot.capture"
-# Response headers of a captured page worth keeping besides its Content-Type; the
+# Response headers of a captured page served with it besides its Content-Type; the
 # serving middleware sets the caching and framing ones itself.
-KEPT_HEADERS = (
+CAPTURED_HEADERS = (
     "Content-Language",
     "Content-Disposition",
     "Access-Control-Allow-Origin",
@@ -102,7 +102,7 @@ KEPT_HEADERS = (
 )
 # How often a web process looks whether a new generation was swapped in.
 CHECK_INTERVAL_SECONDS = 1.0
-# Generations kept besides the current one: a reader that resolved the symlink just
+# Generations left on disk besides the current one: a reader that resolved the symlink just
 # before a swap still finds its files, and a restart can fall back to one.
 KEEP_GENERATIONS = 3
 LOCK_WAIT_SECONDS = 60.0
@@ -244,7 +244,7 @@ class _Capturer:
         return Page(
             body=response.content,
             content_type=response.get("Content-Type", "application/octet-stream"),
-            headers={name: response[name] for name in KEPT_HEADERS if name in response},
+            headers={name: response[name] for name in CAPTURED_HEADERS if name in response},
         )
 
 
@@ -289,7 +289,7 @@ class Variant:
 
     body: bytes
     # Content-Type, Content-Length, [Content-Encoding,] ETag, Last-Modified,
-    # Cache-Control, Vary, kept ones; as a dict (for HttpResponse) and as WSGI pairs.
+    # Cache-Control, Vary, the captured ones; as a dict (for HttpResponse) and as WSGI pairs.
     headers: dict[str, str]
     items: tuple[tuple[str, str], ...]
     not_modified_items: tuple[tuple[str, str], ...]
@@ -498,7 +498,7 @@ class RebuildResult:
     changed: list[str] = field(default_factory=list)  # new or different bytes
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # failed now; the last good copy stays
+    carried_over: list[str] = field(default_factory=list)  # failed now: the last good copy stays
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why not snapshotted
 
 
@@ -567,7 +567,7 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
                 if isinstance(outcome, Miss):
                     if outcome.failed and before and _keep(before, current, staging):
                         entries[path] = before
-                        result.kept.append(path)
+                        result.carried_over.append(path)
                     else:
                         result.skipped[path] = outcome.reason
                     continue
@@ -592,9 +592,9 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
                 if packed is not None:
                     entries[path]["gzip"] = packed
             if not entries and old:
-                raise SnapshotError("no page could be rendered or kept")
+                raise SnapshotError("no page could be rendered or carried over")
             result.removed.extend(sorted(set(old) - set(entries)))
-            if result.kept and previous:
+            if result.carried_over and previous:
                 # Some pages are old copies: this build must not make a rebuild
                 # queued before it look redundant.
                 started_at = previous["started_at"]
@@ -615,12 +615,12 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
     if _store is not None and _store.directory == directory:
         _store.expire()
     logger.info(
-        "snapshot %s: %d changed, %d unchanged, %d removed, %d kept after errors",
+        "snapshot %s: %d changed, %d unchanged, %d removed, %d carried over after errors",
         name,
         len(result.changed),
         len(result.unchanged),
         len(result.removed),
-        len(result.kept),
+        len(result.carried_over),
     )
     return result
 

@@ -442,7 +442,7 @@ def test_a_page_that_fails_keeps_its_last_good_copy(client, fleet, flaky_page):
 
     result = snapshot_rebuild()
 
-    assert result.kept == ["/flaky/"]
+    assert result.carried_over == ["/flaky/"]
     page = client.get("/flaky/")
     assert page.status_code == 200
     assert page.content == b"first"

@@ -21,12 +21,12 @@ class Command(BaseCommand):
             self.stdout.write(f"changed   {path}")
         for path in result.removed:
             self.stdout.write(f"removed   {path}")
-        for path in result.kept:
+        for path in result.carried_over:
             self.stderr.write(f"failed    {path} (its last good copy stays)")
         for path, reason in result.skipped.items():
             self.stdout.write(f"skipped   {path}: {reason}")
         self.stdout.write(
             f"Snapshot {result.generation}: {len(result.changed)} changed, "
             f"{len(result.unchanged)} unchanged, {len(result.removed)} removed, "
-            f"{len(result.kept)} failed."
+            f"{len(result.carried_over)} failed."
         )
