@@ -595,6 +595,26 @@ def test_admin_edits_leave_an_audit_entry_naming_the_operator(
     assert entries["impact.edit"].remote_addr == "127.0.0.1"
 
 
+def test_a_postmortem_written_in_the_admin_is_published_at_once(
+    admin_client, world, committed, time_machine
+):
+    """As through the API: the public incident page shows a postmortem from the
+    moment it is written, and says since when."""
+    incident = world["incident"]
+    with committed():
+        services.incident_resolve(incident=incident, at=T0 + 30 * M)
+    time_machine.move_to(T0 + 3 * 24 * 60 * M, tick=False)
+    data = _post_data(admin_client.get(_url(Incident, "change", incident.pk)))
+    data["postmortem"] = "### What happened\n\nA message bus filled up."
+    response = admin_client.post(_url(Incident, "change", incident.pk), data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+
+    incident.refresh_from_db()
+    assert incident.postmortem_published_at == T0 + 3 * 24 * 60 * M
+    page = admin_client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "A message bus filled up." in page
+
+
 def test_the_admin_uses_no_private_name_of_a_service_module():
     import ast
     import inspect
