@@ -1,18 +1,19 @@
 """Django's Redis cache, keeping its clients and leaving a failing Redis alone.
 
-Two changes to ``django.core.cache.backends.redis``, everything else is Django's:
+One change to ``django.core.cache.backends.redis``, everything else is Django's:
+**a breaker**. A status page is visited most when things break. When Redis refuses
+or times out, every later command on that server fails at once for
+``BREAKER_SECONDS`` instead of waiting for its socket timeout again: the callers
+already treat a cache error as a miss (sessions and users come from the database,
+pages are rendered, rate limits let people through), so a hanging Redis costs one
+timeout per process every half a minute, not one per cache call.
 
-- **Kept clients.** Django's ``RedisCacheClient.get_client`` builds a new
-  ``redis.Redis`` for every operation; each copies ~170 response callbacks, which
-  costs more than the round trip it makes (0.1 to 0.2 ms). The connection pools were
-  already kept; this keeps one client per pool too (a ``redis.Redis`` over a pool is
-  safe to share between threads).
-- **A breaker.** A status page is visited most when things break. When Redis refuses
-  or times out, every later command on that server fails at once for
-  ``BREAKER_SECONDS`` instead of waiting for its socket timeout again: the callers
-  already treat a cache error as a miss (sessions and users come from the database,
-  pages are rendered, rate limits let people through), so a hanging Redis costs one
-  timeout per process every half a minute, not one per cache call.
+The breaker remembers a failure in the client, so there is one client per
+connection pool (Django's ``get_client`` builds a new ``redis.Redis`` for every
+command; a ``redis.Redis`` over a pool is safe to share between threads). This is
+the one module that touches the private names of Django's Redis cache
+(``_client``, ``_get_connection_pool``, ``_cache``, ``_class``);
+tests/plumbing/test_cache.py holds them to what Django does.
 
 Below them, ``kept()`` and ``forget()``: rows read on every request (the signed-in
 user, memberships, API tokens, sessions) kept briefly and forgotten by the change
@@ -91,7 +92,7 @@ class RedisCacheClient(DjangoRedisCacheClient):
 
 
 class RedisCache(DjangoRedisCache):
-    """``django.core.cache.backends.redis.RedisCache`` with kept clients and a breaker."""
+    """``django.core.cache.backends.redis.RedisCache`` with a breaker."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
@@ -99,8 +100,8 @@ class RedisCache(DjangoRedisCache):
 
 
 def redis_client(backend: Any) -> BreakerRedis | None:
-    """The kept Redis client behind one of our Redis caches (for pipelines), or
-    None for any other cache backend."""
+    """The Redis client behind one of our Redis caches (for pipelines), or None for
+    any other cache backend."""
     if not isinstance(backend, RedisCache):
         return None
     return cast(RedisCacheClient, backend._cache).get_client(write=True)
