@@ -13,23 +13,18 @@ import asyncio
 import atexit
 import contextlib
 import errno
-import gc
 import json
 import math
 import os
 import re
 import threading
 from collections.abc import Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
+from types import SimpleNamespace
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
 
 REGION_HEADER = "X-Probe-Region"
 USER_AGENT = "coordination-status-probe/1.0"
@@ -69,47 +64,68 @@ class ProbeResult:
 
 
 class _Scratch:
-    """What the connector learns about one request's connection (see _ProbeConnector)."""
+    """What aiohttp's connection tracing tells one probe about its connection."""
 
-    __slots__ = ("connect_ms", "waited_s")
+    __slots__ = ("connect_ms", "since", "waited_s")
 
     def __init__(self) -> None:
         self.connect_ms: float | None = None  # set only when a new connection was made
-        self.waited_s = 0.0  # time spent getting a connection, less the connect itself
+        self.waited_s = 0.0  # time spent waiting for a free connection slot
+        self.since = 0.0  # when the current wait or connect began
 
 
-# The probe a connection is being fetched for. Each probe runs in its own task, and the
-# connector is awaited inside that task, so this reaches the right probe without
-# aiohttp's TraceConfig (which costs a trace object and a dozen signal awaits per request).
-_SCRATCH: ContextVar[_Scratch | None] = ContextVar("probe_scratch", default=None)
+def _scratch(ctx: SimpleNamespace) -> _Scratch | None:
+    scratch = ctx.trace_request_ctx
+    return scratch if isinstance(scratch, _Scratch) else None
 
 
-class _ProbeConnector(aiohttp.TCPConnector):
-    """A TCPConnector that times new connections, and the wait for a free slot in the
-    pool, for the probe that asked (nothing when a kept-alive connection is reused)."""
+async def _on_queued_start(
+    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
+) -> None:
+    if scratch := _scratch(ctx):
+        scratch.since = perf_counter()
 
-    async def connect(
-        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> Connection:
-        scratch = _SCRATCH.get()
-        if scratch is None:
-            return await super().connect(req, traces, timeout)
-        started = perf_counter()
-        try:
-            return await super().connect(req, traces, timeout)
-        finally:
-            connecting = (scratch.connect_ms or 0.0) / 1000
-            scratch.waited_s = max(0.0, perf_counter() - started - connecting)
 
-    async def _create_connection(
-        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> ResponseHandler:
-        scratch = _SCRATCH.get()
-        started = perf_counter()
-        protocol = await super()._create_connection(req, traces, timeout)
-        if scratch is not None:
-            scratch.connect_ms = (perf_counter() - started) * 1000
-        return protocol
+async def _on_queued_end(
+    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
+) -> None:
+    if scratch := _scratch(ctx):
+        scratch.waited_s += perf_counter() - scratch.since
+
+
+async def _on_create_start(
+    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
+) -> None:
+    if scratch := _scratch(ctx):
+        scratch.since = perf_counter()
+
+
+async def _on_create_end(
+    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
+) -> None:
+    if scratch := _scratch(ctx):
+        scratch.connect_ms = (perf_counter() - scratch.since) * 1000
+
+
+def _connection_timing() -> aiohttp.TraceConfig:
+    """Times new connections, and the wait for a free slot in the pool, for the probe
+    that asked (nothing when a kept-alive connection is reused)."""
+    config = aiohttp.TraceConfig()
+    config.on_connection_queued_start.append(_on_queued_start)
+    config.on_connection_queued_end.append(_on_queued_end)
+    config.on_connection_create_start.append(_on_create_start)
+    config.on_connection_create_end.append(_on_create_end)
+    return config
+
+
+def _never_resend_dropped_requests(session: aiohttp.ClientSession) -> None:
+    """aiohttp re-sends a GET once when the server drops the connection (RFC 9112's
+    retry of idempotent requests). A probe must see that drop: a shard that resets
+    every other connection would otherwise look healthy. No public switch exists, so
+    this is the one place that sets aiohttp's private flag; pinned by
+    tests/probes/test_checks.py (test_a_probe_session_never_resends_a_dropped_get)."""
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
 
 
 def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aiohttp.ClientSession:
@@ -119,7 +135,7 @@ def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aioh
     ``probe_all`` calls to reuse connections between rounds; ``keepalive_s`` must then
     exceed the time between rounds (aiohttp's default, 15 s, does not).
     """
-    connector = _ProbeConnector(
+    connector = aiohttp.TCPConnector(
         limit=concurrency,
         limit_per_host=0,
         ttl_dns_cache=300,
@@ -129,13 +145,9 @@ def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aioh
         connector=connector,
         headers={"User-Agent": USER_AGENT},
         cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=[_connection_timing()],
     )
-    # aiohttp re-sends a GET once when the server drops the connection (RFC 9112's
-    # retry of idempotent requests). A probe must see that drop: a shard that resets
-    # every other connection would otherwise look healthy. No public switch exists;
-    # tests/probes/test_checks.py pins the behaviour.
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
+    _never_resend_dropped_requests(session)
     return session
 
 
@@ -215,11 +227,11 @@ def probe_round(
 
 
 class Prober:
-    """One event loop and one ``probe_session`` kept for many rounds, so a worker
-    reuses its connections instead of opening one per shard every round (1,000 fresh
+    """One event loop and one ``probe_session`` for many rounds, so a worker reuses
+    its connections instead of opening one per shard every round (1,000 fresh
     connections cost the worker and every shard CPU, and land in the latency).
 
-    For synchronous callers; not thread-safe: one per thread (see ``kept_prober``).
+    For synchronous callers; not thread-safe: one per thread (see ``thread_prober``).
     """
 
     def __init__(self, *, keepalive_s: float, concurrency: int = 1000) -> None:
@@ -253,7 +265,7 @@ class Prober:
     def probe(
         self, targets: Sequence[ProbeTarget], *, region: str, timeout_s: float
     ) -> list[ProbeResult]:
-        """``probe_all`` on the kept session. If anything escapes (a task's time
+        """``probe_all`` on the prober's session. If anything escapes (a task's time
         limit), the prober closes itself: it is never reused in an unknown state."""
         try:
             return self._loop.run_until_complete(self._round(targets, region, timeout_s))
@@ -280,43 +292,33 @@ class Prober:
         await self._session.close()
 
 
-_kept = threading.local()
+_per_thread = threading.local()
 
 
-def kept_prober(*, keepalive_s: float, concurrency: int = 1000) -> Prober:
-    """This thread's ``Prober``, made on first use. A forked child (a Celery prefork
-    worker) makes its own: a loop and sockets inherited across fork are not usable."""
-    prober: Prober | None = getattr(_kept, "prober", None)
+def thread_prober(*, keepalive_s: float, concurrency: int = 1000) -> Prober:
+    """This thread's ``Prober``, made on first use and reused by its later rounds. A
+    forked child (a Celery prefork worker) makes its own: a loop and sockets inherited
+    across fork are not usable."""
+    prober: Prober | None = getattr(_per_thread, "prober", None)
     if (
         prober is None
         or prober.closed
-        or _kept.pid != os.getpid()
+        or _per_thread.pid != os.getpid()
         or (prober.keepalive_s, prober.concurrency) != (keepalive_s, concurrency)
     ):
-        if prober is not None and _kept.pid == os.getpid():
+        if prober is not None and _per_thread.pid == os.getpid():
             prober.close()
-        if getattr(_kept, "pid", None) != os.getpid():
-            _freeze_startup_objects()
         prober = Prober(keepalive_s=keepalive_s, concurrency=concurrency)
-        _kept.prober, _kept.pid = prober, os.getpid()
-        if not getattr(_kept, "atexit", False):
-            atexit.register(_close_kept, _kept)
-            _kept.atexit = True
+        _per_thread.prober, _per_thread.pid = prober, os.getpid()
+        if not getattr(_per_thread, "atexit", False):
+            atexit.register(_close_thread_prober, _per_thread)
+            _per_thread.atexit = True
     return prober
 
 
-def _freeze_startup_objects() -> None:
-    """A worker lives long, and what it loaded before its first round (Django, the
-    project, every module) lives as long. Take it out of the collector's sight: each
-    round allocates enough to trigger full collections, and re-scanning those objects
-    every time cost ~40 ms of CPU per 1,000-shard round (bench/README.md)."""
-    gc.collect()
-    gc.freeze()
-
-
-def _close_kept(kept: threading.local) -> None:
-    prober = getattr(kept, "prober", None)
-    if prober is not None and getattr(kept, "pid", None) == os.getpid():
+def _close_thread_prober(per_thread: threading.local) -> None:
+    prober = getattr(per_thread, "prober", None)
+    if prober is not None and getattr(per_thread, "pid", None) == os.getpid():
         prober.close()
 
 
@@ -348,13 +350,16 @@ async def _probe_now(
     started_at = clock.now(target.shard)
     start = perf_counter()
     scratch = _Scratch()
-    _SCRATCH.set(scratch)  # this task's own context: no reset needed
     status: int | None = None
     reason = ""
     try:
         async with asyncio.timeout(timeout.total + GUARD_S):
             async with session.get(
-                target.url, headers=headers, timeout=timeout, allow_redirects=False
+                target.url,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                trace_request_ctx=scratch,
             ) as response:
                 status, reason = response.status, response.reason or ""
                 body, complete = await _read_capped(response)
