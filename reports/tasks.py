@@ -1,14 +1,13 @@
 """Thin Celery tasks around reports.services. Ids in, never objects."""
 
 import logging
-import os
-import threading
 from datetime import timedelta
-from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
+
+from .publisher import publish
 
 logger = logging.getLogger(__name__)
 
@@ -64,50 +63,11 @@ def enqueue_triage(report_id: int) -> None:
         triage_report.apply_async((report_id,))
         return
     try:
-        triage_report.apply_async((report_id,), producer=_producer(), retry=False)
+        publish(triage_report, (report_id,), timeout=settings.REPORT_PUBLISH_TIMEOUT_SECONDS)
     except Exception as error:  # the report is saved: never turn this into a 500
-        _forget_producer()
         logger.warning(
             "could not queue triage of report %s (%s: %s); the sweep will",
             report_id,
             type(error).__name__,
             error,
         )
-
-
-# This thread's producer, kept from one report to the next: a new connection, channel
-# and Redis client for every publish cost more than the publish itself. Dropped after
-# any error (the next report connects afresh), in a forked child, and when the broker
-# settings change.
-_kept = threading.local()
-
-
-def _producer() -> Any:
-    conf = triage_report.app.conf
-    timeout = settings.REPORT_PUBLISH_TIMEOUT_SECONDS
-    key = (os.getpid(), conf.broker_write_url, repr(conf.broker_transport_options), timeout)
-    if getattr(_kept, "key", None) != key:
-        _forget_producer()
-        # A connection of its own, with short timeouts and no retries: the app's
-        # would wait as long as the workers are prepared to.
-        connection = triage_report.app.connection_for_write(
-            connect_timeout=timeout,
-            transport_options={
-                "socket_connect_timeout": timeout,
-                "socket_timeout": timeout,
-                "max_retries": 0,
-            },
-        )
-        _kept.connection, _kept.producer, _kept.key = connection, connection.Producer(), key
-    return _kept.producer
-
-
-def _forget_producer() -> None:
-    connection, key = getattr(_kept, "connection", None), getattr(_kept, "key", None)
-    _kept.connection = _kept.producer = _kept.key = None
-    # A forked child only drops its copy: closing it would shut the parent's socket.
-    if connection is not None and key is not None and key[0] == os.getpid():
-        try:
-            connection.release()
-        except Exception:  # already broken: nothing to close cleanly
-            logger.debug("closing the triage publisher's connection failed", exc_info=True)
