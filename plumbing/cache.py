@@ -135,11 +135,15 @@ class Forgotten:
 class Columns:
     """How ``kept()`` keeps a model's rows: the values of its columns in a tuple, built
     back into an instance without a query. ``tag`` (a hash of the column names) goes
-    into the cache key, so a deploy that adds a column never reads rows kept before."""
+    into the cache key, so a deploy that adds a column never reads rows kept before.
+    Columns in ``exclude`` are never kept (secrets): the instance reads them from the
+    database if and when they are used (Django's deferred fields)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, exclude: tuple[str, ...] = ()) -> None:
         self.model = model
-        self.names = tuple(field.attname for field in model._meta.concrete_fields)
+        self.names = tuple(
+            field.attname for field in model._meta.concrete_fields if field.attname not in exclude
+        )
         self.tag = hashlib.sha256(",".join(self.names).encode()).hexdigest()[:8]
 
     def row(self, instance: Any) -> tuple[Any, ...]:

@@ -3,6 +3,8 @@ from the cache (plumbing/sessions.py, customers/backends.py, customers/access.py
 plumbing/tokens.py). Whatever changes who may see what is seen at the very next
 request, and nothing needs the cache to work."""
 
+import pickle
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -16,12 +18,15 @@ from customers.models import Membership
 from customers.services import membership_remove, membership_set_role
 from incidents.models import Placement, Tailnet
 from incidents.services import placement_migrate
-from plumbing.cache import FORGET_SECONDS
+from plumbing.cache import FORGET_SECONDS, redis_client
 from plumbing.tokens import api_token_create, api_token_revoke
 from reports.models import ReportStatus
 from reports.services import report_mark, report_submit
+from tests.conftest import PASSWORD
 
 from .test_tailnet_page import NOW, M, outage, signed_in, text_of
+
+NEW = "a whole new horse 2026"
 
 DOWN = {
     "default": {
@@ -203,9 +208,9 @@ def test_alices_other_sessions_end_when_she_changes_her_password(people, at_now)
     response = laptop.post(
         "/accounts/password_change/",
         {
-            "old_password": "correct horse battery staple",
-            "new_password1": "a whole new horse 2026",
-            "new_password2": "a whole new horse 2026",
+            "old_password": PASSWORD,
+            "new_password1": NEW,
+            "new_password2": NEW,
         },
     )
     assert response.status_code == 302
@@ -235,6 +240,78 @@ def test_signing_out_ends_the_session_for_good(people, at_now):
     replayed = Client()
     replayed.cookies["sessionid"] = cookie
     assert replayed.get("/t/acme/").status_code == 302
+
+
+# --- No secret in the cache -----------------------------------------------------------------
+
+
+@pytest.fixture(params=["file", "redis"])
+def raw_cache(request, settings, tmp_path):
+    """Every value in the cache, as the bytes the cache holds: on disk (a file cache)
+    or in Redis (CI's second pass, the configured cache)."""
+    if request.param == "file":
+        folder = tmp_path / "cache"
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(folder),
+            }
+        }
+
+        def values() -> bytes:
+            found = []
+            for path in folder.glob("*.djcache"):
+                with open(path, "rb") as f:
+                    pickle.load(f)  # noqa: S301 - the expiry this test's cache wrote
+                    found.append(zlib.decompress(f.read()))
+            return b"\n".join(found)
+
+        return values
+    if not settings.CACHES["default"]["BACKEND"].endswith("plumbing.cache.RedisCache"):
+        pytest.skip("the cache is not Redis (REDIS_URL unset)")
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+
+    def from_redis() -> bytes:
+        from django.core.cache import caches
+
+        client = redis_client(caches["default"])
+        assert client is not None
+        values = [client.get(key) for key in client.scan_iter(f"{prefix}:*")]
+        return b"\n".join(value for value in values if isinstance(value, bytes))
+
+    return from_redis
+
+
+def _secrets_of(user) -> list[str]:
+    """The shortest prefixes of the password hash that must never be kept: the hash
+    (``algorithm$salt$digest``) from its algorithm and a few characters of its salt
+    on, and its digest alone."""
+    algorithm, *_, digest = user.password.split("$")
+    return [user.password[: len(algorithm) + 5], digest[:8]]
+
+
+def test_alices_password_hash_never_reaches_the_cache(people, raw_cache, time_machine):
+    phone = signed_in(Client(), people["alice"])
+    laptop = Client()
+    laptop.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    _moments_later(time_machine)
+    assert phone.get("/t/acme/").status_code == 200
+    assert laptop.get("/t/acme/").status_code == 200
+    before = get_user_model().objects.get(username="alice")
+
+    laptop.post(
+        "/accounts/password_change/",
+        {"old_password": PASSWORD, "new_password1": NEW, "new_password2": NEW},
+    )
+    time_machine.move_to(NOW + 2 * timedelta(seconds=FORGET_SECONDS + 1), tick=False)
+    assert laptop.get("/t/acme/").status_code == 200
+    assert phone.get("/t/acme/").status_code == 302
+    after = get_user_model().objects.get(username="alice")
+
+    kept = raw_cache()
+    assert b"alice@acme.com" in kept  # her row is kept, without the hash
+    for secret in _secrets_of(before) + _secrets_of(after):
+        assert secret.encode() not in kept
 
 
 # --- The page's own cache, per tailnet -----------------------------------------------------

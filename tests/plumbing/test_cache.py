@@ -6,7 +6,7 @@ import redis
 from django.core.cache import cache, caches
 
 from plumbing import cache as kept_cache
-from plumbing.cache import CacheSkipped, Forgotten, forget, kept
+from plumbing.cache import CacheSkipped, Columns, Forgotten, forget, kept
 
 REFUSED = {
     "BACKEND": "plumbing.cache.RedisCache",
@@ -114,6 +114,24 @@ def test_with_the_cache_down_every_read_loads(settings, db):
         assert kept("user:1", load, timeout=60) == ("alice", True)
     forget(["user:1"])  # best effort, no error
     assert len(loads) == 3
+
+
+def test_an_excluded_column_is_never_kept_and_read_only_when_used(people):
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    columns = Columns(users, exclude=("password",))
+    alice = users.objects.get(username="alice")
+
+    row = columns.row(alice)
+    assert alice.password not in row
+    assert "password" not in columns.names
+    assert columns.tag != Columns(users).tag  # never read as a whole row kept before
+
+    rebuilt = columns.instance(row)
+    assert (rebuilt.pk, rebuilt.email) == (alice.pk, "alice@acme.com")
+    assert rebuilt.get_deferred_fields() == {"password"}
+    assert rebuilt.password == alice.password  # from the database, when asked
 
 
 class _SilentServer:
