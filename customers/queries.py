@@ -8,10 +8,12 @@ whatever the number of incidents, migrations or probe rollups. The arithmetic is
 
 Customers are shown a shard by its public name and region, never by its slug.
 
-The reads of a tailnet's page and API are fixed SQL statements, not querysets, as
-``incidents.queries.tailnet_incident_history`` is: on a page that reads a few dozen
-rows, building and compiling the querysets and instantiating models cost several
-times the statements themselves (``make bench-tailnet``). Plain values go into
+Plain Django first. Three reads (now, uptime, latency) are fixed SQL statements
+instead, as ``incidents.queries.tailnet_incident_history`` is, because each buys
+more than 10 % of ``make bench-tailnet``'s "tailnet: ours=" figure (the comment on
+each says how much; bench/README.md has the runs): on a page that reads a few dozen
+rows, building and compiling querysets cost more than the statements. The
+placements read did not (about 5 %) and is a queryset. Plain values go into
 dataclasses; model instances are made only where a template needs one (open
 incidents, usually none).
 """
@@ -42,7 +44,7 @@ from incidents.models import (
 from incidents.queries import DayIncident, TailnetIncident, tailnet_incident_history
 from incidents.uptime import DayUptime, Interval, Tally, daily_uptime, total
 from probes.models import Granularity
-from probes.rollup import N_BUCKETS, merge, quantiles_ms
+from probes.rollup import merge, quantiles_ms
 
 UPTIME_DAYS = 90
 SLA_MONTHS = 12
@@ -107,17 +109,6 @@ class Migration:
     to_name: str
 
 
-_STAYS_SQL = """
-    SELECT p.shard_id, s.public_name, s.region, s.component_id, c.name, c.kind,
-           s.latency_threshold_ms, p.starts_at, p.ends_at
-    FROM incidents_placement p
-    JOIN incidents_shard s ON s.id = p.shard_id
-    JOIN incidents_component c ON c.id = s.component_id
-    WHERE p.tailnet_id = %s
-    ORDER BY p.starts_at
-"""
-
-
 def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
     """Every placement of the tailnet, oldest first, with its shard. One query."""
     default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS  # Shard.effective_latency_...
@@ -130,8 +121,8 @@ def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
             component_name=component_name,
             component_kind=component_kind,
             latency_threshold_ms=threshold or default_threshold,
-            starts_at=_aware(starts_at),
-            ends_at=_aware_or_none(ends_at),
+            starts_at=starts_at,
+            ends_at=ends_at,
         )
         for (
             shard_id,
@@ -143,7 +134,19 @@ def tailnet_stays(*, tailnet_id: int) -> list[Stay]:
             threshold,
             starts_at,
             ends_at,
-        ) in _rows(_STAYS_SQL, [tailnet_id])
+        ) in Placement.objects.filter(tailnet_id=tailnet_id)
+        .order_by("starts_at")
+        .values_list(
+            "shard_id",
+            "shard__public_name",
+            "shard__region",
+            "shard__component_id",
+            "shard__component__name",
+            "shard__component__kind",
+            "shard__latency_threshold_ms",
+            "starts_at",
+            "ends_at",
+        )
     ]
 
 
@@ -210,6 +213,7 @@ def _happening(
     return Happening(incident=incident, phase=phase, level=level, words=words, windows=windows)
 
 
+# Raw SQL, not querysets: buys 13-25 % of `make bench-tailnet`'s "tailnet: ours=" (ORM +0.9 ms).
 # Open published incidents with a window on the shard, each window a row (the
 # incident's columns, then the window's), oldest window first.
 _OPEN_WINDOWS_SQL = """
@@ -365,6 +369,7 @@ def tailnet_uptime_report(
     return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=_months(days))
 
 
+# Raw SQL, not querysets: buys ~17 % of `make bench-tailnet`'s "tailnet: ours=" (ORM +1.3 ms).
 _UPTIME_IMPACTS_SQL = """
     SELECT ti.starts_at, ti.ends_at, ti.level
     FROM incidents_tailnetimpact ti
@@ -455,6 +460,7 @@ class LatencyHour:
     failures: int
 
 
+# Raw SQL, not a queryset: buys 27-31 % of `make bench-tailnet`'s "tailnet: ours=" (ORM +1.9 ms).
 # The hourly rollups of the hours the tailnet spent on each shard: one
 # "(shard, from, to)" condition per placement.
 _LATENCY_SQL = """
@@ -517,7 +523,7 @@ def tailnet_latency(
         else:
             key = (stay.shard_id, int(at.timestamp()))
             found = histograms.get(key)
-            p50, p95 = quantiles_ms(_merge(found), (0.5, 0.95)) if found else (None, None)
+            p50, p95 = quantiles_ms(merge(found), (0.5, 0.95)) if found else (None, None)
             samples, failures = counts.get(key, (0, 0))
             hours.append(
                 LatencyHour(
@@ -531,15 +537,6 @@ def tailnet_latency(
             )
         at += HOUR
     return hours
-
-
-def _merge(histograms: list[list[int]]) -> list[int]:
-    """``probes.rollup.merge`` column by column: the same sums, and the same refusal
-    of a histogram of the wrong length, at a fraction of the cost (it runs for every
-    hour of the week)."""
-    if any(len(counts) != N_BUCKETS for counts in histograms):
-        return merge(histograms)  # raises, saying what is wrong
-    return list(map(sum, zip(*histograms, strict=True)))
 
 
 # --- The page -----------------------------------------------------------------------------
