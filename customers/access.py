@@ -22,7 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.utils.cache import add_never_cache_headers
 
 from incidents.models import Tailnet
-from plumbing.cache import Columns, forget, kept
+from plumbing.cache import Columns, cached, forget
 from plumbing.models import ApiToken
 
 from .models import Membership
@@ -63,11 +63,11 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
     return TailnetAccess(tailnet=membership.tailnet, membership=membership)
 
 
-# --- A person's memberships, kept in the cache ---------------------------------------------
+# --- A person's memberships, cached ---------------------------------------------
 #
 # Every page a member loads asks the door; during an incident every member of every
 # affected tailnet reloads at once. So a person's memberships (with their tailnets) are
-# kept in the cache for at most ACCOUNT_CACHE_SECONDS and forgotten right away, and
+# cached for at most ACCOUNT_CACHE_SECONDS and forgotten right away, and
 # again after the commit, when any of them is saved or deleted (joining, a new role,
 # removal) or one of their tailnets is: a removed member is out at their next request.
 # Someone in very many tailnets is looked up in the database each time instead.
@@ -92,7 +92,7 @@ def _membership(*, user: Any, slug: str) -> Membership | None:
             return False  # too many to keep: ask the database each time
         return {m.tailnet.slug: (_MEMBERSHIP.row(m), _TAILNET.row(m.tailnet)) for m in found}
 
-    rows = kept(_memberships_key(user.pk), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
+    rows = cached(_memberships_key(user.pk), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
     if rows is False:
         return (
             Membership.objects.select_related("tailnet")
@@ -108,7 +108,7 @@ def _membership(*, user: Any, slug: str) -> Membership | None:
 
 
 def memberships_changed(user_ids: Iterable[Any]) -> None:
-    """Forget these people's kept memberships, now and once the transaction commits."""
+    """Forget these people's cached memberships, now and once the transaction commits."""
     forget([_memberships_key(pk) for pk in set(user_ids)])
 
 

@@ -109,9 +109,9 @@ class TailnetApi(APIView):
 
     def cached_json(self, kind: str, build: Callable[[], dict[str, Any]]) -> HttpResponse:
         """``build()`` as the JSON bytes JSONRenderer gives (the only renderer of this
-        API), kept per tailnet, data version and minute (``customers.pagecache``): the
+        API), cached per tailnet, data version and minute (``customers.pagecache``): the
         answer every member and dashboard polling this tailnet shares. Links in it are
-        absolute, so the scheme and host are part of what is kept."""
+        absolute, so the scheme and host are part of what is cached."""
         host = f"{self.request.scheme}://{self.request.get_host()}"
         body = cached_fragment(
             kind=f"{kind}:{host}",

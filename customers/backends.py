@@ -2,13 +2,13 @@
 
 Every page a signed-in person loads reads their ``auth_user`` row once, in
 ``django.contrib.auth.get_user``; during an incident every member of every affected
-tailnet reloads at once. This backend keeps that row in the cache for at most
+tailnet reloads at once. This backend caches that row for at most
 ``ACCOUNT_CACHE_SECONDS`` (a minute) and forgets it right away, and again after the
 commit, whenever the user is saved or deleted (a new password, deactivation, sign-in
 time), so Django's own checks work on current data: the session hash (a password
 change signs other sessions out) and ``is_active``.
 
-The password hash is never kept. What is kept is every other column and the user's
+The password hash is never cached. What is cached is every other column and the user's
 session hash (``get_session_auth_hash()``, the HMAC every signed-in session already
 holds), which is what Django compares with the session; anything that reads the
 password itself (changing it, the admin) loads it from the database.
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
-from plumbing.cache import Columns, forget, kept
+from plumbing.cache import Columns, cached, forget
 
 SECRET_COLUMNS = ("password",)
 
@@ -41,7 +41,7 @@ def _key(user_id: Any) -> str:
 
 
 def _session_hash(user: Any, kept_hash: str) -> str:
-    """The kept session hash while the password has not been read; once it has been
+    """The cached session hash while the password has not been read; once it has been
     (``set_password`` while changing it), the hash of the password now on the user."""
     if "password" in user.get_deferred_fields():
         return kept_hash
@@ -57,10 +57,10 @@ class CachedModelBackend(ModelBackend):
                 return None
             return (*_user_columns().row(user), user.get_session_auth_hash())
 
-        kept_row = kept(_key(user_id), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
-        if kept_row is None:
+        cached_row = cached(_key(user_id), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
+        if cached_row is None:
             return None
-        *row, session_hash = kept_row
+        *row, session_hash = cached_row
         user = _user_columns().instance(tuple(row))
         user.get_session_auth_hash = functools.partial(_session_hash, user, session_hash)
         return user if self.user_can_authenticate(user) else None

@@ -3,7 +3,7 @@
 Every member of a tailnet sees the same status, history, uptime, latency and outage
 reports; during an incident they all reload the page at once. So the rendered part
 of the page that is not personal (``templates/customers/_tailnet_body.html``) and the
-``/uptime`` JSON are kept in the cache, one entry per tailnet (and kind), stamped
+``/uptime`` JSON are cached, one entry per tailnet (and kind), stamped
 with what it was built for:
 
 - the **fleet version**, a counter bumped after the commit of any change that can
@@ -106,7 +106,7 @@ def _bump(keys: list[str]) -> None:
 
 def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callable[[], T]) -> T:
     """``build()``'s result for this tailnet, its versions and minute, from the cache
-    when it is there. One round trip when it is: the two versions and the kept
+    when it is there. One round trip when it is: the two versions and the cached
     fragment (stamped with the versions and minute it was built for) in one MGET."""
     # The database's name too: one cache shared by two databases (a staging copy, the
     # test runner's parallel workers) never mixes their pages.
@@ -125,14 +125,14 @@ def cached_fragment(*, kind: str, tailnet_id: int, now: datetime, build: Callabl
             return build()
         fleet, own = started
     stamp = (fleet, own, f"{now:%Y%m%d%H%M}")
-    kept = found.get(key)
-    if kept is not None and kept[0] == stamp:
-        return kept[1]
+    entry = found.get(key)
+    if entry is not None and entry[0] == stamp:
+        return entry[1]
     value = build()
     try:
         cache.set(key, (stamp, value), timeout=FRAGMENT_TTL)
     except Exception as error:
-        _failed("page not kept", error)
+        _failed("page not cached", error)
     return value
 
 

@@ -15,8 +15,8 @@ the one module that touches the private names of Django's Redis cache
 (``_client``, ``_get_connection_pool``, ``_cache``, ``_class``);
 tests/plumbing/test_cache.py holds them to what Django does.
 
-Below them, ``kept()`` and ``forget()``: rows read on every request (the signed-in
-user, memberships, API tokens, sessions) kept briefly and forgotten by the change
+Below them, ``cached()`` and ``forget()``: rows read on every request (the signed-in
+user, memberships, API tokens, sessions) cached briefly and forgotten by the change
 that makes them wrong, on whichever cache backend is configured.
 """
 
@@ -114,10 +114,10 @@ def cache_failed(log: logging.Logger, what: str, error: Exception) -> None:
         log.warning("%s", what, exc_info=True)
 
 
-# --- Rows kept for a short while, forgotten when they change -------------------------------
+# --- Rows cached for a short while, forgotten when they change -------------------------------
 #
 # The signed-in user, a person's memberships and API tokens are read on every request
-# and decide who may see what. They are kept under a short lifetime and forgotten
+# and decide who may see what. They are cached for a short while and forgotten
 # (now and after the commit) by the save or delete that changes them. A plain delete
 # would leave a race: a request that read the old row just before the change commits
 # could put it back just after the change forgot it. So forgetting leaves a marker for
@@ -129,14 +129,14 @@ FORGET_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Forgotten:
-    until: float  # time.time() after which the row may be kept again
+    until: float  # time.time() after which the row may be cached again
 
 
 class Columns:
-    """How ``kept()`` keeps a model's rows: the values of its columns in a tuple, built
+    """How ``cached()`` keeps a model's rows: the values of its columns in a tuple, built
     back into an instance without a query. ``tag`` (a hash of the column names) goes
-    into the cache key, so a deploy that adds a column never reads rows kept before.
-    Columns in ``exclude`` are never kept (secrets): the instance reads them from the
+    into the cache key, so a deploy that adds a column never reads rows cached before.
+    Columns in ``exclude`` are never cached (secrets): the instance reads them from the
     database if and when they are used (Django's deferred fields)."""
 
     def __init__(self, model: Any, *, exclude: tuple[str, ...] = ()) -> None:
@@ -155,12 +155,12 @@ class Columns:
         return self.model.from_db(DEFAULT_DB_ALIAS, self.names, row)
 
 
-def kept(
+def cached(
     key: str, load: Callable[[], T | None], *, timeout: int, using: str = "default"
 ) -> T | None:
-    """What is kept under ``key`` in cache ``using``, or else ``load()`` (from the
-    database), kept for ``timeout`` seconds unless it was forgotten moments ago.
-    ``None`` is not kept. With the cache down every call loads."""
+    """What is cached under ``key`` in cache ``using``, or else ``load()`` (from the
+    database), cached for ``timeout`` seconds unless it was forgotten moments ago.
+    ``None`` is not cached. With the cache down every call loads."""
     from django.core.cache import caches
 
     cache = caches[using]
@@ -181,12 +181,12 @@ def kept(
         elif value.until <= time.time():
             cache.set(key, fresh, timeout=timeout)
     except Exception as error:
-        cache_failed(logger, f"cache: {key!r} not kept", error)
+        cache_failed(logger, f"cache: {key!r} not cached", error)
     return fresh
 
 
 def forget(keys: list[str], *, using: str = "default") -> None:
-    """Forget what ``kept()`` keeps under ``keys``, now and again once the current
+    """Forget what ``cached()`` keeps under ``keys``, now and again once the current
     transaction commits (see above). Best effort: with the cache down there is nothing
     to forget for longer than the entries' own short lifetimes."""
     from django.core.cache import caches

@@ -1,4 +1,4 @@
-"""Sessions read from the cache, kept in the database, and working without the cache.
+"""Sessions read from the cache, stored in the database, and working without the cache.
 
 Django's ``cached_db`` engine (read from the cache, fall back to the database), with
 what a status page needs on top (``SESSION_ENGINE = "plumbing.sessions"``):
@@ -25,13 +25,13 @@ from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.utils import timezone
 
-from plumbing.cache import cache_failed, forget, kept
+from plumbing.cache import cache_failed, cached, forget
 
 logger = logging.getLogger(__name__)
 
 
 class SessionStore(cached_db.SessionStore):
-    # Its own prefix: what is kept here is (data, expiry), not Django's bare data.
+    # Its own prefix: what is cached here is (data, expiry), not Django's bare data.
     cache_key_prefix = "plumbing.sessions:"
     _cache: Any  # caches[settings.SESSION_CACHE_ALIAS]
 
@@ -42,7 +42,7 @@ class SessionStore(cached_db.SessionStore):
                 return None
             return self.decode(stored.session_data), stored.expire_date
 
-        found = kept(
+        found = cached(
             self.cache_key,
             from_db,
             timeout=settings.SESSION_CACHE_SECONDS,
@@ -68,7 +68,7 @@ class SessionStore(cached_db.SessionStore):
         try:
             self._cache.set(self.cache_key, data, settings.SESSION_CACHE_SECONDS)
         except Exception as error:
-            cache_failed(logger, "session cache: not kept", error)
+            cache_failed(logger, "session cache: not cached", error)
 
     def delete(self, session_key: str | None = None) -> None:
         DBStore.delete(self, session_key)

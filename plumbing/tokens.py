@@ -17,7 +17,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from plumbing.cache import Columns, cache_failed, forget, kept
+from plumbing.cache import Columns, cache_failed, cached, forget
 
 from .models import ApiToken
 
@@ -72,7 +72,7 @@ def token_for_secret(secret: str) -> ApiToken | None:
 
 
 def _mark_used(token: ApiToken, now: Any) -> None:
-    """Record the token's use, at most once per LAST_USED_RESOLUTION: the kept row's
+    """Record the token's use, at most once per LAST_USED_RESOLUTION: the cached row's
     time may be older than the database's, so the cache says who records it."""
     period = int(LAST_USED_RESOLUTION.total_seconds())
     window = int(now.timestamp()) // period
@@ -86,13 +86,13 @@ def _mark_used(token: ApiToken, now: Any) -> None:
     token.last_used_at = now
 
 
-# --- Tokens kept in the cache ----------------------------------------------------------------
+# --- Tokens cached ----------------------------------------------------------------
 #
 # Every API request looks its token up; a probe fleet or a customer's dashboard does so
-# many times a second. A token (with its tailnet) is kept in the cache for at most
+# many times a second. A token (with its tailnet) is cached for at most
 # ACCOUNT_CACHE_SECONDS and forgotten right away, and again after the commit, when it is
 # saved or deleted (revoked) or its tailnet is: a revoked token is refused at its next
-# request. Only tokens that exist are kept; an unknown secret always asks the database.
+# request. Only tokens that exist are cached; an unknown secret always asks the database.
 
 _TOKEN = Columns(ApiToken)
 # The tailnet a token is for, by its relation: this app sits below the domain's.
@@ -111,7 +111,7 @@ def _token_for_digest(token_digest: str) -> ApiToken | None:
         tailnet = token.tailnet
         return (_TOKEN.row(token), None if tailnet is None else _TAILNET.row(tailnet))
 
-    row = kept(_token_key(token_digest), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
+    row = cached(_token_key(token_digest), load, timeout=settings.ACCOUNT_CACHE_SECONDS)
     if row is None:
         return None
     token: ApiToken = _TOKEN.instance(row[0])

@@ -124,12 +124,12 @@ def shard_impacts_save(
         changed = {stored[w.pk]: clean_window(spec) for w, spec in change.items()}
         for clean in [*added, *changed.values()]:
             _check_within_resolution(locked, clean)
-        kept = [
+        untouched = [
             Window(w.shard, w.level, w.starts_at, w.ends_at)
             for pk, w in stored.items()
             if pk not in touched
         ]
-        check_no_overlap([*kept, *changed.values(), *added])
+        check_no_overlap([*untouched, *changed.values(), *added])
         for gone in (stored[w.pk] for w in delete):
             audit_record(
                 by=by,

@@ -1,12 +1,12 @@
-"""plumbing/cache.py: Django's Redis cache with kept clients and a breaker, and the
-rows kept for a short while and forgotten when they change."""
+"""plumbing/cache.py: Django's Redis cache with a breaker, and the
+rows cached for a short while and forgotten when they change."""
 
 import pytest
 import redis
 from django.core.cache import cache, caches
 
-from plumbing import cache as kept_cache
-from plumbing.cache import CacheSkipped, Columns, Forgotten, forget, kept
+from plumbing import cache as cache_helpers
+from plumbing.cache import CacheSkipped, Columns, Forgotten, cached, forget
 
 REFUSED = {
     "BACKEND": "plumbing.cache.RedisCache",
@@ -35,7 +35,7 @@ def test_one_redis_client_serves_every_call(settings):
 def test_after_a_refusal_redis_is_left_alone_for_a_while(settings, monkeypatch):
     settings.CACHES = {"default": REFUSED}
     clock = [1000.0]
-    monkeypatch.setattr(kept_cache.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cache_helpers.time, "monotonic", lambda: clock[0])
 
     with pytest.raises(redis.ConnectionError) as first:
         cache.get("status")
@@ -43,21 +43,21 @@ def test_after_a_refusal_redis_is_left_alone_for_a_while(settings, monkeypatch):
     with pytest.raises(CacheSkipped):
         cache.set("status", "ok")  # and now does not, for any command
 
-    clock[0] += kept_cache.BREAKER_SECONDS + 1
+    clock[0] += cache_helpers.BREAKER_SECONDS + 1
     with pytest.raises(redis.ConnectionError) as later:
         cache.get("status")
     assert not isinstance(later.value, CacheSkipped)  # half a minute on, it tries again
 
 
-def test_a_kept_row_is_read_once(locmem):
+def test_a_cached_row_is_read_once(locmem):
     loads = []
 
     def load():
         loads.append(1)
         return ("alice", True)
 
-    assert kept("user:1", load, timeout=60) == ("alice", True)
-    assert kept("user:1", load, timeout=60) == ("alice", True)
+    assert cached("user:1", load, timeout=60) == ("alice", True)
+    assert cached("user:1", load, timeout=60) == ("alice", True)
     assert len(loads) == 1
 
 
@@ -67,8 +67,8 @@ def test_nothing_is_kept_for_a_row_that_is_not_there(locmem):
     def load():
         loads.append(1)
 
-    assert kept("user:404", load, timeout=60) is None
-    assert kept("user:404", load, timeout=60) is None
+    assert cached("user:404", load, timeout=60) is None
+    assert cached("user:404", load, timeout=60) is None
     assert len(loads) == 2
 
 
@@ -77,10 +77,10 @@ def test_a_read_racing_a_change_cannot_put_the_old_row_back(locmem, db):
         forget(["token:1"])  # the revocation commits while this request reads
         return ("token", "not revoked")
 
-    assert kept("token:1", load_while_the_change_commits, timeout=60) == ("token", "not revoked")
+    assert cached("token:1", load_while_the_change_commits, timeout=60) == ("token", "not revoked")
 
     assert isinstance(cache.get("token:1"), Forgotten)
-    assert kept("token:1", lambda: ("token", "revoked"), timeout=60) == ("token", "revoked")
+    assert cached("token:1", lambda: ("token", "revoked"), timeout=60) == ("token", "revoked")
 
 
 def test_a_forgotten_row_is_kept_again_moments_later(locmem, db, time_machine):
@@ -92,13 +92,13 @@ def test_a_forgotten_row_is_kept_again_moments_later(locmem, db, time_machine):
         loads.append(1)
         return ("alice", True)
 
-    kept("user:1", load, timeout=60)
-    kept("user:1", load, timeout=60)
+    cached("user:1", load, timeout=60)
+    cached("user:1", load, timeout=60)
     assert len(loads) == 2  # not kept while just forgotten
 
-    time_machine.shift(kept_cache.FORGET_SECONDS + 1)
-    kept("user:1", load, timeout=60)
-    kept("user:1", load, timeout=60)
+    time_machine.shift(cache_helpers.FORGET_SECONDS + 1)
+    cached("user:1", load, timeout=60)
+    cached("user:1", load, timeout=60)
     assert len(loads) == 3
 
 
@@ -111,7 +111,7 @@ def test_with_the_cache_down_every_read_loads(settings, db):
         return ("alice", True)
 
     for _ in range(3):
-        assert kept("user:1", load, timeout=60) == ("alice", True)
+        assert cached("user:1", load, timeout=60) == ("alice", True)
     forget(["user:1"])  # best effort, no error
     assert len(loads) == 3
 

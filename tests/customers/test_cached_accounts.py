@@ -45,7 +45,7 @@ def at_now(time_machine):
 
 
 def _moments_later(time_machine):
-    """A change forgets what was kept and, for a moment (plumbing.cache.FORGET_SECONDS),
+    """A change forgets what was cached and, for a moment (plumbing.cache.FORGET_SECONDS),
     keeps anyone from keeping it again; setting the people up changed them all."""
     time_machine.move_to(NOW + timedelta(seconds=FORGET_SECONDS + 1), tick=False)
 
@@ -283,7 +283,7 @@ def raw_cache(request, settings, tmp_path):
 
 
 def _secrets_of(user) -> list[str]:
-    """The shortest prefixes of the password hash that must never be kept: the hash
+    """The shortest prefixes of the password hash that must never be cached: the hash
     (``algorithm$salt$digest``) from its algorithm and a few characters of its salt
     on, and its digest alone."""
     algorithm, *_, digest = user.password.split("$")
@@ -308,10 +308,10 @@ def test_alices_password_hash_never_reaches_the_cache(people, raw_cache, time_ma
     assert phone.get("/t/acme/").status_code == 302
     after = get_user_model().objects.get(username="alice")
 
-    kept = raw_cache()
-    assert b"alice@acme.com" in kept  # her row is kept, without the hash
+    stored = raw_cache()
+    assert b"alice@acme.com" in stored  # her row is cached, without the hash
     for secret in _secrets_of(before) + _secrets_of(after):
-        assert secret.encode() not in kept
+        assert secret.encode() not in stored
 
 
 # --- The page's own cache, per tailnet -----------------------------------------------------
