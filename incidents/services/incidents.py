@@ -254,42 +254,31 @@ def incident_edit(
 
 def incident_publish(*, incident: Incident, by: By = None, at: datetime | None = None) -> Incident:
     """Make a draft public. Publishing a published incident changes nothing."""
-    now = at or timezone.now()
-    with transaction.atomic():
-        locked = Incident.objects.select_for_update().get(pk=incident.pk)
-        if locked.published:
-            return locked
-        incident.published = locked.published = True
-        incident.published_at = locked.published_at = now
-        incident.updated_at = locked.updated_at = now
-        locked.save(update_fields=["published", "published_at", "updated_at"])
-        audit_record(
-            by=by,
-            action="incident.publish",
-            incident_id=locked.pk,
-            changes={"published": [False, True]},
-        )
-    return locked
+    return _set_published(incident=incident, published=True, by=by, at=at)
 
 
 def incident_unpublish(
     *, incident: Incident, by: By = None, at: datetime | None = None
 ) -> Incident:
     """Take an incident off the public pages (back to a draft)."""
+    return _set_published(incident=incident, published=False, by=by, at=at)
+
+
+def _set_published(*, incident: Incident, published: bool, by: By, at: datetime | None) -> Incident:
     now = at or timezone.now()
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
-        if not locked.published:
+        if locked.published == published:
             return locked
-        incident.published = locked.published = False
-        incident.published_at = locked.published_at = None
+        incident.published = locked.published = published
+        incident.published_at = locked.published_at = now if published else None
         incident.updated_at = locked.updated_at = now
         locked.save(update_fields=["published", "published_at", "updated_at"])
         audit_record(
             by=by,
-            action="incident.unpublish",
+            action="incident.publish" if published else "incident.unpublish",
             incident_id=locked.pk,
-            changes={"published": [True, False]},
+            changes={"published": [not published, published]},
         )
     return locked
 

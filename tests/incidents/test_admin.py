@@ -693,6 +693,20 @@ def test_publishing_on_the_incident_page_uses_the_service(admin_client, world):
     assert draft.published_at is not None
 
 
+def test_unpublishing_on_the_incident_page_takes_it_back_to_a_draft(
+    admin_client, admin_user, world
+):
+    incident = world["incident"]
+    data = _post_data(admin_client.get(_url(Incident, "change", incident.pk)))
+    data.pop("published")
+    assert admin_client.post(_url(Incident, "change", incident.pk), data).status_code == 302
+    incident.refresh_from_db()
+    assert (incident.published, incident.published_at) == (False, None)
+    entry = AuditEntry.objects.get(incident=incident, action="incident.unpublish")
+    assert (entry.user, entry.changes) == (admin_user, {"published": [True, False]})
+    assert admin_client.get(f"/incidents/{incident.pk}/").status_code == 404
+
+
 def test_a_service_refusal_is_shown_on_the_form_and_nothing_is_saved(
     admin_client, world, monkeypatch
 ):
