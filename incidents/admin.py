@@ -1001,7 +1001,15 @@ class IncidentAdmin(BaseAdmin):
                     link.component: link.status
                     for link in [*formset.new_objects, *(o for o, _ in formset.changed_objects)]
                 },
-                remove=[link.component for link in formset.deleted_objects],
+                remove=[
+                    *(link.component for link in formset.deleted_objects),
+                    # A row switched to another component unlinks the one it had.
+                    *(
+                        IncidentComponent.objects.get(pk=link.pk).component
+                        for link, fields in formset.changed_objects
+                        if "component" in fields
+                    ),
+                ],
                 by=_by(request),
             )
         elif formset.model is IncidentUpdate:

@@ -193,6 +193,41 @@ def test_incident_components_are_an_inline_of_the_incident(admin_client, world):
     assert 'value="major_outage" selected' in page
 
 
+def test_component_statuses_set_on_the_incident_page_are_saved_and_audited(
+    admin_client, admin_user, world
+):
+    incident = world["incident"]
+    admin_console = Component.objects.create(slug="admin-console", name="Admin console")
+    data = _post_data(admin_client.get(_url(Incident, "change", incident.pk)))
+    data["affected_components-0-status"] = "partial_outage"
+    _add_row(data, "affected_components", component=admin_console.pk, status="degraded_performance")
+    response = admin_client.post(_url(Incident, "change", incident.pk), data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+
+    assert sorted(incident.affected_components.values_list("component__slug", "status")) == [
+        ("admin-console", "degraded_performance"),
+        (world["us"].slug, "partial_outage"),
+    ]
+    entry = AuditEntry.objects.get(incident=incident, action="components.edit")
+    assert entry.user == admin_user
+    assert entry.changes == {
+        world["us"].slug: ["major_outage", "partial_outage"],
+        "admin-console": [None, "degraded_performance"],
+    }
+
+    # A row switched to another component unlinks the one it had.
+    data = _post_data(admin_client.get(_url(Incident, "change", incident.pk)))
+    rows = {data[f"affected_components-{i}-component"]: i for i in range(2)}
+    data[f"affected_components-{rows[str(admin_console.pk)]}-component"] = str(
+        Component.objects.create(slug="login", name="Login").pk
+    )
+    assert admin_client.post(_url(Incident, "change", incident.pk), data).status_code == 302
+    assert sorted(incident.affected_components.values_list("component__slug", flat=True)) == [
+        world["us"].slug,
+        "login",
+    ]
+
+
 @pytest.mark.parametrize(
     "query",
     [
