@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
-from types import SimpleNamespace
 
 import aiohttp
+
+from .connection_timing import Scratch, TimingConnector, timed
 
 REGION_HEADER = "X-Probe-Region"
 USER_AGENT = "coordination-status-probe/1.0"
@@ -63,61 +64,6 @@ class ProbeResult:
     detail: str  # short and human-readable, at most 200 characters
 
 
-class _Scratch:
-    """What aiohttp's connection tracing tells one probe about its connection."""
-
-    __slots__ = ("connect_ms", "since", "waited_s")
-
-    def __init__(self) -> None:
-        self.connect_ms: float | None = None  # set only when a new connection was made
-        self.waited_s = 0.0  # time spent waiting for a free connection slot
-        self.since = 0.0  # when the current wait or connect began
-
-
-def _scratch(ctx: SimpleNamespace) -> _Scratch | None:
-    scratch = ctx.trace_request_ctx
-    return scratch if isinstance(scratch, _Scratch) else None
-
-
-async def _on_queued_start(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    if scratch := _scratch(ctx):
-        scratch.since = perf_counter()
-
-
-async def _on_queued_end(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    if scratch := _scratch(ctx):
-        scratch.waited_s += perf_counter() - scratch.since
-
-
-async def _on_create_start(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    if scratch := _scratch(ctx):
-        scratch.since = perf_counter()
-
-
-async def _on_create_end(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    if scratch := _scratch(ctx):
-        scratch.connect_ms = (perf_counter() - scratch.since) * 1000
-
-
-def _connection_timing() -> aiohttp.TraceConfig:
-    """Times new connections, and the wait for a free slot in the pool, for the probe
-    that asked (nothing when a kept-alive connection is reused)."""
-    config = aiohttp.TraceConfig()
-    config.on_connection_queued_start.append(_on_queued_start)
-    config.on_connection_queued_end.append(_on_queued_end)
-    config.on_connection_create_start.append(_on_create_start)
-    config.on_connection_create_end.append(_on_create_end)
-    return config
-
-
 def _never_resend_dropped_requests(session: aiohttp.ClientSession) -> None:
     """aiohttp re-sends a GET once when the server drops the connection (RFC 9112's
     retry of idempotent requests). A probe must see that drop: a shard that resets
@@ -135,7 +81,7 @@ def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aioh
     ``probe_all`` calls to reuse connections between rounds; ``keepalive_s`` must then
     exceed the time between rounds (aiohttp's default, 15 s, does not).
     """
-    connector = aiohttp.TCPConnector(
+    connector = TimingConnector(
         limit=concurrency,
         limit_per_host=0,
         ttl_dns_cache=300,
@@ -145,7 +91,6 @@ def probe_session(*, concurrency: int = 1000, keepalive_s: float = 15.0) -> aioh
         connector=connector,
         headers={"User-Agent": USER_AGENT},
         cookie_jar=aiohttp.DummyCookieJar(),
-        trace_configs=[_connection_timing()],
     )
     _never_resend_dropped_requests(session)
     return session
@@ -349,7 +294,8 @@ async def _probe_now(
     assert timeout.total is not None
     started_at = clock.now(target.shard)
     start = perf_counter()
-    scratch = _Scratch()
+    scratch = Scratch()
+    timed(scratch)
     status: int | None = None
     reason = ""
     try:
@@ -359,7 +305,6 @@ async def _probe_now(
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
-                trace_request_ctx=scratch,
             ) as response:
                 status, reason = response.status, response.reason or ""
                 body, complete = await _read_capped(response)
