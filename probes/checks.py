@@ -26,6 +26,7 @@ from time import perf_counter
 import aiohttp
 
 from .connection_timing import Scratch, TimingConnector, timed
+from .startup_gc import freeze_startup_objects
 
 REGION_HEADER = "X-Probe-Region"
 USER_AGENT = "coordination-status-probe/1.0"
@@ -253,6 +254,8 @@ def thread_prober(*, keepalive_s: float, concurrency: int = 1000) -> Prober:
     ):
         if prober is not None and _per_thread.pid == os.getpid():
             prober.close()
+        if getattr(_per_thread, "pid", None) != os.getpid():
+            freeze_startup_objects()
         prober = Prober(keepalive_s=keepalive_s, concurrency=concurrency)
         _per_thread.prober, _per_thread.pid = prober, os.getpid()
         if not getattr(_per_thread, "atexit", False):
