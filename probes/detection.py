@@ -4,9 +4,11 @@ Per region, a shard is *down* after 3 consecutive failed probes and *up* again
 after 2 consecutive successes (hysteresis: a flapping shard does not open and
 close incidents in a loop). Across regions, the shard is down when at least two
 regions, and at least half of the regions reporting, see it down (quorum): one
-partitioned region can never open an incident on its own. The outage starts at
-the **first failing sample** of the agreeing regions, and ends at the first
-successful sample of the recovery that broke the quorum.
+partitioned region can never open an incident on its own. The outage starts when
+agreement first held: at the **first failing sample of the region whose failure
+completed the quorum** (a region partitioned for hours before a real outage does not
+pull its start back by hours), never before the previous recovery; it ends at the
+first successful sample of the recovery that broke the quorum.
 
 The shard is *degraded* when the p95 latency of its recent successful probes
 exceeds its threshold.
@@ -116,11 +118,12 @@ class Detector:
             self.regions[sample.region] = stepped
             if sample.ok and sample.latency_ms is not None:
                 self.latencies.append((sample.at, sample.latency_ms))
-            changes.extend(self._judge(sample, stale_after))
+            went_down = stepped.down and not view.down
+            changes.extend(self._judge(sample, stale_after, went_down=went_down))
             changes.extend(self._judge_latency(sample.at, threshold_ms, latency_window))
         return changes
 
-    def _judge(self, sample: Sample, stale_after: timedelta) -> list[Change]:
+    def _judge(self, sample: Sample, stale_after: timedelta, *, went_down: bool) -> list[Change]:
         reporting = [
             view
             for view in self.regions.values()
@@ -129,13 +132,7 @@ class Detector:
         down_views = [view for view in reporting if view.down]
         if not self.down and quorum_down(len(down_views), len(reporting)):
             self.down = True
-            fresh = [
-                v.first_failure_at
-                for v in down_views
-                if v.first_failure_at is not None
-                and (self.recovered_at is None or v.first_failure_at >= self.recovered_at)
-            ]
-            since = min(fresh) if fresh else sample.at
+            since = self._outage_start(sample, down_views, went_down=went_down)
             self.down_since = since
             return [Change("outage", since)]
         if self.down and not quorum_down(len(down_views), len(reporting)):
@@ -152,6 +149,23 @@ class Detector:
             self.down_since = None
             return [Change("degraded" if self.degraded else None, at)]
         return []
+
+    def _outage_start(
+        self, sample: Sample, down_views: Sequence[RegionView], *, went_down: bool
+    ) -> datetime:
+        """When agreement first held: the first failure of the region whose failure
+        completed the quorum. If a region going silent completed it instead, the
+        latest first failure among the agreeing regions. Never before the previous
+        recovery (a region silent since then may remember an older failure)."""
+
+        def after_recovery(at: datetime | None) -> bool:
+            return at is not None and (self.recovered_at is None or at >= self.recovered_at)
+
+        completing = self.regions[sample.region].first_failure_at
+        if went_down and completing is not None and after_recovery(completing):
+            return completing
+        starts = [v.first_failure_at for v in down_views if after_recovery(v.first_failure_at)]
+        return max(filter(None, starts)) if starts else sample.at
 
     def _judge_latency(self, now: datetime, threshold_ms: float, window: timedelta) -> list[Change]:
         self.latencies = [(at, ms) for at, ms in self.latencies if at > now - window]

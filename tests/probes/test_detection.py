@@ -11,6 +11,7 @@ from probes.detection import Detector, Sample, percentile
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 ROUND = timedelta(seconds=30)
 REGIONS = ["ams", "nyc", "sfo", "sin"]
+NYC = timedelta(milliseconds=10)  # in rounds(), nyc's samples come 10 ms after ams's
 
 
 def rounds(pattern: dict[str, str]) -> list[Sample]:
@@ -28,12 +29,37 @@ def feed(samples, detector=None):
     return detector, detector.feed(samples, threshold_ms=1000)
 
 
-def test_two_of_three_regions_failing_opens_an_outage_at_the_first_failing_sample():
+def test_two_of_three_regions_failing_open_an_outage_when_agreement_first_held():
     _, changes = feed(rounds({"ams": "..xxxxx..", "nyc": "...xxxx..", "sfo": "........."}))
     assert [c.level for c in changes] == ["outage", None]
-    assert changes[0].at == T0 + 2 * ROUND  # ams's first failure, before quorum was reached
+    # nyc's failure completed the quorum: the outage starts at nyc's first failure.
+    assert changes[0].at == T0 + 3 * ROUND + NYC
     # Recovered at the first success of the recovery that broke the quorum.
     assert changes[1].at == T0 + 7 * ROUND
+
+
+def test_a_region_partitioned_for_hours_does_not_pull_the_start_back():
+    """Amsterdam lost its route to the shard hours ago (a partition: no incident).
+    Then the shard really fails and New York agrees: the outage starts at New York's
+    first failure, not at Amsterdam's, hours earlier."""
+    hours = 6 * 60 * 2  # six hours of 30-second rounds
+    partitioned = "x" * (hours + 10)
+    real = "." * hours + "xxxxxxxxxx"
+    _, changes = feed(rounds({"ams": partitioned, "nyc": real, "sfo": "." * (hours + 10)}))
+    assert [(c.level, c.at) for c in changes] == [("outage", T0 + hours * ROUND + NYC)]
+
+
+def test_an_outage_never_starts_before_the_previous_recovery():
+    detector, first = feed(rounds({"ams": "xxxx..", "nyc": "xxxx..", "sfo": "......"}))
+    assert [c.level for c in first] == ["outage", None]
+    later = [
+        Sample(region, T0 + (6 + i) * ROUND + timedelta(milliseconds=10 * r), mark == ".", 40.0)
+        for r, (region, marks) in enumerate({"ams": "xxx", "nyc": "xxx", "sfo": "..."}.items())
+        for i, mark in enumerate(marks)
+    ]
+    _, again = feed(later, detector)
+    assert [c.level for c in again] == ["outage"]
+    assert again[0].at >= first[1].at
 
 
 def test_one_partitioned_region_never_opens_an_incident():
@@ -54,7 +80,7 @@ def test_two_failures_are_not_an_outage():
 def test_a_single_success_inside_an_outage_does_not_close_it():
     _, changes = feed(rounds({"ams": "xxx.xxx..", "nyc": "xxx.xxx..", "sfo": "........."}))
     assert [(c.level, c.at) for c in changes] == [
-        ("outage", T0),
+        ("outage", T0 + NYC),  # both failed in the first round; nyc's completed the quorum
         (None, T0 + 7 * ROUND),
     ]
 

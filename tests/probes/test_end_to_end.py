@@ -1,6 +1,8 @@
 """Probe rounds against the fleet simulator: a fault becomes an incident on the
 right shard, touching the right tailnets; clearing it resolves the incident."""
 
+from datetime import timedelta
+
 import pytest
 
 from incidents.models import Incident, Shard, ShardImpact, TailnetImpact
@@ -44,11 +46,18 @@ def test_a_shard_going_down_opens_an_incident_that_resolves_when_it_recovers(
 
     incident = Incident.objects.get()
     window = ShardImpact.objects.get()
-    first_failure = (
-        ProbeSample.objects.filter(shard__slug="use1", ok=False).order_by("started_at").first()
-    )
+    first_failures = {}  # each region's first failing probe
+    for region, started_at in (
+        ProbeSample.objects.filter(shard__slug="use1", ok=False)
+        .order_by("started_at")
+        .values_list("region__slug", "started_at")
+    ):
+        first_failures.setdefault(region, started_at)
     assert (window.shard.slug, window.level, window.ends_at) == ("use1", "outage", None)
-    assert window.starts_at == first_failure.started_at
+    # Every region failed from the same round: the outage starts at the first failure
+    # of the region whose failure completed the quorum, one of that round's.
+    assert window.starts_at in set(first_failures.values())
+    assert max(first_failures.values()) - min(first_failures.values()) < timedelta(seconds=5)
     assert list(TailnetImpact.objects.values_list("tailnet", flat=True)) == [acme.pk]
     assert incident.status == "investigating"
 
