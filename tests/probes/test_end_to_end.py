@@ -1,7 +1,7 @@
 """Probe rounds against the fleet simulator: a fault becomes an incident on the
 right shard, touching the right tailnets; clearing it resolves the incident."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -46,7 +46,7 @@ def test_a_shard_going_down_opens_an_incident_that_resolves_when_it_recovers(
 
     incident = Incident.objects.get()
     window = ShardImpact.objects.get()
-    first_failures = {}  # each region's first failing probe
+    first_failures: dict[str, datetime] = {}  # each region's first failing probe
     for region, started_at in (
         ProbeSample.objects.filter(shard__slug="use1", ok=False)
         .order_by("started_at")
