@@ -1,5 +1,6 @@
 """One tailnet's API, ``/api/v1/tailnets/<slug>/…``: its status now, the incidents
-that touched it and its uptime, for members' scripts and dashboards.
+that touched it, its uptime and its shard's latency, for members' scripts and
+dashboards.
 
 Who may call it: a member's session (with CSRF on writes, as DRF's
 SessionAuthentication enforces; there are none yet), or that tailnet's own
@@ -29,6 +30,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from incidents.figures import floor_pct
 from incidents.queries import TailnetIncident
 from incidents.uptime import Tally
 from plumbing.models import ApiToken
@@ -38,16 +40,20 @@ from plumbing.tokens import BearerTokenAuthentication
 from .access import TailnetAccess, tailnet_access
 from .pagecache import cached_fragment
 from .queries import (
+    LATENCY_DAYS,
     Happening,
+    LatencyHour,
     MonthUptime,
     Stay,
     tailnet_history,
+    tailnet_latency,
     tailnet_now,
     tailnet_stays,
     tailnet_uptime_report,
 )
 from .serializers import (
     TailnetIncidentsSerializer,
+    TailnetLatencySerializer,
     TailnetStatusSerializer,
     TailnetUptimeSerializer,
     UptimeRangeSerializer,
@@ -207,7 +213,7 @@ class TailnetIncidentsApi(TailnetApi):
                 "affected_from": h.first_affected_at,
                 "affected_until": h.last_affected_at,
                 "affected_seconds": h.affected_seconds,
-                "affected_minutes": round(h.affected_minutes, 2),
+                "affected_minutes": _minutes(h.affected_seconds),
                 "windows": [
                     {
                         "shard": _shard(stays.get(w.shard_id)),
@@ -226,18 +232,28 @@ class TailnetIncidentsApi(TailnetApi):
         return TailnetIncidentsSerializer(data).data
 
 
+def _minutes(seconds: float) -> float:
+    """Exact seconds as minutes, to four decimals (65 s is 1.0833 min)."""
+    return round(seconds / 60, 4)
+
+
 def tally_data(tally: Tally) -> dict[str, Any]:
-    """A tally as ``TallySerializer`` represents it (same fields, order and types)."""
-    outage, partial, degraded = tally.outage_minutes, tally.partial_minutes, tally.degraded_minutes
-    uptime_pct = tally.uptime_pct
+    """A tally as ``TallySerializer`` represents it (same fields, order and types),
+    and as ``uptime.csv`` writes it."""
     return {
-        "minutes_with_data": int(tally.total_minutes),
-        "outage_minutes": int(outage),
-        "partial_minutes": int(partial),
-        "degraded_minutes": int(degraded),
-        "affected_minutes": int(outage + partial + degraded),
-        "downtime_minutes": float(round(tally.downtime_minutes, 1)),
-        "uptime_pct": None if uptime_pct is None else float(round(uptime_pct, 4)),
+        "minutes_with_data": _minutes(tally.total_seconds),
+        "outage_minutes": _minutes(tally.outage_seconds),
+        "partial_minutes": _minutes(tally.partial_seconds),
+        "degraded_minutes": _minutes(tally.degraded_seconds),
+        "affected_minutes": _minutes(tally.affected_seconds),
+        "downtime_minutes": _minutes(tally.downtime_seconds),
+        "uptime_pct": floor_pct(tally.uptime),
+        "seconds_with_data": tally.total_seconds,
+        "outage_seconds": tally.outage_seconds,
+        "partial_seconds": tally.partial_seconds,
+        "degraded_seconds": tally.degraded_seconds,
+        "affected_seconds": tally.affected_seconds,
+        "downtime_seconds": round(tally.downtime_seconds, 1),
     }
 
 
@@ -293,3 +309,39 @@ class TailnetUptimeApi(TailnetApi):
             "months": [_month_data(month) for month in report.months],
             "days": [{**tally_data(day.tally), "date": day.day.isoformat()} for day in report.days],
         }
+
+
+class TailnetLatencyApi(TailnetApi):
+    @extend_schema(
+        summary="This tailnet's control-plane latency, per hour",
+        description="p50, p95 and p99 latency of the shard the tailnet was on, for every "
+        f"hour of the last {LATENCY_DAYS} days (oldest first), merged over the probe "
+        "regions, with how many probes ran and how many failed. An hour without a "
+        "successful probe has null percentiles.",
+        responses={200: TailnetLatencySerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        return self.cached_json("latency", self.latency_data)
+
+    def latency_data(self) -> dict[str, Any]:
+        stays = tailnet_stays(tailnet_id=self.access.tailnet.pk)
+        by_name = {stay.shard_name: stay for stay in stays}
+
+        def item(hour: LatencyHour) -> dict[str, Any]:
+            return {
+                "start": hour.start,
+                "shard": _shard(by_name.get(hour.shard_name or "")),
+                "p50_ms": hour.p50_ms,
+                "p95_ms": hour.p95_ms,
+                "p99_ms": hour.p99_ms,
+                "samples": hour.samples,
+                "failures": hour.failures,
+            }
+
+        hours = tailnet_latency(stays=stays, now=timezone.now())
+        data = {
+            "tailnet": self.tailnet_data(),
+            "days": LATENCY_DAYS,
+            "hours": [item(hour) for hour in hours],
+        }
+        return TailnetLatencySerializer(data).data

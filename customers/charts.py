@@ -1,9 +1,9 @@
 """A small server-rendered SVG line chart of hourly latency: no JavaScript, no library.
 
 Pure: plain values in, markup out. Every piece of text in the markup is escaped or
-is a number formatted here. p50 is a solid line and p95 a dashed one, so colour is
-never the only cue; an hour without samples breaks the line rather than joining
-its neighbours; a migration to another shard is a labelled vertical mark.
+is a number formatted here. p50 is a solid line, p95 a dashed one and p99 a dotted
+one, so colour is never the only cue; an hour without samples breaks the line rather
+than joining its neighbours; a migration to another shard is a labelled vertical mark.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Point:
     at: datetime
     p50: float | None
     p95: float | None
+    p99: float | None = None
 
 
 class Hour(Protocol):
@@ -40,6 +41,8 @@ class Hour(Protocol):
     def p50_ms(self) -> float | None: ...
     @property
     def p95_ms(self) -> float | None: ...
+    @property
+    def p99_ms(self) -> float | None: ...
     @property
     def samples(self) -> int: ...
     @property
@@ -89,13 +92,13 @@ def latency_chart(
     marks: Sequence[tuple[datetime, str]] = (),
     threshold_ms: float | None = None,
 ) -> SafeString:
-    """A line chart of p50 and p95 latency (ms) against time, oldest first."""
+    """A line chart of p50, p95 and p99 latency (ms) against time, oldest first."""
     if not points:
         return mark_safe("")
     first, last = points[0].at, points[-1].at
     span = max((last - first).total_seconds(), 1.0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    highest = max([p.p95 or 0 for p in points] + [p.p50 or 0 for p in points])
+    highest = max(max(p.p50 or 0, p.p95 or 0, p.p99 or 0) for p in points)
     if threshold_ms is not None and threshold_ms <= highest * 1.5:
         highest = max(highest, threshold_ms)
     top = _nice_ceiling(highest * 1.1)
@@ -142,8 +145,11 @@ def latency_chart(
                 f'<line class="migration" x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{TOP}" '
                 f'y2="{TOP + plot_h}"><title>{escape(label)}</title></line>'
             )
+    p99 = _paths(xs, [y_of(p.p99) for p in points])
     p95 = _paths(xs, [y_of(p.p95) for p in points])
     p50 = _paths(xs, [y_of(p.p50) for p in points])
+    if p99:
+        out.append(f'<path class="line p99" d="{p99}"/>')
     if p95:
         out.append(f'<path class="line p95" d="{p95}"/>')
     if p50:
@@ -161,13 +167,14 @@ def _whole_ms(value: float | None) -> str:
 
 def latency_table_rows(hours: Sequence[Hour]) -> SafeString:
     """The ``<tr>`` rows of the table behind the chart, one per measured hour, oldest
-    first: hour (UTC), shard, p50, p95, probes, failed probes. Built here rather than
-    in a template loop: a week is 168 rows of six cells."""
+    first: hour (UTC), shard, p50, p95, p99, probes, failed probes. Built here rather
+    than in a template loop: a week is 168 rows of seven cells."""
     rows = [
         f'<tr><th scope="row">{h.start.astimezone(UTC):%Y-%m-%d %H:%M}</th>'
         f'<td data-label="Shard">{escape(h.shard_name)}</td>'
         f'<td data-label="p50">{_whole_ms(h.p50_ms)} ms</td>'
         f'<td data-label="p95">{_whole_ms(h.p95_ms)} ms</td>'
+        f'<td data-label="p99">{_whole_ms(h.p99_ms)} ms</td>'
         f'<td data-label="Probes">{int(h.samples)}</td>'
         f'<td data-label="Failed">{int(h.failures)}</td></tr>'
         for h in hours

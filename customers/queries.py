@@ -24,6 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
@@ -337,14 +338,8 @@ class MonthUptime:
         return f"{self.year:04d}-{self.month:02d}"
 
     @property
-    def uptime_pct(self) -> float | None:
-        return self.tally.uptime_pct
-
-    @property
-    def affected_minutes(self) -> int:
-        """Minutes with any impact at all, slow ones included."""
-        t = self.tally
-        return t.outage_minutes + t.partial_minutes + t.degraded_minutes
+    def uptime(self) -> Fraction | None:
+        return self.tally.uptime
 
 
 @dataclass(frozen=True)
@@ -426,15 +421,15 @@ def _month(days: Sequence[DayUptime]) -> MonthUptime:
     total = outage = partial = degraded = 0
     for day in days:  # one pass: this runs for every day of a year per page
         tally = day.tally
-        total += tally.total_minutes
-        outage += tally.outage_minutes
-        partial += tally.partial_minutes
-        degraded += tally.degraded_minutes
+        total += tally.total_seconds
+        outage += tally.outage_seconds
+        partial += tally.partial_seconds
+        degraded += tally.degraded_seconds
     month = Tally(
-        total_minutes=total,
-        outage_minutes=outage,
-        partial_minutes=partial,
-        degraded_minutes=degraded,
+        total_seconds=total,
+        outage_seconds=outage,
+        partial_seconds=partial,
+        degraded_seconds=degraded,
     )
     return MonthUptime(first.year, first.month, first, days[-1].day, month)
 
@@ -456,6 +451,7 @@ class LatencyHour:
     shard_name: str | None  # None: the tailnet was on no shard (did not exist yet)
     p50_ms: float | None
     p95_ms: float | None
+    p99_ms: float | None
     samples: int
     failures: int
 
@@ -479,7 +475,7 @@ _BUCKET_EPOCH = {
 def tailnet_latency(
     *, stays: Sequence[Stay], now: datetime, days: int = LATENCY_DAYS
 ) -> list[LatencyHour]:
-    """p50/p95 per hour over the last ``days`` days, oldest first, of whichever
+    """p50/p95/p99 per hour over the last ``days`` days, oldest first, of whichever
     shard the tailnet was on in that hour (at its middle), merged over the probe
     regions, from the hourly rollups. One query; hours without samples have
     no percentiles."""
@@ -519,11 +515,13 @@ def tailnet_latency(
         middle = at + HOUR / 2
         stay = next((s for s in here if s.covers(middle)), None)
         if stay is None:
-            hours.append(LatencyHour(at, None, None, None, samples=0, failures=0))
+            hours.append(LatencyHour(at, None, None, None, None, samples=0, failures=0))
         else:
             key = (stay.shard_id, int(at.timestamp()))
             found = histograms.get(key)
-            p50, p95 = quantiles_ms(merge(found), (0.5, 0.95)) if found else (None, None)
+            p50, p95, p99 = (
+                quantiles_ms(merge(found), (0.5, 0.95, 0.99)) if found else (None, None, None)
+            )
             samples, failures = counts.get(key, (0, 0))
             hours.append(
                 LatencyHour(
@@ -531,6 +529,7 @@ def tailnet_latency(
                     shard_name=stay.shard_name,
                     p50_ms=p50,
                     p95_ms=p95,
+                    p99_ms=p99,
                     samples=samples,
                     failures=failures,
                 )
@@ -556,8 +555,8 @@ class TailnetPage:
     latency: list[LatencyHour]
 
     @property
-    def uptime_pct(self) -> float | None:
-        return total(self.days).uptime_pct
+    def uptime(self) -> Fraction | None:
+        return total(self.days).uptime
 
 
 def tailnet_page(*, tailnet: Tailnet, now: datetime | None = None) -> TailnetPage:

@@ -138,15 +138,29 @@ class TailnetIncidentsSerializer(serializers.Serializer):
 
 
 class TallySerializer(serializers.Serializer):
-    minutes_with_data = serializers.IntegerField(
+    """Counted in exact seconds (``incidents.uptime``); the minutes are the same
+    figures divided by 60, to four decimals."""
+
+    minutes_with_data = serializers.FloatField(
         help_text="Minutes the tailnet existed (placed on a shard) in the span."
     )
-    outage_minutes = serializers.IntegerField()
-    partial_minutes = serializers.IntegerField()
-    degraded_minutes = serializers.IntegerField()
-    affected_minutes = serializers.IntegerField(help_text="Minutes with any impact.")
+    outage_minutes = serializers.FloatField()
+    partial_minutes = serializers.FloatField()
+    degraded_minutes = serializers.FloatField()
+    affected_minutes = serializers.FloatField(help_text="Minutes with any impact.")
     downtime_minutes = serializers.FloatField(help_text="outage + 0.3 x partial.")
-    uptime_pct = serializers.FloatField(allow_null=True, help_text="Null without data.")
+    uptime_pct = serializers.FloatField(
+        allow_null=True,
+        help_text="Floored to four decimals (never above the true value). Null without data.",
+    )
+    seconds_with_data = serializers.IntegerField(
+        help_text="Seconds the tailnet existed (placed on a shard) in the span."
+    )
+    outage_seconds = serializers.IntegerField()
+    partial_seconds = serializers.IntegerField()
+    degraded_seconds = serializers.IntegerField()
+    affected_seconds = serializers.IntegerField(help_text="Seconds with any impact.")
+    downtime_seconds = serializers.FloatField(help_text="outage + 0.3 x partial.")
 
 
 class DayTallySerializer(TallySerializer):
@@ -166,3 +180,26 @@ class TailnetUptimeSerializer(serializers.Serializer):
     total = TallySerializer()
     months = MonthTallySerializer(many=True)
     days = DayTallySerializer(many=True)
+
+
+class LatencyHourSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="The hour's start (UTC).")
+    shard = ShardSerializer(
+        allow_null=True, help_text="The shard the tailnet was on (null: it did not exist yet)."
+    )
+    p50_ms = serializers.FloatField(
+        allow_null=True, help_text="Median latency (ms), merged over the probe regions."
+    )
+    p95_ms = serializers.FloatField(allow_null=True, help_text="95th percentile latency (ms).")
+    p99_ms = serializers.FloatField(allow_null=True, help_text="99th percentile latency (ms).")
+    samples = serializers.IntegerField(help_text="Probes of the shard in the hour.")
+    failures = serializers.IntegerField(help_text="Probes that got no good answer.")
+
+
+class TailnetLatencySerializer(serializers.Serializer):
+    """Percentiles are the upper bounds of fixed latency buckets (``probes.rollup``);
+    an hour without a successful probe has null percentiles."""
+
+    tailnet = TailnetSerializer()
+    days = serializers.IntegerField(help_text="How many days the hours cover.")
+    hours = LatencyHourSerializer(many=True, help_text="Every hour, oldest first.")

@@ -10,4 +10,5 @@ urlpatterns = [
     path("tailnets/<slug:slug>/status", api.TailnetStatusApi.as_view(), name="status"),
     path("tailnets/<slug:slug>/incidents", api.TailnetIncidentsApi.as_view(), name="incidents"),
     path("tailnets/<slug:slug>/uptime", api.TailnetUptimeApi.as_view(), name="uptime"),
+    path("tailnets/<slug:slug>/latency", api.TailnetLatencyApi.as_view(), name="latency"),
 ]

@@ -43,13 +43,15 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 from drf_spectacular.generators import SchemaGenerator
 
-from incidents.impact import describe_duration
+from incidents.figures import duration_text
 from incidents.models import ImpactLevel, Tailnet
+from incidents.uptime import Tally
 from plumbing.models import ApiToken
 from plumbing.times import same_utc_day, utc
 from plumbing.tokens import api_token_create, api_token_revoke
 
 from .access import SAFE_METHODS, TailnetAccess, member_tailnets, private, tailnet_view
+from .api import tally_data
 from .charts import Point, latency_chart, latency_table_rows
 from .pagecache import cached_fragment
 from .queries import (
@@ -104,13 +106,14 @@ def _body_context(tailnet: Tailnet) -> dict[str, Any]:
     """What templates/customers/_tailnet_body.html shows: the same for every member."""
     page = tailnet_page(tailnet=tailnet)
     current = page.current.stay
-    points = [Point(hour.start, hour.p50_ms, hour.p95_ms) for hour in page.latency]
+    points = [Point(hour.start, hour.p50_ms, hour.p95_ms, hour.p99_ms) for hour in page.latency]
     shards_seen = sorted({h.shard_name for h in page.latency if h.shard_name})
     chart = latency_chart(
         points,
         title=f"Control-plane latency, last {LATENCY_DAYS} days",
         description=(
-            f"Median (p50, solid) and 95th percentile (p95, dashed) latency per hour of "
+            "Median (p50, solid), 95th percentile (p95, dashed) and 99th percentile "
+            "(p99, dotted) latency per hour of "
             f"{' then '.join(shards_seen) if shards_seen else 'its shard'}; "
             "the table below has every hour."
         ),
@@ -145,7 +148,7 @@ def _history_rows(page: Any) -> list[dict[str, Any]]:
             "url": reverse("public:incident", args=[item.incident.pk]),
             "when": _affected_when(item.first_affected_at, item.last_affected_at),
             "level": LEVEL_LABELS.get(item.worst_level, item.worst_level),
-            "duration": describe_duration(item.affected_seconds)
+            "duration": duration_text(item.affected_seconds)
             + ("" if item.last_affected_at else " so far"),
             "where": sorted({names.get(w.shard_id, "another shard") for w in item.windows}),
         }
@@ -184,19 +187,10 @@ def _migration_marks(page: Any) -> SafeString:
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
-CSV_COLUMNS = (
-    "tailnet",
-    "month",
-    "first_day",
-    "last_day",
-    "minutes_with_data",
-    "outage_minutes",
-    "partial_minutes",
-    "degraded_minutes",
-    "affected_minutes",
-    "downtime_minutes",
-    "uptime_pct",
-)
+# The tally's columns are the uptime API's fields in its order (``api.tally_data``):
+# the minutes first, where they have always been, then the exact seconds.
+TALLY_COLUMNS = tuple(tally_data(Tally()))
+CSV_COLUMNS = ("tailnet", "month", "first_day", "last_day", *TALLY_COLUMNS)
 
 
 def csv_cell(value: object) -> object:
@@ -208,8 +202,7 @@ def csv_cell(value: object) -> object:
 
 
 def _csv_row(name: str, label: str, month: MonthUptime | None, report: Any) -> list[object]:
-    tally = month.tally if month else report.tally
-    pct = tally.uptime_pct
+    tally = tally_data(month.tally if month else report.tally)
     return [
         csv_cell(v)
         for v in (
@@ -217,13 +210,7 @@ def _csv_row(name: str, label: str, month: MonthUptime | None, report: Any) -> l
             label,
             (month.first_day if month else report.first_day).isoformat(),
             (month.last_day if month else report.last_day).isoformat(),
-            tally.total_minutes,
-            tally.outage_minutes,
-            tally.partial_minutes,
-            tally.degraded_minutes,
-            tally.outage_minutes + tally.partial_minutes + tally.degraded_minutes,
-            f"{tally.downtime_minutes:.1f}",
-            "" if pct is None else f"{pct:.4f}",
+            *("" if tally[column] is None else tally[column] for column in TALLY_COLUMNS),
         )
     ]
 

@@ -15,7 +15,10 @@ What it builds, all relative to "now" (the current minute, or ``--now``):
   five weeks, an older DERP relay incident and one upcoming scheduled maintenance. A
   handful of tailnets are live-migrated off failing shards mid-incident
   (``placement_migrate``), so the per-tailnet stitching is visible;
-- the derived affected-tailnet rows (recomputed directly: no worker needed).
+- the derived affected-tailnet rows (recomputed directly: no worker needed);
+- the probe regions and a week of probe history behind every tailnet page's latency
+  chart: hourly and daily rollups of every shard from every region (``demo.latency``),
+  failing and slow where the story's incidents say so.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from demo import story
+from customers.queries import LATENCY_DAYS
+from demo import latency, story
 from demo.fleet import (
     COORDINATION_SLUGS,
     PINNED,
+    PROBE_REGIONS,
     PROBE_URL,
     REGIONS,
     SHARD_SLUGS,
@@ -57,10 +62,12 @@ from incidents.models import (
     IncidentKind,
     Placement,
     Shard,
+    ShardImpact,
     Tailnet,
     TailnetImpact,
 )
 from incidents.queries import incident_blast_radius
+from probes.models import ProbeRegion, ProbeRollup
 
 BATCH_SIZE = 5000
 COMPONENT_SLUGS = COORDINATION_SLUGS + [slug for slug, *_ in story.STANDALONE_COMPONENTS]
@@ -110,6 +117,7 @@ def operator_ensure() -> Any:
 @dataclass
 class Summary:
     service_migrations: int = 0
+    rollups: int = 0
     pinned: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -145,6 +153,8 @@ class Seeder:
             "wrote {} incidents and their affected tailnets", 2 + len(story.OUTAGES) + 1
         ):
             self._incidents()
+        with self._timed("wrote {} days of probe history", LATENCY_DAYS):
+            self._latency()
 
     @contextmanager
     def _timed(self, what: str, *args: object) -> Iterator[None]:
@@ -270,6 +280,62 @@ class Seeder:
             moved.append(tailnet)
         self.summary.service_migrations += len(moved)
         return moved
+
+    # -- probe history ----------------------------------------------------------------
+
+    def _latency(self) -> None:
+        """The probe regions, and hourly and daily rollups of every shard from each
+        of them over the days the tailnet pages chart, with the story's incidents in
+        them (its shard impact windows, written by then)."""
+        now = self.clock.now
+        regions = {
+            slug: ProbeRegion.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+            for slug, name in PROBE_REGIONS.items()
+        }
+        windows = [
+            latency.Window(shard, level, starts_at, ends_at)
+            for shard, level, starts_at, ends_at in ShardImpact.objects.filter(
+                shard__slug__in=SHARD_SLUGS,
+                starts_at__lt=now,
+            )
+            .exclude(ends_at__lte=latency.window_start(now, LATENCY_DAYS))
+            .values_list("shard__slug", "level", "starts_at", "ends_at")
+        ]
+        hours = list(
+            latency.hourly_rollups(
+                seed=self.planner.seed,
+                now=now,
+                days=LATENCY_DAYS,
+                shards=[
+                    latency.ShardSpec(s.slug, s.region, s.created_at) for s in self.shards.values()
+                ],
+                regions=list(regions),
+                windows=windows,
+            )
+        )
+        rows = [
+            ProbeRollup(
+                shard=self.shards[r.shard],
+                region=regions[r.region],
+                granularity=r.granularity,
+                bucket_start=r.bucket_start,
+                count=r.count,
+                failures=r.failures,
+                latency_sum_ms=r.latency_sum_ms,
+                latency_max_ms=r.latency_max_ms,
+                histogram=r.histogram,
+            )
+            for r in [*hours, *latency.daily_rollups(hours)]
+        ]
+        # Replaces what is there (nothing, on a fresh fleet): the same rows every run.
+        ProbeRollup.objects.bulk_create(
+            rows,
+            batch_size=BATCH_SIZE,
+            update_conflicts=True,
+            unique_fields=["shard", "region", "granularity", "bucket_start"],
+            update_fields=["count", "failures", "latency_sum_ms", "latency_max_ms", "histogram"],
+        )
+        self.summary.rollups = len(rows)
 
     # -- incidents --------------------------------------------------------------------
 

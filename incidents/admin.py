@@ -40,7 +40,8 @@ from plumbing.models import ApiToken
 
 from . import services
 from .audit import Actor, actor_for_request
-from .impact import describe_duration, span_seconds
+from .figures import duration_text
+from .impact import span_seconds
 from .models import (
     CLOSED_STATUSES,
     AuditEntry,
@@ -855,7 +856,7 @@ class IncidentAdmin(BaseAdmin):
             return "—"
         if obj.started_at > now:
             return "not started"
-        text = describe_duration(span_seconds(obj.started_at, obj.resolved_at, as_of=now))
+        text = duration_text(span_seconds(obj.started_at, obj.resolved_at, as_of=now))
         return text if obj.resolved_at else f"{text} so far"
 
     @admin.display(description="affected tailnets", ordering="affected_count")
@@ -1183,7 +1184,7 @@ class ShardImpactAdmin(BaseAdmin):
     @admin.display(description="length")
     def length(self, obj: ShardImpact) -> str:
         seconds = span_seconds(obj.starts_at, obj.ends_at, as_of=timezone.now())
-        text = describe_duration(seconds)
+        text = duration_text(seconds)
         return text if obj.ends_at else f"{text} so far"
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

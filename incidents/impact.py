@@ -8,7 +8,11 @@ None means "still going on".
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from fractions import Fraction
+
+from .figures import percent_text
+from .uptime import epoch_second
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,11 @@ def overlap(
 
 
 def span_seconds(start: datetime, end: datetime | None, *, as_of: datetime) -> int:
-    """Whole seconds in [start, end), an open end counted up to ``as_of``; never negative."""
+    """Seconds in [start, end), an open end counted up to ``as_of``; never negative.
+    Each instant is cut to its whole second first (``uptime.epoch_second``), the
+    rule every uptime figure follows."""
     stop = end if end is not None else as_of
-    return max(0, int((stop - start) // timedelta(seconds=1)))
+    return max(0, epoch_second(stop) - epoch_second(start))
 
 
 def affected_windows(
@@ -84,16 +90,17 @@ def affected_windows(
 
 
 def union_seconds(spans: Iterable[tuple[datetime, datetime | None]], *, as_of: datetime) -> int:
-    """Seconds covered by any of the spans, each instant once (open ends stop at as_of)."""
+    """Seconds covered by any of the spans, each second once (open ends stop at
+    ``as_of``; instants cut to their whole second, as in ``span_seconds``)."""
     clipped = sorted(
-        (start, end if end is not None else as_of)
+        (epoch_second(start), epoch_second(end if end is not None else as_of))
         for start, end in spans
-        if (end if end is not None else as_of) > start
     )
-    total = timedelta(0)
-    current_start: datetime | None = None
-    current_end: datetime | None = None
+    total = 0
+    current_start = current_end = None
     for start, end in clipped:
+        if end <= start:
+            continue
         if current_end is None or start > current_end:
             if current_start is not None and current_end is not None:
                 total += current_end - current_start
@@ -102,7 +109,7 @@ def union_seconds(spans: Iterable[tuple[datetime, datetime | None]], *, as_of: d
             current_end = max(current_end, end)
     if current_start is not None and current_end is not None:
         total += current_end - current_start
-    return int(total // timedelta(seconds=1))
+    return total
 
 
 def incident_window_end(
@@ -133,31 +140,16 @@ class BlastRadius:
         return self.affected / self.total if self.total else 0.0
 
     @property
+    def percent(self) -> Fraction:
+        """The exact share, as a percentage (0 without tailnets)."""
+        return Fraction(100 * self.affected, self.total) if self.total else Fraction(0)
+
+    @property
     def percent_text(self) -> str:
-        """A share that never rounds a real impact down to "0 %"."""
-        pct = 100 * self.share
-        if self.affected == 0:
-            return "0%"
-        if pct < 0.01:
-            return "<0.01%"
-        if pct < 10:
-            return f"{pct:.2f}%"
-        return f"{pct:.1f}%"
+        """The share as every percentage is shown (``figures.percent_text``): floored,
+        so a real impact never reads "0.00%" and a share never reads above itself."""
+        return percent_text(self.percent)
 
     def __str__(self) -> str:
         noun = "tailnet" if self.affected == 1 else "tailnets"
         return f"{self.affected:,} {noun}, {self.percent_text} of tailnets"
-
-
-def describe_duration(seconds: int) -> str:
-    """'24 minutes', '1 hour 5 minutes', '45 seconds' — how an operator would say it."""
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = seconds // 60
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = []
-    for amount, unit in ((days, "day"), (hours, "hour"), (minutes, "minute")):
-        if amount:
-            parts.append(f"{amount} {unit}{'s' if amount != 1 else ''}")
-    return " ".join(parts)

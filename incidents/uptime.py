@@ -9,33 +9,36 @@ Levels
     ``"degraded" < "partial" < "outage"``. An interval whose ``end`` is ``None``
     is still ongoing and is treated as ending at ``now``.
 
-Minutes
-    Uptime is counted per UTC minute. A minute is touched by an interval when the
-    interval overlaps it by a positive amount, so ``[10:02:30, 10:03:00)`` touches
-    minute 10:02 and ``[10:02, 10:26)`` is exactly 24 minutes. A minute counts
-    once, at the worst level of the intervals touching it, however many there are.
+Seconds
+    Uptime is counted in exact seconds. Every instant is first cut to its whole
+    second (``10:02:30.7`` is second ``10:02:30``), so ``[start, end)`` counts the
+    seconds from ``start``'s up to, not including, ``end``'s: ``[05:19:25, 05:20:30)``
+    is 65 seconds, and so is the same window with any fractions of a second on
+    either end. A second counts once, at the worst level of the intervals covering
+    it, however many there are. ``incidents.impact.span_seconds`` follows the same
+    rule, so a tailnet's "affected for" and its uptime figures always agree.
 
 Coverage
-    Minutes without data are grey: excluded from the count, never counted as up.
+    Seconds without data are grey: excluded from the count, never counted as up.
     The caller says when data exists with ``covered`` intervals (while a shard
-    existed, while a tailnet was placed, ...); a minute has data when a covered
-    interval touches it. Impact outside coverage is ignored.
+    existed, while a tailnet was placed, ...). Impact outside coverage is ignored.
 
 Now
-    Every interval, impact or coverage, is cut at ``now`` before minutes are
-    counted: the future has no data. The minute in progress therefore counts
-    (at whatever level touched it so far), and nothing after it does.
+    Every interval, impact or coverage, is cut at ``now`` (itself cut to its
+    second) before seconds are counted: the future has no data.
 
 Uptime (Statuspage's rule)
-    ``uptime = 100 * (T - (M + 0.3 * P)) / T`` where ``T`` is the minutes with
-    data, ``M`` the outage minutes and ``P`` the partial-outage minutes. Degraded
-    minutes cost nothing but are still reported. With ``T == 0`` there is no
+    ``uptime = 100 * (T - (M + 0.3 * P)) / T`` where ``T`` is the seconds with
+    data, ``M`` the outage seconds and ``P`` the partial-outage seconds. Degraded
+    seconds cost nothing but are still reported. ``Tally.uptime`` is the exact
+    value (a ``Fraction``), ``Tally.uptime_pct`` the same as a float; how either is
+    shown is ``incidents.figures``'s rule. With ``T == 0`` there is no
     uptime (``None``: a grey day).
 
 Fleet uptime
     The fleet figure weights customers by how long they were around: it is the
     plain sum of the per-tailnet tallies, so its ``uptime_pct`` is the share of
-    tailnet-minutes that were disrupted. A tailnet with one day of data moves it
+    tailnet-seconds that were disrupted. A tailnet with one day of data moves it
     1/90th as much as a tailnet with 90 days; it is not an average of percentages.
 
 Components
@@ -44,9 +47,9 @@ Components
     a status on an incident: there the operator's word wins outright, including
     "operational" or "under_maintenance", which mean no impact.
 
-Implementation: intervals become half-open ranges of minute indices (minutes
+Implementation: intervals become half-open ranges of second indices (seconds
 since the Unix epoch) and are combined by sweeping over their boundaries, so the
-cost depends on the number of intervals and days, never on the number of minutes.
+cost depends on the number of intervals and days, never on the number of seconds.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
@@ -70,10 +74,10 @@ _RANKS = len(BY_RANK)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
-_MINUTE = timedelta(minutes=1)
-_MINUTES_PER_DAY = 24 * 60
+_SECOND = timedelta(seconds=1)
+_SECONDS_PER_DAY = 24 * 60 * 60
 
-# A range of minute indices [first, stop), optionally with a rank.
+# A range of second indices [first, stop), optionally with a rank.
 _Span = tuple[int, int]
 _Segment = tuple[int, int, int]
 
@@ -112,36 +116,51 @@ class Interval:
 
 @dataclass(frozen=True)
 class Tally:
-    """Minute counts over any span: a day, a month, 90 days, a whole fleet."""
+    """Second counts over any span: a day, a month, 90 days, a whole fleet."""
 
-    total_minutes: int = 0
-    outage_minutes: int = 0
-    partial_minutes: int = 0
-    degraded_minutes: int = 0
+    total_seconds: int = 0
+    outage_seconds: int = 0
+    partial_seconds: int = 0
+    degraded_seconds: int = 0
 
     def __post_init__(self) -> None:
-        impacted = (self.outage_minutes, self.partial_minutes, self.degraded_minutes)
-        if min(self.total_minutes, *impacted) < 0:
-            raise ValueError(f"minute counts cannot be negative: {self!r}")
-        if sum(impacted) > self.total_minutes:
-            raise ValueError(f"more impacted minutes than minutes with data: {self!r}")
+        impacted = (self.outage_seconds, self.partial_seconds, self.degraded_seconds)
+        if min(self.total_seconds, *impacted) < 0:
+            raise ValueError(f"second counts cannot be negative: {self!r}")
+        if sum(impacted) > self.total_seconds:
+            raise ValueError(f"more impacted seconds than seconds with data: {self!r}")
 
     @property
-    def downtime_minutes(self) -> float:
-        return self.outage_minutes + PARTIAL_WEIGHT * self.partial_minutes
+    def affected_seconds(self) -> int:
+        """Seconds with any impact at all, slow ones included."""
+        return self.outage_seconds + self.partial_seconds + self.degraded_seconds
+
+    @property
+    def downtime_seconds(self) -> float:
+        return self.outage_seconds + PARTIAL_WEIGHT * self.partial_seconds
+
+    @property
+    def uptime(self) -> Fraction | None:
+        """The exact uptime percentage; ``None`` without data."""
+        if self.total_seconds == 0:
+            return None
+        if not self.outage_seconds and not self.partial_seconds:
+            return Fraction(100)
+        # 0.3 is 3/10: in tenths of a second everything is a whole number.
+        lost = 10 * self.outage_seconds + 3 * self.partial_seconds
+        return Fraction(100 * (10 * self.total_seconds - lost), 10 * self.total_seconds)
 
     @property
     def uptime_pct(self) -> float | None:
-        if self.total_minutes == 0:
-            return None
-        return 100 * (self.total_minutes - self.downtime_minutes) / self.total_minutes
+        uptime = self.uptime
+        return None if uptime is None else float(uptime)
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
-            total_minutes=self.total_minutes + other.total_minutes,
-            outage_minutes=self.outage_minutes + other.outage_minutes,
-            partial_minutes=self.partial_minutes + other.partial_minutes,
-            degraded_minutes=self.degraded_minutes + other.degraded_minutes,
+            total_seconds=self.total_seconds + other.total_seconds,
+            outage_seconds=self.outage_seconds + other.outage_seconds,
+            partial_seconds=self.partial_seconds + other.partial_seconds,
+            degraded_seconds=self.degraded_seconds + other.degraded_seconds,
         )
 
 
@@ -153,45 +172,44 @@ class DayUptime:
     tally: Tally
 
     @property
+    def uptime(self) -> Fraction | None:
+        return self.tally.uptime
+
+    @property
     def uptime_pct(self) -> float | None:
         return self.tally.uptime_pct
 
     @property
     def worst_level(self) -> str | None:
-        if self.tally.outage_minutes:
+        if self.tally.outage_seconds:
             return "outage"
-        if self.tally.partial_minutes:
+        if self.tally.partial_seconds:
             return "partial"
-        if self.tally.degraded_minutes:
+        if self.tally.degraded_seconds:
             return "degraded"
         return None
 
 
-# --- minute arithmetic -------------------------------------------------------
+# --- second arithmetic -------------------------------------------------------
 
 
-def _minute_floor(value: datetime) -> int:
-    return (value - _EPOCH) // _MINUTE
+def epoch_second(value: datetime) -> int:
+    """The instant's whole second, as seconds since the epoch (fractions cut off):
+    the one place where time becomes countable seconds."""
+    return (value - _EPOCH) // _SECOND
 
 
-def _minute_ceil(value: datetime) -> int:
-    return -((_EPOCH - value) // _MINUTE)
+def _second_start(index: int) -> datetime:
+    return _EPOCH + index * _SECOND
 
 
-def _minute_start(index: int) -> datetime:
-    return _EPOCH + index * _MINUTE
-
-
-def _minutes(start: datetime, end: datetime | None, now: datetime) -> _Span | None:
-    """The minutes touched by ``[start, end)`` once cut at ``now``, if any.
-
-    The cut happens on the datetimes, before rounding out to whole minutes, so an
-    interval starting later in the current minute than ``now`` touches nothing.
-    """
-    stop = now if end is None else min(end, now)
-    if stop <= start:
+def _seconds(start: datetime, end: datetime | None, now: datetime) -> _Span | None:
+    """The seconds counted for ``[start, end)`` once cut at ``now``, if any."""
+    first = epoch_second(start)
+    stop = epoch_second(now if end is None else min(end, now))
+    if stop <= first:
         return None
-    return _minute_floor(start), _minute_ceil(stop)
+    return first, stop
 
 
 def _day_index(day: date) -> int:
@@ -241,7 +259,7 @@ def _merged(pieces: Iterable[_Segment]) -> list[_Segment]:
 def _worst_segments(intervals: Iterable[Interval], now: datetime) -> list[_Segment]:
     def ranges() -> Iterator[_Segment]:
         for interval in intervals:
-            span = _minutes(interval.start, interval.end, now)
+            span = _seconds(interval.start, interval.end, now)
             if span is not None:
                 yield (*span, level_rank(interval.level))
 
@@ -251,7 +269,7 @@ def _worst_segments(intervals: Iterable[Interval], now: datetime) -> list[_Segme
 
 def _as_intervals(segments: Iterable[_Segment]) -> list[Interval]:
     return [
-        Interval(_minute_start(first), _minute_start(stop), LEVELS[rank - 1])
+        Interval(_second_start(first), _second_start(stop), LEVELS[rank - 1])
         for first, stop, rank in segments
     ]
 
@@ -273,30 +291,30 @@ def daily_uptime(
         raise ValueError(f"last_day {last_day} is before first_day {first_day}")
     first_day_index = _day_index(first_day)
     n_days = _day_index(last_day) - first_day_index + 1
-    first_minute = first_day_index * _MINUTES_PER_DAY
-    stop_minute = first_minute + n_days * _MINUTES_PER_DAY
+    first_second = first_day_index * _SECONDS_PER_DAY
+    stop_second = first_second + n_days * _SECONDS_PER_DAY
 
     # Coverage rides in the sweep as rank 0 ("data, no impact"), so one pass
-    # finds both the minutes with data and the worst impact on each of them.
+    # finds both the seconds with data and the worst impact on each of them.
     def ranges() -> Iterator[_Segment]:
         for start, end in covered:
             _check_span(start, end, "covered interval")
-            span = _minutes(start, end, now)
+            span = _seconds(start, end, now)
             if span is not None:
-                first, stop = max(span[0], first_minute), min(span[1], stop_minute)
+                first, stop = max(span[0], first_second), min(span[1], stop_second)
                 if first < stop:
                     yield first, stop, _NO_IMPACT
         yield from _worst_segments(intervals, now)
 
-    # Per day, indexed by rank: minutes with data, then minutes at each level.
+    # Per day, indexed by rank: seconds with data, then seconds at each level.
     counts = [[0] * _RANKS for _ in range(n_days)]
     for first, stop, live in _sweep(ranges(), _RANKS):
         if not live[_NO_IMPACT]:
             continue  # impact without data
         rank = _worst(live)
         while first < stop:
-            day = first // _MINUTES_PER_DAY
-            day_stop = min(stop, (day + 1) * _MINUTES_PER_DAY)
+            day = first // _SECONDS_PER_DAY
+            day_stop = min(stop, (day + 1) * _SECONDS_PER_DAY)
             row = counts[day - first_day_index]
             row[_NO_IMPACT] += day_stop - first
             if rank != _NO_IMPACT:
@@ -313,10 +331,10 @@ def daily_uptime(
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = Tally(
-                total_minutes=row[_NO_IMPACT],
-                outage_minutes=row[level_rank("outage")],
-                partial_minutes=row[level_rank("partial")],
-                degraded_minutes=row[level_rank("degraded")],
+                total_seconds=row[_NO_IMPACT],
+                outage_seconds=row[level_rank("outage")],
+                partial_seconds=row[level_rank("partial")],
+                degraded_seconds=row[level_rank("degraded")],
             )
         days.append(DayUptime(day=date.fromordinal(first_ordinal + offset), tally=tally))
     return days
@@ -339,8 +357,8 @@ def monthly(days: Iterable[DayUptime]) -> dict[tuple[int, int], Tally]:
 def fleet_uptime(tallies: Iterable[Tally]) -> Tally:
     """The fleet tally: the plain sum of per-tailnet tallies.
 
-    Summing minutes weights each tailnet by how long it had data, so the result's
-    ``uptime_pct`` is the share of tailnet-minutes disrupted, not a mean of
+    Summing seconds weights each tailnet by how long it had data, so the result's
+    ``uptime_pct`` is the share of tailnet-seconds disrupted, not a mean of
     per-tailnet percentages (which would let a day-old tailnet's bad day count
     as much as a long-lived tailnet's whole quarter).
     """
@@ -375,12 +393,12 @@ def component_intervals(
     shard_count: int,
     now: datetime,
 ) -> list[Interval]:
-    """A component's impact over time, as minute-aligned worst-level segments.
+    """A component's impact over time, as second-aligned worst-level segments.
 
-    Minutes touched by an operator-set status take the worst such status, and
+    Seconds covered by an operator-set status take the worst such status, and
     nothing else: an operator "operational" hides whatever the shards say.
-    Other minutes take ``component_status_from_shards`` of the shards' levels at
-    that minute, the ``shard_count - len(shards)`` shards without intervals being
+    Other seconds take ``component_status_from_shards`` of the shards' levels at
+    that second, the ``shard_count - len(shards)`` shards without intervals being
     fine.
     """
     _check_aware(now, "now")
@@ -396,7 +414,7 @@ def component_intervals(
         for start, end, status in operator:
             check_status(status)
             _check_span(start, end, "operator status interval")
-            span = _minutes(start, end, now)
+            span = _seconds(start, end, now)
             if span is not None:
                 yield (*span, level_rank(level_for_status(status)))
         for intervals in shards.values():

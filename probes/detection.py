@@ -10,8 +10,17 @@ completed the quorum** (a region partitioned for hours before a real outage does
 pull its start back by hours), never before the previous recovery; it ends at the
 first successful sample of the recovery that broke the quorum.
 
-The shard is *degraded* when the p95 latency of its recent successful probes
-exceeds its threshold.
+The shard is *degraded* when the p95 latency of its successful probes of the last
+five minutes exceeds its threshold and at least 3 of them were slow (a slow answer
+or two is noise, not slowness). It is fast again when the answers of the last 2
+rounds (``recovery_window``) have a p95 under the threshold: the slow answers still
+in the five minutes do not hold it degraded, and they are forgotten then, so they
+cannot open it again either; the slowness ends at the first fast answer after the
+last slow one.
+
+When no region has reported on a shard for a while, detection knows nothing about
+it: ``Detector.lost_contact`` forgets every run in progress, so an outage after
+contact comes back must be established again, from its own first failure.
 
 ``Detector.feed`` is idempotent: a sample at or before the last one already seen
 from its region is ignored, so running detection again over the same samples
@@ -27,6 +36,17 @@ from typing import Any
 FAILS_TO_DOWN = 3
 OKS_TO_UP = 2
 MIN_AGREEING_REGIONS = 2
+SLOWS_TO_DEGRADED = 3
+
+
+def recovery_window(interval: timedelta) -> timedelta:
+    """The answers of the last OKS_TO_UP rounds of ``interval``, with half a round of
+    slack for probes that start a little early or late."""
+    return (OKS_TO_UP - 1) * interval + interval / 2
+
+
+# The probes' default interval is 30 seconds (PROBE_INTERVAL_SECONDS).
+FAST_WINDOW = recovery_window(timedelta(seconds=30))
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,7 @@ class Detector:
         threshold_ms: float,
         latency_window: timedelta = timedelta(minutes=5),
         stale_after: timedelta = timedelta(minutes=5),
+        fast_window: timedelta = FAST_WINDOW,
     ) -> list[Change]:
         """Take new samples in time order; return the verdict changes they cause."""
         changes: list[Change] = []
@@ -119,8 +140,15 @@ class Detector:
             if sample.ok and sample.latency_ms is not None:
                 self.latencies.append((sample.at, sample.latency_ms))
             went_down = stepped.down and not view.down
-            changes.extend(self._judge(sample, stale_after, went_down=went_down))
-            changes.extend(self._judge_latency(sample.at, threshold_ms, latency_window))
+            judged = [
+                *self._judge(sample, stale_after, went_down=went_down),
+                *self._judge_latency(sample.at, threshold_ms, latency_window, fast_window),
+            ]
+            if len(judged) > 1:
+                # One sample, one transition: an outage ending on a slow answer that
+                # completes the slowness is "degraded" from the recovery on.
+                judged = [Change(self.level, judged[0].at)]
+            changes.extend(judged)
         return changes
 
     def _judge(self, sample: Sample, stale_after: timedelta, *, went_down: bool) -> list[Change]:
@@ -167,20 +195,61 @@ class Detector:
         starts = [v.first_failure_at for v in down_views if after_recovery(v.first_failure_at)]
         return max(filter(None, starts)) if starts else sample.at
 
-    def _judge_latency(self, now: datetime, threshold_ms: float, window: timedelta) -> list[Change]:
+    def _judge_latency(
+        self, now: datetime, threshold_ms: float, window: timedelta, fast_window: timedelta
+    ) -> list[Change]:
         self.latencies = [(at, ms) for at, ms in self.latencies if at > now - window]
-        recent = [ms for _, ms in self.latencies]
-        slow = len(recent) >= 3 and percentile(recent, 95) > threshold_ms
-        if slow == self.degraded:
+        slow_at = [at for at, ms in self.latencies if ms > threshold_ms]
+        if not self.degraded:
+            if len(slow_at) < SLOWS_TO_DEGRADED:
+                return []
+            if percentile([ms for _, ms in self.latencies], 95) <= threshold_ms:
+                return []
+            self.degraded = True
+            if self.down:
+                return []  # an outage outranks slowness; the level follows on recovery
+            # Slow since the first over-threshold probe still in the window, never
+            # before the previous outage ended (its window holds that time).
+            return [Change("degraded", self._not_before_recovery(min(slow_at)))]
+        recent = [(at, ms) for at, ms in self.latencies if at > now - fast_window]
+        fast = len(recent) >= OKS_TO_UP and percentile([ms for _, ms in recent], 95) <= threshold_ms
+        if slow_at and not fast:
             return []
-        self.degraded = slow
+        # Fast again (or no slow answer left at all, as after an outage without
+        # answers): the older slow answers are history, never the start of the next
+        # slowness (no flapping back on the same answers).
+        last_slow = max(slow_at, default=None)
+        back = min(
+            (
+                at
+                for at, ms in recent
+                if ms <= threshold_ms and (last_slow is None or at > last_slow)
+            ),
+            default=now,
+        )
+        self.latencies = recent
+        self.degraded = False
         if self.down:
-            return []  # an outage outranks slowness; the level follows on recovery
-        if slow:
-            # Slow since the first over-threshold probe still in the window.
-            since = min(at for at, ms in self.latencies if ms > threshold_ms)
-            return [Change("degraded", since)]
-        return [Change(None, now)]
+            return []
+        return [Change(None, self._not_before_recovery(back))]
+
+    def _not_before_recovery(self, at: datetime) -> datetime:
+        return at if self.recovered_at is None else max(at, self.recovered_at)
+
+    def lost_contact(self, last_seen: datetime) -> None:
+        """No region has reported since ``last_seen`` (the last sample), for too long:
+        forget every run in progress (failures, successes, slow answers). When reports
+        come back, an outage must be established again and starts at that new run's
+        first failure; a late sample from before ``last_seen`` counts for nothing."""
+        self.regions = {
+            name: RegionView(last_at=max(filter(None, [view.last_at, last_seen])))
+            for name, view in self.regions.items()
+        }
+        self.down = False
+        self.down_since = None
+        self.recovered_at = max(filter(None, [self.recovered_at, last_seen]))
+        self.degraded = False
+        self.latencies = []
 
     @property
     def level(self) -> str | None:

@@ -11,23 +11,35 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
+from incidents import levels
 from incidents.audit import PROBE
-from incidents.models import Incident, Shard, ShardImpact
+from incidents.models import (
+    AuditEntry,
+    Component,
+    ComponentStatus,
+    Incident,
+    IncidentComponent,
+    Shard,
+    ShardImpact,
+)
 from incidents.services import (
     WindowSpec,
     incident_create,
+    incident_edit,
+    incident_post_update,
     incident_resolve,
     shard_impact_add,
     shard_impact_change_level,
     shard_impact_close,
     shard_impact_update,
 )
+from incidents.uptime import component_status_from_shards
 
 from . import rollup
-from .detection import Change, Detector, Sample, percentile
+from .detection import Change, Detector, Sample, percentile, recovery_window
 from .models import Granularity, ProbeRegion, ProbeRollup, ProbeSample, ShardState
 
 logger = logging.getLogger(__name__)
@@ -205,12 +217,15 @@ def detection_run(
             return []
         states = _states_for(sorted(by_shard), now=now)
         default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS
+        fast_window = recovery_window(timedelta(seconds=settings.PROBE_INTERVAL_SECONDS))
         changed: list[ShardState] = []
         for shard_id, state in states.items():
             samples = by_shard[shard_id]
             detector = Detector.from_json(state.regions)
             threshold: int | None = getattr(state, "threshold", None)  # annotated in _states_for
-            changes = detector.feed(samples, threshold_ms=threshold or default_threshold)
+            changes = detector.feed(
+                samples, threshold_ms=threshold or default_threshold, fast_window=fast_window
+            )
             for change in changes:
                 _apply(state, change, now=now)
             applied.extend(changes)
@@ -335,10 +350,13 @@ def _apply(state: ShardState, change: Change, *, now: datetime) -> None:
         return
     if window is not None:
         if window.level != change.level:
+            worse = levels.rank(change.level) > levels.rank(window.level)
             if change.at <= window.starts_at:
                 shard_impact_update(impact=window, level=change.level, by=PROBE)
             else:
                 shard_impact_change_level(impact=window, level=change.level, at=change.at, by=PROBE)
+            if worse and incident is not None:
+                _escalate(incident, shard, change, now=now)
         return
     target = incident or _covering_maintenance(shard, change.at) or _open_probe_incident(shard)
     if target is not None:
@@ -346,18 +364,15 @@ def _apply(state: ShardState, change: Change, *, now: datetime) -> None:
             incident=target, shard=shard, level=change.level, starts_at=change.at, by=PROBE
         )
         state.incident = target
+        _escalate(target, shard, change, now=now)
         return
     state.incident = incident_create(
         title=_title(shard, change.level),
         body=_opening_body(shard, change),
         started_at=change.at,
         detected_at=now,
-        impact="major" if change.level == "outage" else "minor",
-        components={
-            shard.component: "partial_outage"
-            if change.level == "outage"
-            else "degraded_performance"
-        },
+        impact=_impact(change.level),
+        components={shard.component: _component_status(shard.component, {shard.pk: change.level})},
         shard_impacts=[WindowSpec(shard, change.level, change.at)],
         published=settings.PROBE_AUTO_PUBLISH,
         source=Incident.Source.PROBE,
@@ -403,17 +418,20 @@ def _open_probe_incident(shard: Shard) -> Incident | None:
     )
 
 
-def _resolve_if_done(incident: Incident | None, *, now: datetime) -> None:
+def _resolve_if_done(incident: Incident | None, *, now: datetime, body: str = "") -> bool:
+    """Resolve an incident detection opened once none of its windows is open; True
+    if it did."""
     if incident is None or incident.kind != Incident.Kind.INCIDENT:
-        return  # a maintenance ends on the operator's word, not the probes'
+        return False  # a maintenance ends on the operator's word, not the probes'
     if incident.source != Incident.Source.PROBE:
-        return
+        return False
     if incident.shard_impacts.filter(ends_at__isnull=True).exists():
-        return
+        return False
     try:
         incident_resolve(
             incident=incident,
-            body=(
+            body=body
+            or (
                 "Our probes from every region have answered normally again since "
                 f"{now:%H:%M} UTC. Control-plane actions (logging in, approving devices, "
                 "changing ACLs) work again."
@@ -423,6 +441,8 @@ def _resolve_if_done(incident: Incident | None, *, now: datetime) -> None:
         )
     except ValidationError as error:
         logger.error("could not resolve incident %s: %s", incident.pk, error)
+        return False
+    return True
 
 
 def _title(shard: Shard, level: str) -> str:
@@ -446,6 +466,237 @@ def _opening_body(shard: Shard, change: Change) -> str:
         "Control-plane actions may be slow for tailnets on it; existing connections are "
         "not affected. We are investigating."
     )
+
+
+def _impact(level: str) -> str:
+    """An incident's impact for a level of detection: Statuspage's major for an outage."""
+    return "major" if level == "outage" else "minor"
+
+
+def _component_status(component: Component, shard_levels: dict[int, str]) -> str:
+    """The status a component shows with these of its shards hit at these levels and
+    its other active shards fine: the page's rule (``component_status_from_shards``)."""
+    active = Shard.objects.filter(component=component, active=True).exclude(
+        pk__in=list(shard_levels)
+    )
+    fine: list[str | None] = [None] * active.count()
+    return component_status_from_shards([*shard_levels.values(), *fine])
+
+
+def _operator_edits(incident: Incident) -> set[str]:
+    """What a person (directly or with a token; not the probes, triage or the system)
+    has set on ``incident``, by its audit trail: "title", "impact", and
+    "component:<slug>" for a component's status. Detection leaves those alone."""
+    edited: set[str] = set()
+    entries = AuditEntry.objects.filter(incident=incident, system="").values_list(
+        "action", "changes"
+    )
+    for action, changes in entries:
+        if not isinstance(changes, dict):
+            continue
+        if action in ("incident.create", "incident.edit"):
+            edited.update(name for name in ("title", "impact") if name in changes)
+        if action == "components.edit":
+            edited.update(f"component:{slug}" for slug in changes)
+        elif isinstance(changes.get("components"), dict):
+            edited.update(f"component:{slug}" for slug in changes["components"])
+    return edited
+
+
+def _escalate(incident: Incident, shard: Shard, change: Change, *, now: datetime) -> None:
+    """A worse window joined an incident detection opened (or one of its windows got
+    worse): its impact, the shard's component status and its title follow, with a
+    public update saying what changed. Never the other way while it is open (an
+    outage that turns into slowness stays a major incident), and never a field a
+    person has set on it."""
+    if incident.source != Incident.Source.PROBE or incident.kind != Incident.Kind.INCIDENT:
+        return
+    if change.level is None:
+        return
+    incident.refresh_from_db()
+    if incident.resolved_at is not None:
+        return
+    edited = _operator_edits(incident)
+    worst = levels.worst(incident.shard_impacts.values_list("level", flat=True)) or change.level
+    edit: dict[str, str] = {}
+    said: list[str] = []
+    impact = _impact(worst)
+    if "impact" not in edited and levels.impact_rank(impact) > levels.impact_rank(incident.impact):
+        edit["impact"] = impact
+        said.append(f"impact raised from {incident.impact} to {impact}")
+    # Only detection's own title for a lesser level is replaced.
+    titles = {_title(shard, level): level for level in ("degraded", "outage")}
+    titled = titles.get(incident.title)
+    if "title" not in edited and titled and levels.rank(titled) < levels.rank(worst):
+        edit["title"] = _title(shard, worst)
+    component = shard.component
+    statuses: dict[Component, str] = {}
+    if f"component:{component.slug}" not in edited:
+        hit: dict[int, str] = {}
+        for shard_id, level in incident.shard_impacts.filter(
+            ends_at__isnull=True, shard__component=component
+        ).values_list("shard_id", "level"):
+            hit[shard_id] = levels.worst([level, hit.get(shard_id)]) or level
+        status = _component_status(component, hit)
+        link = IncidentComponent.objects.filter(incident=incident, component=component).first()
+        was = link.status if link else ComponentStatus.OPERATIONAL
+        if levels.status_rank(status) > levels.status_rank(was):
+            statuses[component] = status
+            said.append(
+                f"{component.name} from {ComponentStatus(was).label.lower()} "
+                f"to {ComponentStatus(status).label.lower()}"
+            )
+    if not edit and not statuses:
+        return
+    if edit:
+        incident_edit(incident=incident, changes=edit, by=PROBE, at=now)
+    incident_post_update(
+        incident=incident,
+        status=incident.status,
+        body=_escalation_body(shard, change, said),
+        components=statuses,
+        by=PROBE,
+        at=now,
+    )
+    logger.warning("probe detection escalated incident %s on %s", incident.pk, shard.slug)
+
+
+def _escalation_body(shard: Shard, change: Change, said: list[str]) -> str:
+    since = f"{change.at:%H:%M} UTC"
+    raised = f"; {', '.join(said)}" if said else ""
+    if change.level == "outage":
+        return (
+            f"Escalated: {shard.public_name} now fails to answer our probes since {since}"
+            f"{raised}. For tailnets on it, logging in, approving devices, changing ACLs and "
+            "adding or removing nodes may fail. **Existing connections keep working.**"
+        )
+    return (
+        f"Escalated: {shard.public_name} now answers slowly since {since}{raised}. "
+        "Control-plane actions may be slow for tailnets on it; existing connections are "
+        "not affected."
+    )
+
+
+# --- silence: no region reports on a shard ------------------------------------------------
+
+
+def silence_limit() -> timedelta:
+    return timedelta(seconds=settings.PROBE_SILENCE_ROUNDS * settings.PROBE_INTERVAL_SECONDS)
+
+
+def silence_check(*, now: datetime | None = None) -> list[int]:
+    """Shards no region has reported on for PROBE_SILENCE_ROUNDS rounds: detection
+    knows nothing about them any more, so it forgets its runs in progress (an outage
+    after reports come back is established again, from its own first failure). If it
+    held a window open, the window ends at the last failing (or slow) sample, not
+    "now": the monitoring's gap is not the customers' downtime. The incident says so,
+    and resolves if nothing else of it is open. Windows people opened are theirs.
+
+    Run periodically (``probes.check_silence``): detection itself only runs when
+    samples arrive. Returns the shards it found silent."""
+    now = now or timezone.now()
+    limit = now - silence_limit()
+    with transaction.atomic():
+        _detection_lock()
+        candidates = list(
+            ShardState.objects.filter(last_sample_at__lt=limit)
+            .filter(~Q(state=ShardState.State.UNKNOWN) | Q(incident__isnull=False))
+            .select_related("shard__component", "incident")
+            .order_by("shard_id")
+        )
+        if not candidates:
+            return []
+        # Samples stored but not yet seen by detection are reports all the same.
+        reported = set(
+            ProbeSample.objects.filter(
+                shard_id__in=[state.shard_id for state in candidates], started_at__gte=limit
+            )
+            .values_list("shard_id", flat=True)
+            .distinct()
+        )
+        silent = [state for state in candidates if state.shard_id not in reported]
+        for state in silent:
+            _lose_contact(state, now=now)
+        _states_save(silent)
+    return [state.shard_id for state in silent]
+
+
+def _lose_contact(state: ShardState, *, now: datetime) -> None:
+    last_seen = state.last_sample_at
+    assert last_seen is not None  # for the type checker: the query above
+    window = _detection_window(state)
+    if window is not None:
+        end = _last_bad_sample(window, state) or last_seen
+        _close(window, end)
+        incident = window.incident
+        if incident.kind == Incident.Kind.INCIDENT and incident.source == Incident.Source.PROBE:
+            _report_lost_contact(incident, window, last_seen=last_seen, end=end, now=now)
+        logger.warning(
+            "probes stopped reporting on %s; its %s window ends at the last bad sample",
+            state.shard.slug,
+            window.level,
+        )
+    detector = Detector.from_json(state.regions)
+    detector.lost_contact(last_seen)
+    state.regions = detector.to_json()
+    state.state = ShardState.State.UNKNOWN
+    state.since = now
+    state.p95_ms = None
+    state.incident = None
+    state.updated_at = now
+
+
+def _detection_window(state: ShardState) -> ShardImpact | None:
+    """The window detection holds open on the shard (the one it would extend, re-level
+    or close), unless a person added it."""
+    if state.incident is None or state.incident.resolved_at is not None:
+        return None
+    window = (
+        ShardImpact.objects.filter(incident=state.incident, shard=state.shard, ends_at__isnull=True)
+        .select_related("incident")
+        .first()
+    )
+    if window is None:
+        return None
+    added_by_person = AuditEntry.objects.filter(
+        incident=state.incident, action="impact.add", system="", changes__impact_id=window.pk
+    ).exists()
+    return None if added_by_person else window
+
+
+def _last_bad_sample(window: ShardImpact, state: ShardState) -> datetime | None:
+    """The last sample that held the window open: a failed probe for an outage, a slow
+    answer for slowness."""
+    samples = ProbeSample.objects.filter(shard_id=state.shard_id, started_at__gte=window.starts_at)
+    if window.level == "degraded":
+        threshold = state.shard.effective_latency_threshold_ms
+        samples = samples.filter(ok=True, latency_ms__gt=threshold)
+    else:
+        samples = samples.filter(ok=False)
+    last: datetime | None = samples.aggregate(last=Max("started_at"))["last"]
+    return last
+
+
+def _report_lost_contact(
+    incident: Incident, window: ShardImpact, *, last_seen: datetime, end: datetime, now: datetime
+) -> None:
+    shard = window.shard
+    bad = "slow answer" if window.level == "degraded" else "failed probe"
+    lost = (
+        f"Our probes stopped reporting on {shard.public_name} at {last_seen:%H:%M} UTC, so we "
+        f"cannot tell how it is doing now. We count no downtime after its last {bad}, at "
+        f"{end:%H:%M} UTC."
+    )
+    if _resolve_if_done(
+        incident,
+        now=now,
+        body=f"{lost} We are closing this incident; if our probes find the problem again "
+        "once they report, we will open a new one.",
+    ):
+        return
+    incident.refresh_from_db()
+    if incident.resolved_at is None:
+        incident_post_update(incident=incident, status=incident.status, body=lost, by=PROBE, at=now)
 
 
 # --- rollups and retention --------------------------------------------------------------

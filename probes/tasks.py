@@ -105,6 +105,21 @@ def detect() -> int:
 
 
 @shared_task(
+    name="probes.check_silence",
+    acks_late=True,
+    time_limit=60,
+    soft_time_limit=50,
+    ignore_result=True,
+)
+def check_silence() -> int:
+    """End detection's windows on shards no region reports on any more (beat, every
+    round). Returns how many shards were found silent."""
+    from .services import silence_check
+
+    return len(silence_check())
+
+
+@shared_task(
     name="probes.build_rollups",
     acks_late=True,
     time_limit=300,

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from django.db import connection
@@ -21,7 +22,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from incidents import levels, wording
-from incidents.impact import BlastRadius, describe_duration, span_seconds
+from incidents.figures import duration_text
+from incidents.impact import BlastRadius, span_seconds
 from incidents.models import (
     Component,
     ComponentGroup,
@@ -180,11 +182,11 @@ def incident_card(incident: Incident, *, now: datetime, blast_radius: BlastRadiu
     )
     updates = list(incident.updates.all())
     if phase_of(incident) == "upcoming" and incident.scheduled_for and incident.scheduled_until:
-        seconds = int((incident.scheduled_until - incident.scheduled_for).total_seconds())
-        duration = f"planned for {describe_duration(seconds)}"
+        seconds = span_seconds(incident.scheduled_for, incident.scheduled_until, as_of=now)
+        duration = f"planned for {duration_text(seconds)}"
     else:
         seconds = span_seconds(incident.started_at, incident.resolved_at, as_of=now)
-        duration = describe_duration(seconds) + (" so far" if incident.resolved_at is None else "")
+        duration = duration_text(seconds) + (" so far" if incident.resolved_at is None else "")
     shards: dict[int, ShardLine] = {}
     for window in windows:
         line = shards.setdefault(
@@ -221,8 +223,8 @@ class ComponentRow:
     incidents: dict[date, list[DayIncident]]
 
     @functools.cached_property
-    def uptime_pct(self) -> float | None:
-        return total(self.days).uptime_pct
+    def uptime(self) -> Fraction | None:
+        return total(self.days).uptime
 
 
 @dataclass
@@ -308,9 +310,11 @@ def _time_to_detect(incident: Incident) -> str | None:
     if incident.detected_at is None:
         return None
     if incident.detected_at <= incident.started_at:
-        ahead = int((incident.started_at - incident.detected_at).total_seconds())
-        return f"found {describe_duration(ahead)} before any impact" if ahead else "at once"
-    return describe_duration(int((incident.detected_at - incident.started_at).total_seconds()))
+        ahead = span_seconds(incident.detected_at, incident.started_at, as_of=incident.started_at)
+        return f"found {duration_text(ahead)} before any impact" if ahead else "at once"
+    return duration_text(
+        span_seconds(incident.started_at, incident.detected_at, as_of=incident.detected_at)
+    )
 
 
 def _time_to_resolve(incident: Incident) -> str | None:
@@ -318,10 +322,10 @@ def _time_to_resolve(incident: Incident) -> str | None:
         return None
     detected = incident.detected_at
     if detected is not None and detected > incident.started_at:
-        seconds = int((incident.resolved_at - detected).total_seconds())
-        return f"{describe_duration(max(0, seconds))} after detection"
-    seconds = int((incident.resolved_at - incident.started_at).total_seconds())
-    return f"{describe_duration(max(0, seconds))} from the start"
+        seconds = span_seconds(detected, incident.resolved_at, as_of=incident.resolved_at)
+        return f"{duration_text(seconds)} after detection"
+    seconds = span_seconds(incident.started_at, incident.resolved_at, as_of=incident.resolved_at)
+    return f"{duration_text(seconds)} from the start"
 
 
 def _component_statuses(incident: Incident, *, ongoing: bool) -> list[tuple[Component, str]]:

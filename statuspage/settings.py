@@ -198,6 +198,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PROBE_INTERVAL_SECONDS),
         "options": {"expires": PROBE_INTERVAL_SECONDS * 0.9},
     },
+    # Detection runs when samples arrive; this notices when none arrive any more.
+    "probe-silence": {
+        "task": "probes.check_silence",
+        "schedule": float(PROBE_INTERVAL_SECONDS),
+        "options": {"expires": PROBE_INTERVAL_SECONDS * 0.9},
+    },
     "probe-rollups": {
         "task": "probes.build_rollups",
         "schedule": 60.0,
@@ -343,6 +349,10 @@ PROBE_TIMEOUT_SECONDS = float(env("PROBE_TIMEOUT_SECONDS", "5"))
 PROBE_AUTO_PUBLISH = env_bool("PROBE_AUTO_PUBLISH", False)
 # Detection runs this long after samples commit, once for a burst of rounds and batches.
 PROBE_DETECT_DELAY_SECONDS = float(env("PROBE_DETECT_DELAY_SECONDS", "2"))
+# A shard no region has reported on for this many rounds is out of sight: a window
+# detection holds open on it ends at its last failing sample (the monitoring's gap
+# is not downtime), and its detection starts over when reports come back.
+PROBE_SILENCE_ROUNDS = env_int("PROBE_SILENCE_ROUNDS", 3)
 PROBE_RAW_RETENTION_DAYS = env_int("PROBE_RAW_RETENTION_DAYS", 14)
 PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")

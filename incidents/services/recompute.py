@@ -30,6 +30,8 @@ def tailnet_impacts_queue(*, incident_ids: Iterable[int]) -> int:
 # On PostgreSQL the range expression is exactly the one of the GiST index
 # placement_shard_during (migration 0002), so the join is an index scan; LEAST and
 # GREATEST ignore NULLs there, so an open end only stays open if both are open.
+# ``seconds`` cuts each instant to its whole second first, as ``uptime.epoch_second``
+# does: the rule every figure counts by.
 _RECOMPUTE_SQL = {
     "postgresql": """
         INSERT INTO incidents_tailnetimpact
@@ -37,9 +39,9 @@ _RECOMPUTE_SQL = {
         SELECT si.incident_id, si.id, p.tailnet_id, si.shard_id, si.level,
                GREATEST(p.starts_at, si.starts_at),
                LEAST(p.ends_at, si.ends_at),
-               GREATEST(0, FLOOR(EXTRACT(EPOCH FROM
-                   COALESCE(LEAST(p.ends_at, si.ends_at), %(as_of)s)
-                   - GREATEST(p.starts_at, si.starts_at))))::bigint
+               GREATEST(0, EXTRACT(EPOCH FROM
+                   date_trunc('second', COALESCE(LEAST(p.ends_at, si.ends_at), %(as_of)s))
+                   - date_trunc('second', GREATEST(p.starts_at, si.starts_at))))::bigint
         FROM incidents_shardimpact si
         JOIN incidents_placement p
           ON p.shard_id = si.shard_id
@@ -53,7 +55,8 @@ _RECOMPUTE_SQL = {
         INSERT INTO incidents_tailnetimpact
             (incident_id, shard_impact_id, tailnet_id, shard_id, level, starts_at, ends_at, seconds)
         SELECT incident_id, shard_impact_id, tailnet_id, shard_id, level, s, e,
-               MAX(0, django_timestamp_diff(COALESCE(e, %(as_of)s), s) / 1000000)
+               MAX(0, django_timestamp_diff(
+                   substr(COALESCE(e, %(as_of)s), 1, 19), substr(s, 1, 19)) / 1000000)
         FROM (
             SELECT si.incident_id, si.id AS shard_impact_id, p.tailnet_id, si.shard_id, si.level,
                    MAX(p.starts_at, si.starts_at) AS s,

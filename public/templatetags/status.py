@@ -15,11 +15,13 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from incidents import levels
-from incidents.impact import describe_duration
+from incidents.figures import duration_text, percent_text
 from incidents.models import ComponentStatus
 from plumbing.times import same_utc_day, utc
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from incidents.queries import DayIncident
     from incidents.uptime import DayUptime
 
@@ -87,21 +89,16 @@ def iso_utc(value: datetime | None) -> str:
 
 
 @register.filter
-def pct(value: float | None) -> str:
-    """An uptime percentage that never rounds a real loss up to "100%"."""
-    if value is None:
-        return "No data"
-    if value >= 100:
-        return "100%"
-    text = f"{value:.2f}"
-    if text == "100.00":
-        text = "99.99"
-    return f"{text}%"
+def pct(value: float | Fraction | None) -> str:
+    """A percentage as every page shows it (``incidents.figures.percent_text``):
+    floored to two decimals, so a real loss never reads "100.00%"."""
+    return percent_text(value)
 
 
 @register.filter
-def minutes(value: int) -> str:
-    return describe_duration(value * 60) if value else "0 minutes"
+def duration(seconds: float) -> str:
+    """Seconds as every page shows them: "1 h 5 min", "1 min 5 s", "45 s"."""
+    return duration_text(seconds)
 
 
 # --- 90-day uptime bars ------------------------------------------------------------------
@@ -117,7 +114,7 @@ DAY_LEVELS = {
 
 
 def day_level(day: DayUptime) -> str:
-    if day.uptime_pct is None:
+    if day.tally.total_seconds == 0:
         return "none"
     return day.worst_level or "ok"
 
@@ -134,11 +131,11 @@ def _day_tip(
     fixed label, and the incident links come pre-escaped from ``_incident_link``."""
     tally = day.tally
     counts = "".join(
-        f"<li>{label}: {minutes(n)}</li>"
+        f"<li>{label}: {duration_text(n)}</li>"
         for label, n in (
-            ("Outage", tally.outage_minutes),
-            ("Partial outage", tally.partial_minutes),
-            ("Degraded performance", tally.degraded_minutes),
+            ("Outage", tally.outage_seconds),
+            ("Partial outage", tally.partial_seconds),
+            ("Degraded performance", tally.degraded_seconds),
         )
         if n
     )
@@ -148,9 +145,7 @@ def _day_tip(
         incidents_html = f'<ul class="tip-incidents">{items}</ul>'
     else:
         incidents_html = '<p class="tip-none">No incidents</p>'
-    uptime_text = (
-        "No data for this day" if day.uptime_pct is None else f"{pct(day.uptime_pct)} uptime"
-    )
+    uptime_text = "No data for this day" if day.uptime_pct is None else f"{pct(day.uptime)} uptime"
     return (
         f'<div class="tip" role="tooltip" id="{tip_id}"><p class="tip-head">'
         f'<time datetime="{day.day.isoformat()}">{_day_text(day.day)}</time> '
@@ -161,10 +156,10 @@ def _day_tip(
 
 def _quiet_day(day: DayUptime, level: str, key: str, stamp: str, classes: str) -> str:
     """A day without incidents or impacted minutes: its one-line tooltip names its bar."""
-    if day.uptime_pct is None:
+    if day.tally.total_seconds == 0:
         said = "No data for this day"
     else:
-        said = f"{DAY_LEVELS[level]}, {pct(day.uptime_pct)} uptime"
+        said = f"{DAY_LEVELS[level]}, {pct(day.uptime)} uptime"
     return (
         f'<li class="day lvl-{level} tip-{classes}">'
         f'<button type="button" class="bar" id="d-{key}-{stamp}" aria-labelledby="t-{key}-{stamp}">'
@@ -205,8 +200,8 @@ def uptime_bar(
         stamp = day.day.strftime("%Y%m%d")
         tip_id = f"t-{key}-{stamp}"
         label = f"{_day_text(day.day)}: {DAY_LEVELS[level]}"
-        if day.uptime_pct is not None:
-            label += f", {pct(day.uptime_pct)} uptime"
+        if day.tally.total_seconds:
+            label += f", {pct(day.uptime)} uptime"
         if day_incidents:
             count = len(day_incidents)
             label += f", {count} incident{'s' if count != 1 else ''}"

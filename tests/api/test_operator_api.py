@@ -507,7 +507,7 @@ def test_affected_tailnets_appear_once_the_window_is_added(api, fleet, committed
     assert data["blast_radius"]["affected"] == 2
     assert data["blast_radius"]["total"] == 3
     assert data["blast_radius"]["by_level"] == {"outage": 2}
-    assert data["blast_radius"]["summary"] == "2 tailnets, 66.7% of tailnets"
+    assert data["blast_radius"]["summary"] == "2 tailnets, 66.66% of tailnets"
     listed = api.get().json()["results"][0]
     assert listed["affected_tailnets"] == 2
 

@@ -133,6 +133,7 @@ def test_alice_signs_in_sees_whether_acme_was_affected_and_opens_the_incident(
     expect(page.locator("ol.migration-marks li.moved")).to_have_count(2)
     expect(page.locator("ul.migrations li")).to_have_count(2)
     expect(page.locator("svg.latency-chart path.p95")).to_be_visible()
+    expect(page.locator("svg.latency-chart path.p99")).to_be_visible()
     # For a person to look at: var/test-artifacts/browser/.
     page.screenshot(
         path=artifacts_dir() / f"tailnet-acme-{database()}.png",

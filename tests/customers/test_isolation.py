@@ -86,6 +86,7 @@ def test_the_walk_finds_every_customer_route():
         "api/v1/tailnets/<slug:slug>/status",
         "api/v1/tailnets/<slug:slug>/incidents",
         "api/v1/tailnets/<slug:slug>/uptime",
+        "api/v1/tailnets/<slug:slug>/latency",
     } <= set(ROUTES)
     assert url_for("t/<slug:slug>/members/<int:pk>/remove/", "acme") == "/t/acme/members/1/remove/"
 
@@ -199,6 +200,7 @@ def _ours(route: str) -> bool:
         "api/v1/tailnets/<slug:slug>/status",
         "api/v1/tailnets/<slug:slug>/incidents",
         "api/v1/tailnets/<slug:slug>/uptime",
+        "api/v1/tailnets/<slug:slug>/latency",
     }
 
 

@@ -58,10 +58,10 @@ def test_durations_move_on_with_the_clock(client, people, at_now, committed, tim
     with committed():
         incident = outage(["use1"], NOW - 10 * M, None)
     alice = signed_in(client, people["alice"])
-    assert "10 minutes so far" in text_of(alice.get("/t/acme/"))
+    assert "10 min so far" in text_of(alice.get("/t/acme/"))
 
     time_machine.move_to(NOW + 5 * M)
-    assert "15 minutes so far" in text_of(alice.get("/t/acme/"))
+    assert "15 min so far" in text_of(alice.get("/t/acme/"))
     with committed():
         resolve(incident, NOW + 5 * M)
     assert "Not right now" in text_of(alice.get("/t/acme/"))

@@ -1,9 +1,11 @@
 """One tailnet's API as alice's scripts use it: /api/v1/tailnets/<slug>/status,
-/incidents and /uptime, with her session or acme's bearer token; its schema and
-documentation page."""
+/incidents, /uptime and /latency, with her session or acme's bearer token; its schema
+and documentation page."""
 
 import json
+import math
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
@@ -15,7 +17,7 @@ from incidents.services import placement_migrate
 from plumbing.tokens import api_token_create
 from tests.conftest import T0
 
-from .test_tailnet_page import NOW, D, M, outage, resolve
+from .test_tailnet_page import NOW, D, H, M, _rollup, outage, resolve
 
 API = "/api/v1/tailnets"
 
@@ -151,7 +153,13 @@ def test_uptime_per_day_and_month_for_a_range(script, people, at_now, committed)
         "degraded_minutes": 0,
         "affected_minutes": 5,
         "downtime_minutes": 5.0,
-        "uptime_pct": round(100 * (7200 - 5) / 7200, 4),
+        "uptime_pct": 99.9305,  # 99.930555…, floored: never above the true value
+        "seconds_with_data": 5 * 86400,
+        "outage_seconds": 300,
+        "partial_seconds": 0,
+        "degraded_seconds": 0,
+        "affected_seconds": 300,
+        "downtime_seconds": 300.0,
     }
     assert len(body["days"]) == 6
     assert body["days"][-1]["date"] == "2026-01-05"
@@ -200,15 +208,37 @@ def test_uptime_is_what_its_documented_serializer_would_give(script, people, at_
 
 
 def _tally(tally):
-    return {
-        "minutes_with_data": tally.total_minutes,
-        "outage_minutes": tally.outage_minutes,
-        "partial_minutes": tally.partial_minutes,
-        "degraded_minutes": tally.degraded_minutes,
-        "affected_minutes": tally.outage_minutes + tally.partial_minutes + tally.degraded_minutes,
-        "downtime_minutes": round(tally.downtime_minutes, 1),
-        "uptime_pct": None if tally.uptime_pct is None else round(tally.uptime_pct, 4),
+    seconds = {
+        "with_data": tally.total_seconds,
+        "outage": tally.outage_seconds,
+        "partial": tally.partial_seconds,
+        "degraded": tally.degraded_seconds,
+        "affected": tally.outage_seconds + tally.partial_seconds + tally.degraded_seconds,
+        "downtime": tally.outage_seconds + 0.3 * tally.partial_seconds,
     }
+    uptime = tally.uptime
+    return {
+        "minutes_with_data": round(seconds["with_data"] / 60, 4),
+        **{f"{k}_minutes": round(v / 60, 4) for k, v in seconds.items() if k != "with_data"},
+        "uptime_pct": None if uptime is None else math.floor(uptime * 10_000) / 10_000,
+        "seconds_with_data": seconds["with_data"],
+        **{f"{k}_seconds": v for k, v in seconds.items() if k != "with_data"},
+    }
+
+
+def test_a_65_second_outage_is_65_seconds_in_every_field(script, people, at_now, committed):
+    start = T0 - timedelta(hours=4, minutes=40, seconds=35)  # 05:19:25
+    with committed():
+        resolve(outage(["use1"], start, start + timedelta(seconds=65)), start + M * 2)
+
+    body = script.get(f"{API}/acme/uptime", {"from": "2026-01-05", "to": "2026-01-05"}).json()
+    history = script.get(f"{API}/acme/incidents").json()["incidents"][0]
+
+    (day,) = body["days"]
+    assert (day["outage_seconds"], day["affected_seconds"], day["downtime_seconds"]) == (65, 65, 65)
+    assert (day["outage_minutes"], day["affected_minutes"]) == (1.0833, 1.0833)
+    assert (history["affected_seconds"], history["affected_minutes"]) == (65, 1.0833)
+    assert history["windows"][0]["seconds"] == 65
 
 
 def test_uptime_defaults_to_the_last_90_days(script, people, at_now):
@@ -269,6 +299,90 @@ def test_400_days_is_allowed(script, people, at_now):
     assert len(response.json()["days"]) == 400
 
 
+# --- /latency ------------------------------------------------------------------------------
+
+
+def test_latency_gives_p50_p95_and_p99_of_every_hour_of_the_week(script, people, at_now):
+    from probes.models import ProbeRegion, ProbeRollup
+    from probes.rollup import histogram
+
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    nyc = ProbeRegion.objects.create(slug="nyc", name="New York")
+    slow, failed = NOW - 5 * H, NOW - 2 * H
+    _rollup(people["use1"], ams, slow, [40.0] * 45 + [120.0] * 3 + [900.0] * 2)
+    _rollup(people["use1"], nyc, slow, [40.0] * 45 + [120.0] * 3 + [900.0] * 2)
+    _rollup(people["euw1"], ams, slow, [5000.0] * 50)  # not acme's shard
+    ProbeRollup.objects.create(
+        shard=people["use1"],
+        region=ams,
+        granularity="hour",
+        bucket_start=failed,
+        count=30,
+        failures=30,
+        histogram=histogram([]),
+    )
+
+    response = script.get(f"{API}/acme/latency")
+
+    assert response.status_code == 200
+    assert "private" in response["Cache-Control"]
+    body = response.json()
+    assert set(body) == fields(serializers.TailnetLatencySerializer)
+    assert (body["tailnet"], body["days"]) == ({"slug": "acme", "name": "acme.com"}, 7)
+    hours = {hour["start"]: hour for hour in body["hours"]}
+    assert len(body["hours"]) == len(hours) == 7 * 24
+    assert list(hours) == sorted(hours)
+    for hour in body["hours"]:
+        assert set(hour) == fields(serializers.LatencyHourSerializer)
+    assert hours["2026-01-06T05:00:00Z"] == {
+        "start": "2026-01-06T05:00:00Z",
+        "shard": {"name": "US East 1", "region": "us-east"},
+        "p50_ms": 50.0,
+        "p95_ms": 150.0,
+        "p99_ms": 1000.0,
+        "samples": 100,
+        "failures": 0,
+    }
+    # Nothing answered: no percentile at all, but the failed probes are there.
+    assert hours["2026-01-06T08:00:00Z"] == {
+        "start": "2026-01-06T08:00:00Z",
+        "shard": {"name": "US East 1", "region": "us-east"},
+        "p50_ms": None,
+        "p95_ms": None,
+        "p99_ms": None,
+        "samples": 30,
+        "failures": 30,
+    }
+    measured = [h for h in body["hours"] if h["p50_ms"] is not None]
+    assert len(measured) == 1
+    quiet = hours["2026-01-06T06:00:00Z"]
+    assert (quiet["p99_ms"], quiet["samples"], quiet["shard"]["name"]) == (None, 0, "US East 1")
+
+
+def test_latency_follows_acme_across_a_migration_and_is_null_before_it_existed(
+    script, people, at_now
+):
+    from incidents.models import Placement
+    from probes.models import ProbeRegion
+
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    moved = NOW - 5 * H
+    placement_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
+    # acme joined two days ago (the first placement, the one the migration ended).
+    Placement.objects.filter(tailnet=people["acme"], ends_at=moved).update(starts_at=NOW - 2 * D)
+    _rollup(people["use1"], ams, moved - 2 * H, [30.0] * 10)
+    _rollup(people["use2"], ams, moved + H, [150.0] * 10)
+
+    body = script.get(f"{API}/acme/latency").json()
+
+    hours = {hour["start"]: hour for hour in body["hours"]}
+    before = hours["2026-01-06T03:00:00Z"]
+    after = hours["2026-01-06T06:00:00Z"]
+    assert (before["shard"]["name"], before["p50_ms"], before["p99_ms"]) == ("US East 1", 30, 30)
+    assert (after["shard"]["name"], after["p50_ms"], after["p99_ms"]) == ("US East 2", 150, 150)
+    assert body["hours"][0]["shard"] is None  # a week ago acme did not exist yet
+
+
 # --- Tokens, throttling ----------------------------------------------------------------------
 
 
@@ -317,7 +431,7 @@ def test_the_schema_documents_the_tailnet_endpoints(client, db):
     assert response.status_code == 200
     schema = response.json()
     paths = schema["paths"]
-    for name in ("status", "incidents", "uptime"):
+    for name in ("status", "incidents", "uptime", "latency"):
         assert f"/api/v1/tailnets/{{slug}}/{name}" in paths
     uptime = paths["/api/v1/tailnets/{slug}/uptime"]["get"]
     assert {p["name"] for p in uptime["parameters"]} == {"slug", "from", "to"}
@@ -352,7 +466,7 @@ def test_each_endpoint_makes_as_many_queries_for_many_incidents_as_for_one(
 
     def counts():
         found = {}
-        for name in ("status", "incidents", "uptime"):
+        for name in ("status", "incidents", "uptime", "latency"):
             with empty_cache(), CaptureQueriesContext(connection) as captured:
                 assert script.get(f"{API}/acme/{name}").status_code == 200
             found[name] = len(captured)
@@ -374,8 +488,8 @@ def test_each_endpoint_makes_as_many_queries_for_many_incidents_as_for_one(
 
     assert counts() == one
     # The token with its tailnet (1), then: placements, open incidents and maintenance;
-    # placements and history; uptime's impacts and placements.
-    assert one == {"status": 1 + 3, "incidents": 1 + 2, "uptime": 1 + 2}
+    # placements and history; uptime's impacts and placements; placements and rollups.
+    assert one == {"status": 1 + 3, "incidents": 1 + 2, "uptime": 1 + 2, "latency": 1 + 2}
 
 
 def test_the_published_schema_is_generated_without_a_warning(db):

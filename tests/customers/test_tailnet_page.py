@@ -100,7 +100,7 @@ def test_an_outage_on_acmes_shard_says_what_works_and_what_is_blocked(
     page = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
     assert f'href="/incidents/{incident.pk}/"' in page
     # History: 20 minutes so far.
-    assert "20 minutes so far" in words
+    assert "20 min so far" in words
 
 
 def test_an_outage_elsewhere_is_not_acmes(client, people, at_now, committed):
@@ -192,7 +192,7 @@ def test_acme_migrated_off_five_minutes_into_a_24_minute_outage_shows_5_minutes(
     assert row is not None
     row_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(1)))
     assert "Outage on US East 1" in row_text
-    assert re.search(r'class="affected-for"[^>]*>5 minutes<', row.group(0))
+    assert re.search(r'class="affected-for"[^>]*>5 min<', row.group(0))
     assert "Coordination shard: US East 2 (us-east)" in words
     # The migration is marked under the bar and listed.
     assert "moved from US East 1 to US East 2" in words
@@ -200,7 +200,7 @@ def test_acme_migrated_off_five_minutes_into_a_24_minute_outage_shows_5_minutes(
     # That day's bar: 5 outage minutes, not 24.
     day = re.search(r'<div class="tip"[^>]*id="t-tailnet-20260105".*?</div>', html, re.S)
     assert day is not None
-    assert "Outage: 5 minutes" in day.group(0)
+    assert "Outage: 5 min" in day.group(0)
 
 
 def test_bob_on_globex_does_not_see_acmes_incidents_as_his(client, people, at_now, committed):
@@ -228,8 +228,28 @@ def test_the_month_table_counts_acmes_outage_minutes(client, people, at_now, com
     assert row is not None
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
     # Jan 1 00:00 .. Jan 6 10:00 (now): 7800 minutes, 5 of them down.
-    assert cells[1:] == ["5 min", "0 min", "0 min", "5.0 min"]
-    assert cells[0] == f"{100 * (7800 - 5) / 7800:.2f}%" == "99.94%"
+    assert cells[1:] == ["5 min", "0 s", "0 s", "5 min"]
+    # 99.9358…% floored, never rounded up.
+    assert cells[0] == "99.93%"
+
+
+def test_a_65_second_outage_reads_1_min_5_s_in_the_history_and_the_month_table(
+    client, people, at_now, committed
+):
+    start = T0 - 4 * 60 * M - 40 * M - timedelta(seconds=35)  # 05:19:25
+    with committed():
+        incident = outage(["use1"], start, start + timedelta(seconds=65))
+        resolve(incident, start + 2 * M)
+
+    html = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
+
+    row = re.search(rf'<tr id="history-{incident.pk}">(.*?)</tr>', html, re.S)
+    assert re.search(r'class="affected-for"[^>]*>1 min 5 s<', row.group(0))
+    month = re.search(r"<tr><th scope=\"row\">2026-01</th>(.*?)</tr>", html, re.S)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", month.group(1))
+    assert cells[1:] == ["1 min 5 s", "0 s", "0 s", "1 min 5 s"]
+    day = re.search(r'<div class="tip"[^>]*id="t-tailnet-20260105".*?</div>', html, re.S)
+    assert "Outage: 1 min 5 s" in day.group(0)
 
 
 def _csv(response):
@@ -262,13 +282,21 @@ def test_the_csv_has_a_row_per_month_and_a_total(client, people, at_now, committ
         "affected_minutes",
         "downtime_minutes",
         "uptime_pct",
+        "seconds_with_data",
+        "outage_seconds",
+        "partial_seconds",
+        "degraded_seconds",
+        "affected_seconds",
+        "downtime_seconds",
     ]
     december, january, total = rows[1:]
-    assert december == ["acme.com", "2025-12", "2025-12-01", "2025-12-31", "44640", "0", "0",
-                        "0", "0", "0.0", "100.0000"]  # fmt: skip
-    assert january[:10] == ["acme.com", "2026-01", "2026-01-01", "2026-01-05", "7200", "24",
-                            "0", "0", "24", "24.0"]  # fmt: skip
-    assert total[1:6] == ["total", "2025-12-01", "2026-01-05", str(44640 + 7200), "24"]
+    assert december == ["acme.com", "2025-12", "2025-12-01", "2025-12-31", "44640.0", "0.0",
+                        "0.0", "0.0", "0.0", "0.0", "100.0", "2678400", "0", "0", "0", "0",
+                        "0.0"]  # fmt: skip
+    assert january == ["acme.com", "2026-01", "2026-01-01", "2026-01-05", "7200.0", "24.0",
+                       "0.0", "0.0", "24.0", "24.0", "99.6666", "432000", "1440", "0", "0",
+                       "1440", "1440.0"]  # fmt: skip
+    assert total[1:6] == ["total", "2025-12-01", "2026-01-05", str(44640.0 + 7200), "24.0"]
 
 
 def test_the_csv_defuses_formulas_in_the_tailnet_name(client, people, at_now):
@@ -335,7 +363,11 @@ def test_the_latency_chart_is_an_svg_with_its_table(client, people, at_now):
     assert len(rows) == 1
     when, cells = rows[0]
     assert when == hour.strftime("%Y-%m-%d %H:%M")
-    assert re.findall(r"<td[^>]*>(.*?)</td>", cells) == ["US East 1", "50 ms", "50 ms", "40", "0"]
+    # 39 probes answered within 50 ms and one of 40 took 400: only p99 sees it.
+    assert re.findall(r"<td[^>]*>(.*?)</td>", cells) == [
+        "US East 1", "50 ms", "50 ms", "500 ms", "40", "0",
+    ]  # fmt: skip
+    assert "The numbers behind the chart (1 hour)" in text_of(response)
 
 
 def test_latency_follows_acme_across_a_migration(people, at_now):
@@ -352,6 +384,67 @@ def test_latency_follows_acme_across_a_migration(people, at_now):
     assert (hours[moved - 2 * H].shard_name, hours[moved - 2 * H].p50_ms) == ("US East 1", 30)
     assert (hours[moved + H].shard_name, hours[moved + H].p50_ms) == ("US East 2", 150)
     assert len(hours) == 7 * 24
+
+
+def test_alice_sees_p99_beside_p50_and_p95_in_the_chart_and_its_table(client, people, at_now):
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    slow, quiet = NOW - 5 * H, NOW - 4 * H
+    # 100 probes: 90 quick, 6 slower, 4 very slow.
+    _rollup(people["use1"], ams, slow, [40.0] * 90 + [120.0] * 6 + [900.0] * 4)
+    _rollup(people["use1"], ams, quiet, [25.0] * 100)
+
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    html = response.content.decode()
+    section = html.split('id="latency"')[1].split("</section>")[0]
+    assert section.count('<path class="line ') == 3
+    for line in ("p50", "p95", "p99"):
+        assert f'<path class="line {line}" d="M' in section
+    assert "99th percentile (p99, dotted)" in section
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", section, re.S)
+    assert caption is not None
+    assert re.findall(r'<span class="key key-(\w+)">(.*?)</span>', caption.group(1)) == [
+        ("p50", "p50 (median)"), ("p95", "p95"), ("p99", "p99"),
+    ]  # fmt: skip
+    header = re.search(r"<thead>(.*?)</thead>", section, re.S)
+    assert header is not None
+    assert re.findall(r"<th[^>]*>(.*?)</th>", header.group(1)) == [
+        "Hour (UTC)", "Shard", "p50", "p95", "p99", "Probes", "Failed",
+    ]  # fmt: skip
+    rows = dict(re.findall(r'<tr><th scope="row">(.*?)</th>(.*?)</tr>', section))
+    assert re.findall(r"<td[^>]*>(.*?)</td>", rows[slow.strftime("%Y-%m-%d %H:%M")]) == [
+        "US East 1", "50 ms", "150 ms", "1000 ms", "100", "0",
+    ]  # fmt: skip
+    assert re.findall(r"<td[^>]*>(.*?)</td>", rows[quiet.strftime("%Y-%m-%d %H:%M")]) == [
+        "US East 1", "30 ms", "30 ms", "30 ms", "100", "0",
+    ]  # fmt: skip
+    assert "The numbers behind the chart (2 hours)" in text_of(response)
+
+
+def test_an_hour_without_a_good_probe_has_no_p99(client, people, at_now):
+    ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
+    measured, failed = NOW - 3 * H, NOW - 2 * H
+    _rollup(people["use1"], ams, measured, [40.0] * 20)
+    ProbeRollup.objects.create(
+        shard=people["use1"],
+        region=ams,
+        granularity="hour",
+        bucket_start=failed,
+        count=20,
+        failures=20,
+        histogram=histogram([]),
+    )
+
+    hours = {h.start: h for h in tailnet_page(tailnet=people["acme"], now=NOW).latency}
+    response = signed_in(client, people["alice"]).get("/t/acme/")
+
+    assert (hours[failed].p50_ms, hours[failed].p95_ms, hours[failed].p99_ms) == (None,) * 3
+    assert (hours[failed].samples, hours[failed].failures) == (20, 20)
+    assert hours[measured].p99_ms == 50
+    assert hours[NOW - 4 * H].p99_ms is None  # no probe at all
+    section = response.content.decode().split('id="latency"')[1].split("</section>")[0]
+    listed = re.findall(r'<tr><th scope="row">(.*?)</th>', section)
+    assert listed == [measured.strftime("%Y-%m-%d %H:%M")]
 
 
 # --- Constant queries -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 of the motivating post (a 24-minute repair, nine short partial outages)."""
 
 import itertools
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -121,12 +122,14 @@ def wipe():
 def test_the_same_seed_builds_the_same_fleet(db):
     seed()
     first = snapshot()
+    first_rollups = rollups()
     assert len(first["tailnets"]) == N
     assert len(first["shards"]) == 24
 
     wipe()
     seed()
     assert snapshot() == first
+    assert rollups() == first_rollups
 
     wipe()
     seed(seed=8)
@@ -347,3 +350,121 @@ def test_bad_arguments_are_refused_before_writing(db, options, message):
     with pytest.raises(CommandError, match=message):
         seed(**options)
     assert not Tailnet.objects.exists()
+
+
+# --- A week of probe latency behind every tailnet page ------------------------------------
+
+HOUR = timedelta(hours=1)
+REGIONS = 4  # demo.fleet.PROBE_REGIONS, each probing every shard once a minute
+
+
+def rollups():
+    from probes.models import ProbeRollup
+
+    return sorted(
+        ProbeRollup.objects.values_list(
+            "shard__slug", "region__slug", "granularity", "bucket_start", "count", "failures",
+            "latency_sum_ms", "latency_max_ms", "histogram",
+        ),
+        key=str,
+    )  # fmt: skip
+
+
+def test_alice_sees_a_week_of_latency_on_acmes_page(seeded, client, time_machine):
+    call_command("seed_demo_users", stdout=StringIO())
+    time_machine.move_to(NOW, tick=False)
+    client.force_login(get_user_model().objects.get(username="alice"))
+
+    html = client.get("/t/acme-com/").content.decode()
+
+    section = html.split('id="latency"')[1].split("</section>")[0]
+    for line in ("p50", "p95", "p99"):
+        assert f'<path class="line {line}" d="M' in section
+    rows = re.findall(r'<tr><th scope="row">(.*?)</th>(.*?)</tr>', section)
+    # Every hour of the week but the current one, which has had no probe yet at 12:00.
+    assert len(rows) == 7 * 24 - 1
+    assert "The numbers behind the chart (167 hours)" in section
+    assert rows[-1][0] == f"{NOW - HOUR:%Y-%m-%d %H:%M}"
+    for _, cells in rows:
+        shard, p50, p95, p99, probes, failed = re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        assert shard == "US East 3"
+        assert 30 <= int(p50.removesuffix(" ms")) <= 100
+        assert int(p50.removesuffix(" ms")) <= int(p95.removesuffix(" ms"))
+        assert int(p95.removesuffix(" ms")) <= int(p99.removesuffix(" ms"))
+        assert (probes, failed) == (str(REGIONS * 60), "0")
+
+
+def test_demo_tailnets_have_their_shards_latency_for_every_hour_of_the_week(seeded):
+    from customers.queries import LATENCY_DAYS, tailnet_latency, tailnet_stays
+
+    # One tailnet on each shard now, and every one that moved or was created this week.
+    week = NOW + HOUR - timedelta(days=LATENCY_DAYS)
+    on_shard = dict(
+        Placement.objects.filter(ends_at__isnull=True).values_list("shard_id", "tailnet_id")
+    )
+    recent = Placement.objects.filter(starts_at__gte=week).values_list("tailnet_id", flat=True)
+    tailnets = Tailnet.objects.filter(pk__in={*on_shard.values(), *recent})
+    assert len(on_shard) == 24
+    measured = 0
+    for tailnet in tailnets:
+        hours = tailnet_latency(stays=tailnet_stays(tailnet_id=tailnet.pk), now=NOW)
+        assert len(hours) == LATENCY_DAYS * 24
+        for hour in hours:
+            if hour.shard_name is None or hour.start >= NOW:
+                assert hour.p50_ms is None  # before the tailnet existed, or not yet probed
+                continue
+            assert hour.samples == REGIONS * 60
+            assert hour.p50_ms is not None
+            assert hour.p95_ms is not None
+            assert hour.p99_ms is not None
+            assert hour.p50_ms <= hour.p95_ms <= hour.p99_ms
+            measured += 1
+    assert measured >= 0.9 * len(tailnets) * LATENCY_DAYS * 24
+
+
+def test_the_probes_saw_the_weeks_incident_and_nothing_else(seeded):
+    from probes.models import ProbeRollup
+    from probes.rollup import merge, quantiles_ms
+
+    week = NOW + HOUR - timedelta(days=7)  # the tailnet page's first hour
+    (window,) = ShardImpact.objects.filter(ends_at__gt=week)
+    assert (window.shard.slug, window.level) == ("euc4", "partial")  # 22:19-22:45, 3 days ago
+    hour = window.starts_at.replace(minute=0)
+
+    failing = ProbeRollup.objects.filter(granularity="hour", failures__gt=0)
+    assert set(failing.values_list("shard__slug", "bucket_start")) == {("euc4", hour)}
+
+    def p95(at):
+        found = ProbeRollup.objects.filter(shard__slug="euc4", granularity="hour", bucket_start=at)
+        return quantiles_ms(merge(found.values_list("histogram", flat=True)), (0.95,))[0]
+
+    # A third of its probes failed for 26 minutes, and the others were slow.
+    failures = sum(failing.values_list("failures", flat=True))
+    assert 0.2 * 26 * REGIONS < failures < 0.5 * 26 * REGIONS
+    assert p95(hour) > max(p95(hour - 2 * HOUR), p95(hour + 2 * HOUR))
+
+
+def test_day_rollups_add_up_the_hours(seeded):
+    from probes.models import ProbeRollup
+    from probes.rollup import merge
+
+    hours = ProbeRollup.objects.filter(shard__slug="use1", region__slug="nyc", granularity="hour")
+    days = ProbeRollup.objects.filter(shard__slug="use1", region__slug="nyc", granularity="day")
+    assert days.count() == 8  # the week starts at 13:00 eight days ago
+    for day in days:
+        of_day = hours.filter(
+            bucket_start__gte=day.bucket_start, bucket_start__lt=day.bucket_start + 24 * HOUR
+        )
+        assert day.count == sum(h.count for h in of_day)
+        assert day.histogram == merge(h.histogram for h in of_day)
+
+
+def test_seeding_again_changes_no_rollup(seeded):
+    before = rollups()
+    # 167 hours (none yet for the current one) and the 8 days they touch.
+    assert len(before) == 24 * REGIONS * (7 * 24 - 1 + 8)
+
+    seed()
+    seed(now=(NOW + timedelta(days=1)).isoformat())  # a day later: the fleet is there
+
+    assert rollups() == before

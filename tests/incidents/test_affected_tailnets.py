@@ -124,13 +124,16 @@ def test_placements_touching_a_window_only_at_its_edge_are_not_affected(fleet, o
     assert _rows(incident) == set()
 
 
-def test_sub_second_boundaries_round_down_to_whole_seconds(fleet, outage):
+def test_sub_second_boundaries_are_cut_to_their_whole_second_before_counting(fleet, outage):
     tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - M)
     start = T0 + timedelta(microseconds=700_000)
-    incident = outage(["use1"], start, start + timedelta(seconds=90, microseconds=500_000))
+    end = start + timedelta(seconds=90, microseconds=500_000)  # T0 + 91.2 s
+    incident = outage(["use1"], start, end)
 
     ((_, _, s, e, seconds),) = _rows(incident)
-    assert (s, e, seconds) == (start, start + timedelta(seconds=90, microseconds=500_000), 90)
+    # Seconds T0 .. T0+90 are counted, as every uptime figure counts them
+    # (incidents.uptime.epoch_second), not the 90.5 s between the two instants.
+    assert (s, e, seconds) == (start, end, 91)
 
 
 class TestBadInput:

@@ -63,7 +63,7 @@ def test_blast_radius_counts_each_tailnet_once_at_its_worst_level(fleet, acme, g
 
     assert (radius.affected, radius.total) == (2, 10)
     assert radius.by_level == {"outage": 1, "degraded": 1}
-    assert str(radius) == "2 tailnets, 20.0% of tailnets"
+    assert str(radius) == "2 tailnets, 20.00% of tailnets"
 
 
 def test_tailnets_created_after_the_incident_are_not_in_the_denominator(fleet, acme, committed):
@@ -119,8 +119,8 @@ def test_acme_uptime_is_stitched_across_migrations(fleet, acme, committed):
     ).days
 
     # Placed from 09:30; "now" is 24:00, so 14h30 of data that day.
-    assert day.tally.total_minutes == 14 * 60 + 30
-    assert (day.tally.partial_minutes, day.tally.outage_minutes) == (20, 10)
+    assert day.tally.total_seconds == (14 * 60 + 30) * 60
+    assert (day.tally.partial_seconds, day.tally.outage_seconds) == (20 * 60, 10 * 60)
     assert day.uptime_pct == pytest.approx(100 * (870 - (10 + 0.3 * 20)) / 870)
 
 
@@ -129,7 +129,7 @@ def test_minutes_before_a_tailnet_existed_are_not_counted_as_up(fleet):
     days = tailnet_uptime_report(
         tailnet_id=late.pk, first_day=DAY - timedelta(days=1), last_day=DAY, now=T0 + 14 * 60 * M
     ).days
-    assert [d.tally.total_minutes for d in days] == [0, 0]
+    assert [d.tally.total_seconds for d in days] == [0, 0]
     assert [d.uptime_pct for d in days] == [None, None]
 
 
@@ -198,7 +198,7 @@ class TestComponentUptime:
         uptime = components_uptime(first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)
 
         (us_day,) = uptime[fleet["us"].pk]
-        assert (us_day.tally.partial_minutes, us_day.tally.outage_minutes) == (24, 0)
+        assert (us_day.tally.partial_seconds, us_day.tally.outage_seconds) == (24 * 60, 0)
         assert us_day.uptime_pct == pytest.approx(100 * (1440 - 0.3 * 24) / 1440)
         (eu_day,) = uptime[fleet["eu"].pk]
         assert eu_day.uptime_pct == 100
@@ -225,7 +225,7 @@ class TestComponentUptime:
 
         (day,) = components_uptime(first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M)[us.pk]
 
-        assert (day.tally.degraded_minutes, day.tally.outage_minutes) == (10, 15)
+        assert (day.tally.degraded_seconds, day.tally.outage_seconds) == (10 * 60, 15 * 60)
 
     def test_drafts_do_not_count(self, fleet, committed):
         with committed():
@@ -244,6 +244,6 @@ def test_fleet_uptime_weights_customer_minutes(fleet, acme, globex, committed):
     tally = fleet_uptime_tally(first_day=DAY, last_day=DAY, now=T0 + 60 * M)
 
     # Both tailnets placed from 09:30 to 11:00: 2 x 90 minutes.
-    assert tally.total_minutes == 180
-    # acme: 24 outage minutes, then 16 more partial ones (a minute counts once).
-    assert (tally.outage_minutes, tally.partial_minutes) == (24, 16)
+    assert tally.total_seconds == 180 * 60
+    # acme: 24 outage minutes, then 16 more partial ones (a second counts once).
+    assert (tally.outage_seconds, tally.partial_seconds) == (24 * 60, 16 * 60)

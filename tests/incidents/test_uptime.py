@@ -6,11 +6,13 @@ property tests check that the sweep in ``incidents.uptime`` agrees with it.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from functools import cache
-from itertools import zip_longest
+from itertools import pairwise, zip_longest
 from typing import TypeVar
 
 import pytest
@@ -32,7 +34,8 @@ from incidents.uptime import (
 
 DAY = date(2024, 3, 5)
 MIDNIGHT = datetime(2024, 3, 5, tzinfo=UTC)
-FULL_DAY = 24 * 60
+FULL_DAY = 24 * 60 * 60  # seconds
+DAY_MINUTES = 24 * 60
 LONG_AFTER = MIDNIGHT + timedelta(days=2)
 
 
@@ -51,32 +54,37 @@ def one_day(
     return day
 
 
+def in_minutes(**counts: int) -> Tally:
+    """A tally written in minutes, as the stories below think in them."""
+    return Tally(**{name.replace("_minutes", "_seconds"): 60 * n for name, n in counts.items()})
+
+
 # --- uptime stories ----------------------------------------------------------
 
 
 def test_a_24_minute_outage_costs_24_minutes() -> None:
     day = one_day([Interval(at(10, 2), at(10, 26), "outage")])
 
-    assert day.tally == Tally(total_minutes=FULL_DAY, outage_minutes=24)
-    assert day.tally.downtime_minutes == 24
-    assert day.uptime_pct == pytest.approx(100 * (FULL_DAY - 24) / FULL_DAY)
+    assert day.tally == in_minutes(total_minutes=DAY_MINUTES, outage_minutes=24)
+    assert day.tally.downtime_seconds == 60 * 24
+    assert day.uptime_pct == pytest.approx(100 * (DAY_MINUTES - 24) / DAY_MINUTES)
     assert day.worst_level == "outage"
 
 
 def test_a_partial_outage_is_weighted_0_3() -> None:
     day = one_day([Interval(at(9), at(10, 40), "partial")])
 
-    assert day.tally.partial_minutes == 100
-    assert day.tally.downtime_minutes == pytest.approx(30)
-    assert day.uptime_pct == pytest.approx(100 * (FULL_DAY - 30) / FULL_DAY)
+    assert day.tally.partial_seconds == 60 * 100
+    assert day.tally.downtime_seconds == pytest.approx(60 * 30)
+    assert day.uptime_pct == pytest.approx(100 * (DAY_MINUTES - 30) / DAY_MINUTES)
     assert day.worst_level == "partial"
 
 
 def test_degraded_costs_nothing_but_is_reported() -> None:
     day = one_day([Interval(at(9), at(10), "degraded")])
 
-    assert day.tally.degraded_minutes == 60
-    assert day.tally.downtime_minutes == 0
+    assert day.tally.degraded_seconds == 60 * 60
+    assert day.tally.downtime_seconds == 60 * 0
     assert day.uptime_pct == 100.0
     assert day.worst_level == "degraded"
 
@@ -90,22 +98,39 @@ def test_two_overlapping_incidents_count_a_minute_once_at_its_worst_level() -> N
         ]
     )
 
-    assert day.tally.outage_minutes == 50
-    assert day.tally.partial_minutes == 10
+    assert day.tally.outage_seconds == 60 * 50
+    assert day.tally.partial_seconds == 60 * 10
 
 
-def test_a_blip_of_seconds_costs_every_minute_it_touches() -> None:
-    within_a_minute = one_day([Interval(at(10, 2, 30), at(10, 3), "outage")])
-    across_two = one_day([Interval(at(10, 2, 30), at(10, 3, 1), "outage")])
+def test_a_65_second_outage_costs_65_seconds_not_the_two_minutes_it_touches() -> None:
+    day = one_day([Interval(at(5, 19, 25), at(5, 20, 30), "outage")])
 
-    assert within_a_minute.tally.outage_minutes == 1
-    assert across_two.tally.outage_minutes == 2
+    assert day.tally.outage_seconds == 65
+    assert day.tally.total_seconds == FULL_DAY
+
+
+def test_fractions_of_a_second_are_cut_off_each_instant() -> None:
+    half = timedelta(milliseconds=500)
+    late_start = one_day([Interval(at(5, 19, 25) + half, at(5, 20, 30), "outage")])
+    late_end = one_day([Interval(at(5, 19, 25), at(5, 20, 30) + half, "outage")])
+    within_one_second = one_day([Interval(at(5, 19, 25), at(5, 19, 25) + half, "outage")])
+
+    assert late_start.tally.outage_seconds == 65
+    assert late_end.tally.outage_seconds == 65
+    assert within_one_second.tally.outage_seconds == 0
+
+
+def test_uptime_is_exact_and_the_float_is_the_same_number() -> None:
+    day = one_day([Interval(at(5, 19, 25), at(5, 20, 30), "outage")])
+
+    assert day.uptime == Fraction(100 * (FULL_DAY - 65), FULL_DAY)
+    assert day.uptime_pct == float(day.uptime)
 
 
 def test_minutes_before_coverage_are_grey_not_up() -> None:
     created_at_noon = one_day([], covered=[(at(12), None)])
 
-    assert created_at_noon.tally.total_minutes == 720
+    assert created_at_noon.tally.total_seconds == 60 * 720
     assert created_at_noon.uptime_pct == 100.0
 
 
@@ -115,7 +140,7 @@ def test_impact_outside_coverage_is_ignored() -> None:
         covered=[(at(12), at(18))],
     )
 
-    assert day.tally == Tally(total_minutes=360, outage_minutes=60)
+    assert day.tally == in_minutes(total_minutes=360, outage_minutes=60)
 
 
 def test_a_day_without_coverage_has_no_uptime() -> None:
@@ -129,16 +154,16 @@ def test_a_day_without_coverage_has_no_uptime() -> None:
 def test_an_ongoing_outage_counts_up_to_now_only() -> None:
     day = one_day([Interval(at(10), None, "outage")], now=at(10, 30))
 
-    assert day.tally == Tally(total_minutes=630, outage_minutes=30)
+    assert day.tally == in_minutes(total_minutes=630, outage_minutes=30)
 
 
-def test_the_minute_in_progress_counts_as_far_as_it_is_known() -> None:
+def test_the_second_in_progress_does_not_count_yet() -> None:
     day = one_day(
         [Interval(at(10), None, "outage"), Interval(at(10, 30, 40), None, "outage")],
-        now=at(10, 30, 20),
+        now=at(10, 30, 20) + timedelta(milliseconds=900),
     )
 
-    assert day.tally == Tally(total_minutes=631, outage_minutes=31)
+    assert day.tally == Tally(total_seconds=37820, outage_seconds=1820)
 
 
 def test_future_minutes_are_not_counted() -> None:
@@ -150,7 +175,7 @@ def test_future_minutes_are_not_counted() -> None:
         now=at(12),
     )
 
-    assert today.tally == Tally(total_minutes=720)
+    assert today.tally == in_minutes(total_minutes=720)
     assert tomorrow.tally == Tally()
     assert tomorrow.uptime_pct is None
 
@@ -164,8 +189,8 @@ def test_an_interval_straddling_midnight_is_split_across_days() -> None:
         now=at(0, days=3),
     )
 
-    assert (today.day, today.tally.partial_minutes) == (DAY, 10)
-    assert (tomorrow.day, tomorrow.tally.partial_minutes) == (DAY + timedelta(days=1), 15)
+    assert (today.day, today.tally.partial_seconds) == (DAY, 600)
+    assert (tomorrow.day, tomorrow.tally.partial_seconds) == (DAY + timedelta(days=1), 900)
 
 
 def test_months_and_totals_are_sums_of_days() -> None:
@@ -180,10 +205,12 @@ def test_months_and_totals_are_sums_of_days() -> None:
 
     assert [d.day.day for d in days] == [27, 28, 29, 1, 2]
     assert monthly(days) == {
-        (2024, 2): Tally(total_minutes=720 + FULL_DAY, outage_minutes=60 + FULL_DAY),
-        (2024, 3): Tally(total_minutes=2 * FULL_DAY, outage_minutes=FULL_DAY - 60),
+        (2024, 2): in_minutes(total_minutes=720 + DAY_MINUTES, outage_minutes=60 + DAY_MINUTES),
+        (2024, 3): in_minutes(total_minutes=2 * DAY_MINUTES, outage_minutes=DAY_MINUTES - 60),
     }
-    assert total(days) == Tally(total_minutes=720 + 3 * FULL_DAY, outage_minutes=2 * FULL_DAY)
+    assert total(days) == in_minutes(
+        total_minutes=720 + 3 * DAY_MINUTES, outage_minutes=2 * DAY_MINUTES
+    )
 
 
 def test_fleet_uptime_weights_tailnets_by_minutes_not_by_percentages() -> None:
@@ -204,8 +231,8 @@ def test_fleet_uptime_weights_tailnets_by_minutes_not_by_percentages() -> None:
 
     assert new_tailnet.uptime_pct == 50.0
     assert old_tailnet.uptime_pct == 100.0
-    assert fleet == Tally(total_minutes=90 * FULL_DAY, outage_minutes=720)
-    assert fleet.uptime_pct == pytest.approx(100 * (1 - 720 / (90 * FULL_DAY)))  # not 75%
+    assert fleet == in_minutes(total_minutes=90 * DAY_MINUTES, outage_minutes=720)
+    assert fleet.uptime_pct == pytest.approx(100 * (1 - 720 / (90 * DAY_MINUTES)))  # not 75%
 
 
 def test_ninety_days_of_a_few_hundred_intervals_is_fast() -> None:
@@ -230,7 +257,7 @@ def test_ninety_days_of_a_few_hundred_intervals_is_fast() -> None:
     elapsed = time.perf_counter() - started
 
     assert len(days) == 90
-    assert total(days).total_minutes == 90 * FULL_DAY
+    assert total(days).total_seconds == 90 * FULL_DAY
     assert elapsed < 1.0  # a minute-by-minute loop would be far slower than the sweep
 
 
@@ -238,10 +265,10 @@ def test_ninety_days_of_a_few_hundred_intervals_is_fast() -> None:
 
 
 def test_tallies_add_up_and_an_empty_tally_is_grey() -> None:
-    a = Tally(total_minutes=100, outage_minutes=1, partial_minutes=2, degraded_minutes=3)
-    b = Tally(total_minutes=50, outage_minutes=4, partial_minutes=5, degraded_minutes=6)
+    a = in_minutes(total_minutes=100, outage_minutes=1, partial_minutes=2, degraded_minutes=3)
+    b = in_minutes(total_minutes=50, outage_minutes=4, partial_minutes=5, degraded_minutes=6)
 
-    assert a + b == Tally(
+    assert a + b == in_minutes(
         total_minutes=150, outage_minutes=5, partial_minutes=7, degraded_minutes=9
     )
     assert Tally().uptime_pct is None
@@ -254,21 +281,22 @@ def one_shard(intervals: list[Interval], *, now: datetime) -> list[Interval]:
     return component_intervals(operator=[], shards={"use1": intervals}, shard_count=1, now=now)
 
 
-def test_a_single_shard_component_is_sorted_disjoint_minute_aligned_segments() -> None:
+def test_a_single_shard_component_is_sorted_disjoint_second_aligned_segments() -> None:
+    tick = timedelta(milliseconds=250)
     segments = one_shard(
         [
             Interval(at(10, 5, 30), at(10, 20), "partial"),
-            Interval(at(10, 0, 10), at(10, 10, 1), "outage"),
+            Interval(at(10, 0, 10) + tick, at(10, 10, 1) + tick, "outage"),
             Interval(at(10, 20), at(10, 30), "partial"),
             Interval(at(11), None, "degraded"),
         ],
-        now=at(11, 2, 1),
+        now=at(11, 2, 1) + tick,
     )
 
     assert segments == [
-        Interval(at(10, 0), at(10, 11), "outage"),
-        Interval(at(10, 11), at(10, 30), "partial"),
-        Interval(at(11), at(11, 3), "degraded"),
+        Interval(at(10, 0, 10), at(10, 10, 1), "outage"),
+        Interval(at(10, 10, 1), at(10, 30), "partial"),
+        Interval(at(11), at(11, 2, 1), "degraded"),
     ]
 
 
@@ -391,16 +419,19 @@ def test_other_nonsense_is_rejected() -> None:
         )
     with pytest.raises(ValueError, match="shard_count"):
         component_intervals(operator=[], shards={"a": [], "b": []}, shard_count=1, now=at(0))
-    with pytest.raises(ValueError, match="more impacted minutes"):
-        Tally(total_minutes=1, outage_minutes=1, degraded_minutes=1)
+    with pytest.raises(ValueError, match="more impacted seconds"):
+        in_minutes(total_minutes=1, outage_minutes=1, degraded_minutes=1)
     with pytest.raises(ValueError, match="negative"):
-        Tally(total_minutes=1, outage_minutes=-1)
+        in_minutes(total_minutes=1, outage_minutes=-1)
 
 
 # --- the brute-force model ---------------------------------------------------
 #
-# Times are turned into whole seconds since BASE so that the model's inner loop
-# stays cheap; the rules themselves are applied literally, minute by minute.
+# The rules applied literally, one second at a time: a second counts when a span
+# covers it once each instant is cut to its whole second. Looping over every second
+# of four days would take minutes per run, so the model asks each stretch of seconds
+# between two consecutive boundaries (where no span starts or stops, every second
+# is alike) about its first second, and counts the stretch's length.
 
 BASE = datetime(2024, 2, 27, tzinfo=UTC)  # ranges cross Feb 29 and a month end
 BASE_DAY = BASE.date()
@@ -420,19 +451,25 @@ T = TypeVar("T")
 
 
 def seconds(moment: datetime) -> int:
-    return int((moment - BASE).total_seconds())
+    """The instant's whole second, counted from BASE."""
+    return math.floor((moment - BASE).total_seconds())
 
 
 def cut(start: datetime, end: datetime | None, now: datetime) -> Span | None:
-    """``[start, end)`` in seconds with the future removed, or None if nothing is left."""
-    stop = now if end is None else min(end, now)
-    return (seconds(start), seconds(stop)) if start < stop else None
+    """``[start, end)`` as whole seconds with the future removed, or None if empty."""
+    first, stop = seconds(start), seconds(now if end is None else min(end, now))
+    return (first, stop) if first < stop else None
 
 
-def touching(spans: Sequence[tuple[Span, T]], minute: int) -> list[T]:
-    """What the spans overlapping ``minute`` by a positive amount carry."""
-    minute_start, minute_end = minute * 60, minute * 60 + 60
-    return [payload for (start, end), payload in spans if start < minute_end and end > minute_start]
+def covering(spans: Sequence[tuple[Span, T]], second: int) -> list[T]:
+    """What the spans covering ``second`` carry."""
+    return [payload for (start, end), payload in spans if start <= second < end]
+
+
+def stretches(spans: Sequence[tuple[Span, object]], first: int, stop: int) -> list[Span]:
+    """``[first, stop)`` cut at every span boundary: seconds within one are alike."""
+    cuts = {first, stop} | {b for span, _ in spans for b in span if first < b < stop}
+    return list(pairwise(sorted(cuts)))
 
 
 def worst(levels: list[str | None]) -> str | None:
@@ -451,32 +488,26 @@ def model_daily(
     tallies = []
     for day in range(n_days):
         counts = {"total": 0, "outage": 0, "partial": 0, "degraded": 0}
-        for minute in range(day * FULL_DAY, (day + 1) * FULL_DAY):
-            if not touching(data, minute):
+        for first, stop in stretches([*impacts, *data], day * FULL_DAY, (day + 1) * FULL_DAY):
+            if not covering(data, first):
                 continue
-            counts["total"] += 1
-            level = worst(touching(impacts, minute))
+            counts["total"] += stop - first
+            level = worst(covering(impacts, first))
             if level is not None:
-                counts[level] += 1
+                counts[level] += stop - first
         tallies.append(
             Tally(
-                total_minutes=counts["total"],
-                outage_minutes=counts["outage"],
-                partial_minutes=counts["partial"],
-                degraded_minutes=counts["degraded"],
+                total_seconds=counts["total"],
+                outage_seconds=counts["outage"],
+                partial_seconds=counts["partial"],
+                degraded_seconds=counts["degraded"],
             )
         )
     return tallies
 
 
-def model_worst_levels(intervals: list[Interval], now: datetime, minutes: range) -> dict[int, str]:
-    impacts = model_levels(intervals, now)
-    levels_by_minute = {}
-    for minute in minutes:
-        level = worst(touching(impacts, minute))
-        if level is not None:
-            levels_by_minute[minute] = level
-    return levels_by_minute
+def model_worst_level(intervals: list[Interval], now: datetime, second: int) -> str | None:
+    return worst(covering(model_levels(intervals, now), second))
 
 
 def model_status(levels: list[str | None]) -> str:
@@ -495,46 +526,44 @@ def model_component(
     shards: dict[str, list[Interval]],
     shard_count: int,
     now: datetime,
-    minutes: range,
-) -> dict[int, str]:
+    second: int,
+) -> str | None:
     said = [
         (span, MODEL_STATUS_LEVEL[status])
         for start, end, status in operator
         if (span := cut(start, end, now))
     ]
-    shard_impacts = [model_levels(intervals, now) for intervals in shards.values()]
-    levels_by_minute = {}
-    for minute in minutes:
-        if operator_levels := touching(said, minute):
-            level = worst(operator_levels)
-        else:
-            shard_levels = [worst(touching(impacts, minute)) for impacts in shard_impacts]
-            shard_levels += [None] * (shard_count - len(shard_levels))
-            level = MODEL_STATUS_LEVEL[model_status(shard_levels)]
-        if level is not None:
-            levels_by_minute[minute] = level
-    return levels_by_minute
+    if operator_levels := covering(said, second):
+        return worst(operator_levels)
+    shard_levels = [model_worst_level(intervals, now, second) for intervals in shards.values()]
+    shard_levels += [None] * (shard_count - len(shard_levels))
+    return MODEL_STATUS_LEVEL[model_status(shard_levels)]
 
 
-def model_minutes(n_days: int) -> range:
-    """Every minute that ``moments(n_days)`` can touch: nothing is counted past ``now``."""
-    return range(-100, n_days * FULL_DAY + 100)
+def boundaries(segments: list[Interval], *spans: Iterable[tuple[datetime, datetime | None]]):
+    """Every second where the segments or the given spans may change, and the one before."""
+    points = {-FULL_DAY, 2 * FULL_DAY}
+    for segment in segments:
+        points |= {seconds(segment.start), seconds(segment.end)}
+    for group in spans:
+        for start, end in group:
+            points |= {seconds(start)} | ({seconds(end)} if end is not None else set())
+    return sorted(points | {p - 1 for p in points})
 
 
-def per_minute(segments: list[Interval]) -> dict[int, str]:
-    """Expand segments to {minute: level}, checking they have the promised shape."""
-    levels: dict[int, str] = {}
+def level_at(segments: list[Interval], second: int) -> str | None:
+    """The level of the segment covering ``second``, checking the segments' shape."""
     for segment, following in zip_longest(segments, segments[1:]):
         assert segment.end is not None
-        first, stop = seconds(segment.start), seconds(segment.end)
-        assert first % 60 == 0
-        assert stop % 60 == 0
-        assert first < stop
+        assert segment.start.microsecond == segment.end.microsecond == 0
+        assert segment.start < segment.end
         if following is not None:
             assert segment.end <= following.start
             assert segment.end < following.start or segment.level != following.level
-        levels.update(dict.fromkeys(range(first // 60, stop // 60), segment.level))
-    return levels
+    return next(
+        (s.level for s in segments if seconds(s.start) <= second < seconds(s.end)),
+        None,
+    )
 
 
 # --- property tests ----------------------------------------------------------
@@ -544,29 +573,32 @@ def per_minute(segments: list[Interval]) -> dict[int, str]:
 # every draw would cost more than the model does.
 
 SECONDS = st.one_of(st.just(0), st.integers(0, 59))
+MICROSECONDS = st.one_of(st.just(0), st.integers(0, 999_999))  # instants mid-second
 LENGTHS = st.one_of(
     st.none(),
-    st.integers(1, 180),  # seconds: blips within or across a minute
-    st.integers(1, 2 * FULL_DAY).map(lambda minutes: minutes * 60),
+    st.integers(1, 180_000_000),  # microseconds: blips within or across a second
+    st.integers(1, 2 * FULL_DAY).map(lambda seconds: seconds * 1_000_000),
 )
 
 
 @cache
 def moments(n_days: int) -> st.SearchStrategy[datetime]:
-    """A time in or near the range, often near a midnight, sometimes mid-minute."""
-    anywhere = st.integers(-90, n_days * FULL_DAY + 90)
+    """A time in or near the range, often near a midnight, sometimes mid-second."""
+    anywhere = st.integers(-5400, n_days * FULL_DAY + 5400)
     near_midnight = st.builds(
-        lambda day, minute: day * FULL_DAY + minute, st.integers(0, n_days), st.integers(-3, 3)
+        lambda day, second: day * FULL_DAY + second,
+        st.integers(0, n_days),
+        st.integers(-180, 180),
     )
     return st.builds(
-        lambda minute, second: BASE + timedelta(minutes=minute, seconds=second),
+        lambda second, micro: BASE + timedelta(seconds=second, microseconds=micro),
         st.one_of(anywhere, near_midnight),
-        SECONDS,
+        MICROSECONDS,
     )
 
 
 def span(start: datetime, length: int | None) -> tuple[datetime, datetime | None]:
-    return start, None if length is None else start + timedelta(seconds=length)
+    return start, None if length is None else start + timedelta(microseconds=length)
 
 
 @cache
@@ -611,7 +643,7 @@ component_scenarios = st.tuples(
 
 @settings(max_examples=200, deadline=None)
 @given(uptime_scenarios)
-def test_daily_uptime_matches_the_minute_by_minute_model(
+def test_daily_uptime_matches_the_second_by_second_model(
     scenario: tuple[list[Interval], Covered, int, datetime],
 ) -> None:
     impacts, covered, n_days, now = scenario
@@ -632,9 +664,10 @@ def test_daily_uptime_matches_the_minute_by_minute_model(
 @settings(max_examples=200, deadline=None)
 @given(intervals(1, max_size=8), moments(1))
 def test_a_single_shard_component_matches_the_model(impacts: list[Interval], now: datetime) -> None:
-    expected = model_worst_levels(impacts, now, model_minutes(n_days=1))
+    segments = one_shard(impacts, now=now)
 
-    assert per_minute(one_shard(impacts, now=now)) == expected
+    for second in boundaries(segments, [(i.start, i.end) for i in impacts], [(now, None)]):
+        assert level_at(segments, second) == model_worst_level(impacts, now, second), second
 
 
 @settings(max_examples=200, deadline=None)
@@ -649,5 +682,8 @@ def test_component_intervals_match_the_model(
         operator=operator, shards=shards, shard_count=shard_count, now=now
     )
 
-    expected = model_component(operator, shards, shard_count, now, model_minutes(n_days=1))
-    assert per_minute(segments) == expected
+    spans = [(i.start, i.end) for intervals in shards.values() for i in intervals]
+    said = [(start, end) for start, end, _ in operator]
+    for second in boundaries(segments, spans, said, [(now, None)]):
+        expected = model_component(operator, shards, shard_count, now, second)
+        assert level_at(segments, second) == expected, second

@@ -269,7 +269,7 @@ def test_a_shared_component_affects_anyone_using_it():
 def test_a_shard_incident_uses_its_blast_radius():
     radius = BlastRadius(affected=1, total=2, by_level={"outage": 1})
     result = words("coordination", "outage", "past", blast_radius=radius, places=["US East 1"])
-    assert result.who == "1 tailnet, 50.0% of tailnets, on US East 1"
+    assert result.who == "1 tailnet, 50.00% of tailnets, on US East 1"
 
 
 def test_one_shard_down_and_its_neighbours_slow_each_get_their_words():

@@ -169,3 +169,151 @@ def test_an_outage_reopened_by_another_region_never_ends_before_it_began():
     times = [c.at for c in changes]
     assert times == sorted(times)
     assert [c.level for c in changes] == ["outage", None, "outage", None]
+
+
+# --- slowness ---------------------------------------------------------------------------
+
+SLOW, FAST = 2500.0, 40.0
+
+
+def timed(pattern: dict[str, str], start: int = 0) -> list[Sample]:
+    """Like rounds(), from round ``start``: . = fast answer, s = slow answer, x = failed."""
+    return [
+        Sample(
+            region,
+            T0 + (start + i) * ROUND + timedelta(milliseconds=10 * r),
+            mark != "x",
+            None if mark == "x" else SLOW if mark == "s" else FAST,
+        )
+        for r, (region, marks) in enumerate(pattern.items())
+        for i, mark in enumerate(marks)
+        if mark != " "
+    ]
+
+
+def round_by_round(pattern: dict[str, str]) -> list[tuple[int, str | None, datetime]]:
+    """(round fed, level, at) of every change, feeding one round at a time."""
+    detector = Detector()
+    found = []
+    for i in range(max(len(marks) for marks in pattern.values())):
+        one = {region: marks[i : i + 1] for region, marks in pattern.items()}
+        found += [(i, c.level, c.at) for c in detector.feed(timed(one, i), threshold_ms=1000)]
+    return found
+
+
+def test_slowness_ends_two_fast_rounds_later_at_the_first_fast_answer():
+    slow_then_fast = {"ams": "ssssss" + "." * 12, "nyc": "ssssss" + "." * 12}
+    assert round_by_round(slow_then_fast) == [
+        (1, "degraded", T0),  # the third slow answer: sustained
+        (7, None, T0 + 6 * ROUND),  # the second fast round, not five minutes later
+    ]
+
+
+def test_slowness_ends_as_fast_with_probes_a_few_seconds_late_or_early():
+    samples = [
+        Sample(region, T0 + i * ROUND + timedelta(seconds=jitter), True, SLOW if i < 6 else FAST)
+        for i in range(12)
+        for region, jitter in (("ams", 4 if i % 2 else -4), ("nyc", 0))
+    ]
+    changes = Detector().feed(samples, threshold_ms=1000)
+    assert [(c.level, c.at) for c in changes] == [
+        ("degraded", T0 - timedelta(seconds=4)),
+        (None, T0 + 6 * ROUND - timedelta(seconds=4)),
+    ]
+
+
+def test_a_slow_answer_or_two_is_noise_not_slowness():
+    _, changes = feed(timed({"ams": "..s.........s....", "nyc": "...s............."}))
+    assert changes == []
+
+
+def test_slow_answers_from_before_the_recovery_never_reopen_it():
+    """Five minutes of answers: the slow ones are still in them after the recovery,
+    and must not open the slowness again (no flapping)."""
+    detector = Detector()
+    changes = detector.feed(
+        timed({"ams": "sssss" + "." * 12 + "s", "nyc": "sssss" + "." * 13}), threshold_ms=1000
+    )
+    assert [c.level for c in changes] == ["degraded", None]
+
+
+def test_an_outage_ending_in_slowness_is_degraded_from_the_recovery():
+    _, changes = feed(timed({"ams": "xxxxxsssss", "nyc": "xxxxxsssss"}))
+    assert [(c.level, c.at) for c in changes] == [
+        ("outage", T0 + NYC),
+        ("degraded", T0 + 5 * ROUND),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(REGIONS), st.text(alphabet=".sx ", min_size=0, max_size=40), min_size=1
+    )
+)
+def test_every_change_is_a_new_level_and_nothing_ends_before_it_began(pattern):
+    samples = timed(pattern)
+    changes = Detector().feed(samples, threshold_ms=1000)
+    levels = [None, *(c.level for c in changes)]
+    assert all(a != b for a, b in pairwise(levels))
+    rank = {None: 0, "degraded": 1, "outage": 2}
+    for before, after in pairwise(changes):
+        if rank[after.level] < rank[before.level]:  # an end (or a step down), not an
+            assert after.at >= before.at  # outage dated back to its first failure
+    slow = [s.at for s in samples if s.latency_ms == SLOW]
+    if len(slow) < 3:
+        assert "degraded" not in levels
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(REGIONS), st.text(alphabet=".sx ", min_size=0, max_size=40), min_size=1
+    ),
+    st.integers(min_value=0, max_value=200),
+)
+def test_slowness_too_gives_the_same_answer_whatever_the_batches(pattern, cut):
+    samples = sorted(timed(pattern), key=lambda s: (s.at, s.region))
+    cut = min(cut, len(samples))
+    _, whole = feed(samples)
+    first_half, early = feed(samples[:cut])
+    _, late = feed(samples[cut:], Detector.from_json(first_half.to_json()))
+    assert early + late == whole
+
+
+# --- losing contact ---------------------------------------------------------------------
+
+
+def test_after_contact_is_lost_an_outage_is_established_again_from_its_own_first_failure():
+    detector, changes = feed(timed({"ams": "..xxxx", "nyc": "..xxxx", "sfo": "......"}))
+    assert [c.level for c in changes] == ["outage"]
+    detector.lost_contact(T0 + 5 * ROUND + NYC)
+    assert detector.level is None
+
+    again = detector.feed(timed({"ams": "xxxx", "nyc": "xxxx"}, start=40), threshold_ms=1000)
+
+    # Not the old run's failures: the new run's, when its quorum held.
+    assert [(c.level, c.at) for c in again] == [("outage", T0 + 40 * ROUND + NYC)]
+
+
+def test_after_contact_is_lost_answers_that_come_back_fine_change_nothing():
+    detector, _ = feed(timed({"ams": "..xxxx", "nyc": "..xxxx", "sfo": "......"}))
+    detector.lost_contact(T0 + 5 * ROUND + 2 * NYC)
+    assert (
+        detector.feed(
+            timed({"ams": "....", "nyc": "....", "sfo": "...."}, start=40), threshold_ms=1000
+        )
+        == []
+    )
+
+
+def test_samples_from_before_contact_was_lost_count_for_nothing():
+    detector, _ = feed(timed({"ams": "..xx", "nyc": "..xx", "sfo": "...."}))
+    detector.lost_contact(T0 + 4 * ROUND)
+    # Late ones from before (a region's batch delayed), then two failures each: no outage.
+    late = timed({"ams": "    x", "nyc": "    x", "sfo": "    x"})
+    assert (
+        detector.feed([*late, *timed({"ams": "xx", "nyc": "xx"}, start=40)], threshold_ms=1000)
+        == []
+    )
+    assert Detector.from_json(detector.to_json()) == detector

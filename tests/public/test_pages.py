@@ -92,7 +92,7 @@ def test_all_operational(client, fleet):
         bar = re.search(rf'<ol class="bars" id="bars-{slug}".*?</ol>', page).group(0)
         assert bar.count('<li class="day ') == 90
         assert bar.count('<li class="day lvl-ok') == 90
-    assert text(page).count("100% uptime (90 days)") == 2
+    assert text(page).count("100.00% uptime (90 days)") == 2
 
 
 def test_a_long_group_is_folded_while_all_is_well(client, fleet):
@@ -117,7 +117,7 @@ def test_an_open_incident(client, fleet, tailnets, committed):
     assert "Open incidents" in words
     assert "Coordination server unavailable in us-east" in words
     # Plain words: an outage, for how many tailnets, and what kept working.
-    assert "Outage Who 1 tailnet, 50.0% of tailnets, on US East 1" in words
+    assert "Outage Who 1 tailnet, 50.00% of tailnets, on US East 1" in words
     assert (
         "Existing connections keep working; logging in, approving devices and changing "
         "ACLs are blocked." in words
@@ -188,7 +188,7 @@ def test_an_upcoming_maintenance(client, fleet):
     assert "Upcoming maintenance" in words
     assert "Maintenance · Scheduled" in words
     assert "What to expect Nothing is expected to be affected." in words
-    assert "Planned for 2 hours" in words
+    assert "Planned for 2 h" in words
     assert (
         '<time class="utc" datetime="2026-01-07T10:00:00Z" data-style="datetime">'
         "Jan 7, 2026, 10:00 UTC</time>" in page
@@ -258,21 +258,21 @@ def test_a_month_of_incidents_colours_and_labels_the_days(client, month):
 
     level, html = day_item(page, us, TODAY - 3 * DAY)
     assert level == "outage"  # every shard of the component was down: a major outage
-    assert "Fri, Jan 2, 2026: Outage, 97.92% uptime, 1 incident" in html
-    assert "<li>Outage: 30 minutes</li>" in html
+    assert "Fri, Jan 2, 2026: Outage, 97.91% uptime, 1 incident" in html
+    assert "<li>Outage: 30 min</li>" in html
     assert f'<a href="/incidents/{month["both"].pk}/">Every us-east shard down</a>' in html
 
     level, html = day_item(page, us, TODAY - 5 * DAY)
     assert level == "partial"  # one of two shards down
     assert "Partial outage, 98.75% uptime, 2 incidents" in html
-    assert "<li>Partial outage: 1 hour</li>" in html
-    assert "<li>Degraded performance: 20 minutes</li>" in html
+    assert "<li>Partial outage: 1 h</li>" in html
+    assert "<li>Degraded performance: 20 min</li>" in html
     links = re.findall(r'<a href="/incidents/(\d+)/">', html)
     assert links == [str(month["one"].pk), str(month["also"].pk)]
 
     level, html = day_item(page, us, TODAY - 8 * DAY)
     assert level == "degraded"
-    assert "Degraded performance, 100% uptime, 1 incident" in html  # slow is not down
+    assert "Degraded performance, 100.00% uptime, 1 incident" in html  # slow is not down
 
     level, html = day_item(page, us, TODAY - 12 * DAY)
     assert level == "ok"  # the draft counts for nothing
@@ -283,7 +283,7 @@ def test_a_month_of_incidents_colours_and_labels_the_days(client, month):
     level, html = day_item(page, "api", TODAY - 11 * DAY)
     assert (level, "No data for this day" in html) == ("none", True)
     level, html = day_item(page, "api", TODAY - 10 * DAY)
-    assert (level, "100% uptime" in html) == ("ok", True)
+    assert (level, "100.00% uptime" in html) == ("ok", True)
     assert day_item(page, "api", TODAY)[0] == "ok"
 
     # Each day is a focusable button described by its tooltip, which is in the page.
@@ -387,15 +387,15 @@ def test_the_incident_page_tells_the_whole_story(client, resolved):
     words = text(page)
 
     assert "Coordination server unavailable in us-east" in words
-    assert "Outage Who 1 tailnet, 50.0% of tailnets, on US East 1" in words
+    assert "Outage Who 1 tailnet, 50.00% of tailnets, on US East 1" in words
     assert (
         "Existing connections kept working; logging in, approving devices and changing "
         "ACLs were blocked." in words
     )
-    assert "Duration 24 minutes" in words
-    assert "Time to detect 2 minutes" in words
-    assert "Time to resolve 22 minutes after detection" in words
-    assert "Blast radius 1 tailnet, 50.0% of tailnets" in words
+    assert "Duration 24 min" in words
+    assert "Time to detect 2 min" in words
+    assert "Time to resolve 22 min after detection" in words
+    assert "Blast radius 1 tailnet, 50.00% of tailnets" in words
     # Affected components and shards, by public name and region; never the slug.
     # The component at the worst status an operator gave it.
     assert "Components Coordination (us-east): Partial outage (at worst)" in words
@@ -449,9 +449,9 @@ def test_a_maintenance_page_shows_its_schedule_and_early_detection(client, fleet
         "Existing connections kept working; on US East 1, logging in, approving devices "
         "and changing ACLs were blocked; on US East 2, they were only slow." in words
     )
-    assert "Time to resolve 29 minutes from the start" in words
+    assert "Time to resolve 29 min from the start" in words
     assert "Scheduled Jan 5, 2026, 10:00 UTC \u2013 10:45 UTC" in words
-    assert "Time to detect found 40 minutes before any impact" in words
+    assert "Time to detect found 40 min before any impact" in words
     assert "Completed Jan 5, 2026, 10:29 UTC" in words
 
 

@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from customers.queries import LATENCY_DAYS
 from demo import story
-from demo.fleet import REGIONS, Clock
+from demo.fleet import PROBE_REGIONS, REGIONS, Clock
 from demo.seed import Seeder, demo_fleet_present, operator_ensure
 from incidents.models import (
     Component,
@@ -49,7 +50,8 @@ def _parse_now(value: str | None) -> datetime:
 class Command(BaseCommand):
     help = (
         "Seed a realistic demo fleet (components, shards, tailnets with placement history, "
-        "incidents) deterministically; does nothing if the demo fleet already exists."
+        "incidents, a week of probe latency) deterministically; does nothing if the demo "
+        "fleet already exists."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -126,6 +128,8 @@ class Command(BaseCommand):
             f" incidents, {incidents.filter(kind='maintenance').count()} maintenances), "
             f"{ShardImpact.objects.count():,} shard impact windows, "
             f"{TailnetImpact.objects.count():,} tailnet impact rows",
+            f"  {seeder.summary.rollups:,} probe rollups: {LATENCY_DAYS} days of hourly "
+            f"latency from {len(PROBE_REGIONS)} probe regions",
             "  Tailnets with a story: "
             + ", ".join(f"{slug} ({note})" for slug, note in seeder.summary.pinned),
         ]

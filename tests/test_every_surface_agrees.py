@@ -1,0 +1,434 @@
+"""Every surface tells the same truth: random fleets, live migrations, grey periods,
+overlapping incidents and maintenance (with and without impact), asked of every
+page, feed, CSV and API that shows a figure, and checked against a brute-force
+model that walks the two hours second by second.
+
+The story always runs from Jan 31, 23:00 to Feb 1, 01:00 UTC, so every figure
+crosses a day and a month. Times are whole seconds, never whole minutes, so a
+surface that counts touched minutes (or rounds) disagrees at once.
+
+Surfaces: the incident page's blast radius and the v2 JSON's ``affected_tailnets``;
+each tailnet's history (page and ``/incidents`` API), month table (page), CSV and
+``/uptime`` API; the public page's component bars and 90-day uptime; the fleet
+uptime. Later surfaces join here when they are built.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from itertools import pairwise
+
+import pytest
+from django.core.cache import caches
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from customers.models import Membership
+from incidents import levels
+from incidents.figures import duration_text, floor_pct, percent_text
+from incidents.impact import incident_window_end
+from incidents.models import Placement
+from incidents.queries import fleet_uptime_tally
+from incidents.services import (
+    WindowSpec,
+    incident_create,
+    incident_resolve,
+    placement_add,
+    placement_migrate,
+    placement_update,
+    tailnet_create,
+)
+from incidents.uptime import Tally, component_status_from_shards
+from tests.conftest import PASSWORD, fleet_create
+
+START = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+SPAN = 2 * 60 * 60  # seconds in the story
+NOW = START + timedelta(seconds=SPAN)
+DAYS = [date(2026, 1, 31), date(2026, 2, 1)]
+SHARDS = ("use1", "use2", "euw1")
+COMPONENT_SHARDS = {"us": ("use1", "use2"), "eu": ("euw1",)}
+EXAMPLES = int(os.environ.get("SURFACE_EXAMPLES", "20"))  # CI's budget; raise it locally
+
+
+def at(second: int) -> datetime:
+    return START + timedelta(seconds=second)
+
+
+# --- what happened -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stay:
+    shard: str | None  # None: a grey period (the tailnet was on no shard)
+    start: int
+    end: int  # SPAN: still there now
+
+
+@dataclass(frozen=True)
+class Window:
+    shard: str
+    level: str
+    start: int
+    end: int | None  # None: still open
+
+
+@dataclass(frozen=True)
+class Happening:
+    kind: str  # "incident" or "maintenance"
+    published: bool
+    windows: tuple[Window, ...]
+
+
+seconds_in_story = st.integers(0, SPAN - 1)
+
+
+@st.composite
+def stays(draw) -> list[Stay]:
+    """A tailnet's life: placed from its first second, migrating, maybe gone a while."""
+    cuts = sorted(set(draw(st.lists(seconds_in_story, min_size=1, max_size=5))))
+    shards: list[str | None] = [draw(st.sampled_from(SHARDS))]
+    for _ in cuts[1:]:
+        previous = shards[-1]
+        options = [s for s in (*SHARDS, None) if s != previous and (s or previous)]
+        shards.append(draw(st.sampled_from(options)))
+    ends = [*cuts[1:], SPAN]
+    return [Stay(s, a, b) for s, a, b in zip(shards, cuts, ends, strict=True)]
+
+
+@st.composite
+def happenings(draw) -> Happening:
+    kind = draw(st.sampled_from(["incident", "incident", "maintenance"]))
+    windows = []
+    for shard in draw(st.lists(st.sampled_from(SHARDS), max_size=2, unique=True)):
+        start = draw(seconds_in_story)
+        end = draw(st.one_of(st.none(), st.integers(start + 1, SPAN)))
+        windows.append(Window(shard, draw(st.sampled_from(levels.LEVELS)), start, end))
+    if kind == "incident" and not windows:
+        shard = draw(st.sampled_from(SHARDS))
+        windows.append(Window(shard, "outage", draw(seconds_in_story), None))
+    return Happening(kind, draw(st.booleans()) or kind == "incident", tuple(windows))
+
+
+fleets = st.tuples(
+    st.lists(stays(), min_size=1, max_size=3),
+    st.lists(happenings(), min_size=1, max_size=3),
+)
+
+
+# --- the brute-force model -----------------------------------------------------------------
+
+
+def worst(found: list[str]) -> str | None:
+    return max(found, key=levels.rank, default=None)
+
+
+def window_covers(window: Window, second: int) -> bool:
+    return window.start <= second < (SPAN if window.end is None else window.end)
+
+
+class Model:
+    """The rules applied literally, one second at a time."""
+
+    def __init__(self, tailnets: list[list[Stay]], incidents: list[Happening]) -> None:
+        self.tailnets = tailnets
+        self.incidents = incidents
+        published = [w for h in incidents if h.published for w in h.windows]
+        self.shard_level = {
+            shard: [
+                worst([w.level for w in published if w.shard == shard and window_covers(w, s)])
+                for s in range(SPAN)
+            ]
+            for shard in SHARDS
+        }
+
+    @staticmethod
+    def shard_at(life: list[Stay], second: int) -> str | None:
+        return next((s.shard for s in life if s.start <= second < s.end), None)
+
+    def tailnet_tallies(self, n: int) -> dict[date, Tally]:
+        counts: dict[date, dict[str, int]] = {day: defaultdict(int) for day in DAYS}
+        for second in range(SPAN):
+            shard = self.shard_at(self.tailnets[n], second)
+            if shard is None:
+                continue
+            day = at(second).date()
+            counts[day]["total"] += 1
+            if level := self.shard_level[shard][second]:
+                counts[day][level] += 1
+        return {day: _tally(c) for day, c in counts.items()}
+
+    def affected_seconds(self, n: int, incident: Happening) -> int:
+        return sum(
+            1
+            for second in range(SPAN)
+            if any(
+                w.shard == self.shard_at(self.tailnets[n], second) and window_covers(w, second)
+                for w in incident.windows
+            )
+        )
+
+    def existed_before(self, n: int, moment: datetime) -> bool:
+        return at(self.tailnets[n][0].start) < moment
+
+    def component_tallies(self, component: str) -> dict[date, Tally]:
+        counts: dict[date, dict[str, int]] = {day: defaultdict(int) for day in DAYS}
+        for second in range(SPAN):
+            found = [self.shard_level[s][second] for s in COMPONENT_SHARDS[component]]
+            level = levels.level_for_status(component_status_from_shards(found))
+            day = at(second).date()
+            counts[day]["total"] += 1
+            if level:
+                counts[day][level] += 1
+        return {day: _tally(c) for day, c in counts.items()}
+
+
+def _tally(counts: dict[str, int]) -> Tally:
+    return Tally(
+        total_seconds=counts["total"],
+        outage_seconds=counts["outage"],
+        partial_seconds=counts["partial"],
+        degraded_seconds=counts["degraded"],
+    )
+
+
+# --- building it through the services ------------------------------------------------------
+
+
+def build(fleet, tailnets: list[list[Stay]], incidents: list[Happening], user):
+    made = []
+    for n, life in enumerate(tailnets):
+        tailnet = tailnet_create(
+            slug=f"t{n}", display_name=f"Tailnet {n}", shard=life[0].shard, at=at(life[0].start)
+        )
+        Membership.objects.create(user=user, tailnet=tailnet, role="owner")
+        for previous, stay in pairwise(life):
+            if previous.shard and stay.shard:
+                placement_migrate(tailnet=tailnet, to_shard=stay.shard, at=at(stay.start))
+            elif stay.shard is None:
+                current = Placement.objects.get(tailnet=tailnet, ends_at__isnull=True)
+                placement_update(
+                    placement=current,
+                    shard=current.shard,
+                    starts_at=current.starts_at,
+                    ends_at=at(stay.start),
+                )
+            else:
+                placement_add(
+                    tailnet=tailnet, shard=stay.shard, starts_at=at(stay.start), ends_at=None
+                )
+        made.append(tailnet)
+    records = []
+    for n, happening in enumerate(incidents):
+        maintenance = happening.kind == "maintenance"
+        first = min((w.start for w in happening.windows), default=0)
+        incident = incident_create(
+            title=f"{happening.kind} {n}",
+            body="Investigating.",
+            kind=happening.kind,
+            status="in_progress" if maintenance else None,
+            started_at=at(first),
+            scheduled_for=at(0) if maintenance else None,
+            scheduled_until=at(SPAN + 3600) if maintenance else None,
+            shard_impacts=[
+                WindowSpec(
+                    fleet[w.shard], w.level, at(w.start), None if w.end is None else at(w.end)
+                )
+                for w in happening.windows
+            ],
+            published=happening.published,
+            at=at(first),
+        )
+        if happening.windows and all(w.end is not None for w in happening.windows):
+            resolved = max(w.end for w in happening.windows if w.end is not None)
+            incident_resolve(incident=incident, body="Fixed.", at=at(resolved))
+        records.append(incident)
+    return made, records
+
+
+# --- asking every surface ------------------------------------------------------------------
+
+
+def text(response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode())).strip()
+
+
+@pytest.fixture
+def story(db, client, time_machine, django_capture_on_commit_callbacks, django_user_model):
+    time_machine.move_to(NOW, tick=False)
+    fleet = fleet_create(START - timedelta(days=1))
+    user = django_user_model.objects.create_user("dana", "dana@example.com", PASSWORD)
+    client.force_login(user)
+    return fleet, user
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(fleets)
+def test_every_surface_agrees_with_the_second_by_second_model(
+    story, client, django_capture_on_commit_callbacks, scenario
+):
+    fleet, user = story
+    tailnets, incidents = scenario
+    model = Model(tailnets, incidents)
+    for cache in caches.all():
+        cache.clear()  # ids repeat across examples (each one is rolled back)
+    with transaction.atomic():
+        with django_capture_on_commit_callbacks(execute=True):
+            made, records = build(fleet, tailnets, incidents, user)
+        check_tailnets(client, model, made, records)
+        check_incidents(client, model, made, records)
+        check_components(client, model)
+        check_fleet(model)
+        transaction.set_rollback(True)
+
+
+def check_tailnets(client, model: Model, made, records) -> None:
+    span = {"from": DAYS[0].isoformat(), "to": DAYS[-1].isoformat()}
+    for n, tailnet in enumerate(made):
+        days = model.tailnet_tallies(n)
+        whole = days[DAYS[0]] + days[DAYS[1]]
+
+        uptime = client.get(f"/api/v1/tailnets/{tailnet.slug}/uptime", span).json()
+        for got, day in zip(uptime["days"], DAYS, strict=True):
+            assert _seconds(got) == _seconds_of(days[day]), (tailnet.slug, day)
+            assert got["uptime_pct"] == floor_pct(days[day].uptime)
+        assert [m["month"] for m in uptime["months"]] == ["2026-01", "2026-02"]
+        for got, day in zip(uptime["months"], DAYS, strict=True):
+            assert _seconds(got) == _seconds_of(days[day])
+        assert _seconds(uptime["total"]) == _seconds_of(whole)
+        assert uptime["total"]["uptime_pct"] == floor_pct(whole.uptime)
+
+        rows = list(csv.DictReader(io.StringIO(
+            client.get(f"/t/{tailnet.slug}/uptime.csv", span).content.decode()
+        )))  # fmt: skip
+        assert [r["month"] for r in rows] == ["2026-01", "2026-02", "total"]
+        for row, expected in zip(rows, [*uptime["months"], uptime["total"]], strict=True):
+            assert {k: row[k] for k in _SECONDS} == {k: str(expected[k]) for k in _SECONDS}
+            assert row["uptime_pct"] == ("" if expected["uptime_pct"] is None
+                                         else str(expected["uptime_pct"]))  # fmt: skip
+
+        page = client.get(f"/t/{tailnet.slug}/").content.decode()
+        for day in DAYS:
+            month = re.search(rf'<th scope="row">{day:%Y-%m}</th>(.*?)</tr>', page, re.S)
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", month.group(1))
+            t = days[day]
+            assert cells == [
+                percent_text(t.uptime),
+                duration_text(t.outage_seconds),
+                duration_text(t.partial_seconds),
+                duration_text(t.degraded_seconds),
+                duration_text(t.downtime_seconds),
+            ], (tailnet.slug, day)
+
+        history = client.get(f"/api/v1/tailnets/{tailnet.slug}/incidents").json()["incidents"]
+        listed = {item["id"]: item for item in history}
+        for incident, happening in zip(records, model.incidents, strict=True):
+            seconds = model.affected_seconds(n, happening) if happening.published else 0
+            if not seconds:
+                assert incident.pk not in listed
+                continue
+            item = listed.pop(incident.pk)
+            assert item["affected_seconds"] == seconds
+            assert sum(w["seconds"] for w in item["windows"]) == seconds  # totals = windows
+            line = re.search(rf'<tr id="history-{incident.pk}">(.*?)</tr>', page, re.S)
+            assert line is not None
+            affected_for = re.search(r'class="affected-for"[^>]*>(.*?)<', line.group(0))
+            assert affected_for is not None
+            ongoing = item["affected_until"] is None
+            assert affected_for.group(1) == duration_text(seconds) + (" so far" if ongoing else "")
+        assert listed == {}
+
+
+def check_incidents(client, model: Model, made, records) -> None:
+    v2 = {i["id"]: i for i in client.get("/api/v2/incidents.json").json()["incidents"]}
+    maintenances = client.get("/api/v2/scheduled-maintenances.json").json()
+    v2.update({i["id"]: i for i in maintenances["scheduled_maintenances"]})
+    for incident, happening in zip(records, model.incidents, strict=True):
+        if not happening.published:
+            continue
+        incident.refresh_from_db()
+        ends = [None if w.end is None else at(w.end) for w in happening.windows]
+        end = incident_window_end(resolved_at=incident.resolved_at, window_ends=ends, as_of=NOW)
+        affected = sum(1 for n in range(len(made)) if model.affected_seconds(n, happening) > 0)
+        existed = sum(1 for n in range(len(made)) if model.existed_before(n, end))
+        if not happening.windows:
+            continue  # no shard impact: no blast radius to show
+        assert v2[str(incident.pk)]["affected_tailnets"] == affected
+        words = text(client.get(f"/incidents/{incident.pk}/"))
+        noun = "tailnet" if affected == 1 else "tailnets"
+        share = percent_text(Fraction(100 * affected, existed) if existed else 0)
+        assert f"Blast radius {affected:,} {noun}, {share} of tailnets" in words
+
+
+def check_components(client, model: Model) -> None:
+    page = client.get("/").content.decode()
+    for name, slug in (("us", "coordination-us-east"), ("eu", "coordination-eu-west")):
+        days = model.component_tallies(name)
+        # The component exists from a day before the story (Jan 30, 23:00): all up.
+        jan31 = Tally(total_seconds=23 * 3600) + days[DAYS[0]]
+        whole = Tally(total_seconds=3600) + jan31 + days[DAYS[1]]
+        row = re.search(rf'<ol class="bars" id="bars-{slug}".*?</ol>(.*?)</p>', page, re.S).group(0)
+        assert f"{percent_text(whole.uptime)} uptime" in text_of_html(row), slug
+        for day, tally in ((DAYS[0], jan31), (DAYS[1], days[DAYS[1]])):
+            # A day is an <li> holding a tooltip (a <div>, with <li>s of its own).
+            item = re.search(
+                rf'<li class="day[^"]*"><button[^>]*d-{slug}-{day:%Y%m%d}.*?</div></li>', row, re.S
+            )
+            said = text_of_html(item.group(0))
+            assert f"{percent_text(tally.uptime)} uptime" in said, (slug, day, said)
+            for label, seconds in (
+                ("Outage", tally.outage_seconds),
+                ("Partial outage", tally.partial_seconds),
+                ("Degraded performance", tally.degraded_seconds),
+            ):
+                if seconds:
+                    assert f"{label}: {duration_text(seconds)}" in said, (slug, day, said)
+
+
+def text_of_html(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def check_fleet(model: Model) -> None:
+    expected = Tally()
+    for n in range(len(model.tailnets)):
+        for tally in model.tailnet_tallies(n).values():
+            expected += tally
+    got = fleet_uptime_tally(first_day=DAYS[0], last_day=DAYS[1], now=NOW)
+    assert got == expected
+
+
+_SECONDS = (
+    "seconds_with_data",
+    "outage_seconds",
+    "partial_seconds",
+    "degraded_seconds",
+    "affected_seconds",
+    "downtime_seconds",
+)
+
+
+def _seconds(data: dict) -> dict:
+    return {k: data[k] for k in _SECONDS}
+
+
+def _seconds_of(t: Tally) -> dict:
+    return {
+        "seconds_with_data": t.total_seconds,
+        "outage_seconds": t.outage_seconds,
+        "partial_seconds": t.partial_seconds,
+        "degraded_seconds": t.degraded_seconds,
+        "affected_seconds": t.affected_seconds,
+        "downtime_seconds": round(t.downtime_seconds, 1),
+    }
