@@ -126,7 +126,7 @@ def test_alice_signs_in_sees_whether_acme_was_affected_and_opens_the_incident(
     )
     # Its history: the past outage, exactly 24 minutes; the open one, so far.
     past_row = page.locator(f"#history-{acme_story['past'].pk}")
-    expect(past_row.locator(".affected-for")).to_have_text("24 minutes")
+    expect(past_row.locator(".affected-for")).to_have_text("24 min")
     expect(page.locator(f"#history-{acme_story['open'].pk}")).to_contain_text("so far")
     # The stitched bar with its two migrations, and the latency chart with its table.
     expect(page.locator("#uptime ol.bars .day")).to_have_count(90)
