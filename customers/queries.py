@@ -21,7 +21,7 @@ incidents, usually none).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents import levels, wording
+from incidents.impact import overlap
 from incidents.models import (
     Incident,
     IncidentKind,
@@ -359,7 +360,7 @@ def tailnet_uptime_report(
 ) -> UptimeReport:
     """Per day and per month, the tailnet's uptime stitched across migrations (its
     own shard's impact wherever it was placed; published incidents only; minutes
-    before it existed excluded). Two queries."""
+    before it existed excluded). Three queries."""
     days = _tailnet_days(tailnet_id=tailnet_id, first_day=first_day, last_day=last_day, now=now)
     return UptimeReport(first_day=first_day, last_day=last_day, days=days, months=_months(days))
 
@@ -373,9 +374,18 @@ _UPTIME_IMPACTS_SQL = """
       AND (ti.ends_at IS NULL OR ti.ends_at > %s) AND ti.starts_at < %s
 """
 _UPTIME_PLACEMENTS_SQL = """
-    SELECT starts_at, ends_at
+    SELECT starts_at, ends_at, shard_id
     FROM incidents_placement
     WHERE tailnet_id = %s AND (ends_at IS NULL OR ends_at > %s) AND starts_at < %s
+"""
+# Monitoring gaps of the shards the tailnet was on in the range: grey while it was there.
+_UPTIME_GAPS_SQL = """
+    SELECT g.shard_id, g.starts_at, g.ends_at
+    FROM incidents_monitoringgap g
+    WHERE g.shard_id IN (
+        SELECT shard_id FROM incidents_placement
+        WHERE tailnet_id = %s AND (ends_at IS NULL OR ends_at > %s) AND starts_at < %s
+    ) AND (g.ends_at IS NULL OR g.ends_at > %s) AND g.starts_at < %s
 """
 
 
@@ -383,21 +393,41 @@ def _tailnet_days(
     *, tailnet_id: int, first_day: date, last_day: date, now: datetime
 ) -> list[DayUptime]:
     """Per-day uptime of one tailnet, stitched across live migrations: its own shard's
-    impact wherever it was placed (published incidents only), minutes when it was on
-    no shard excluded. Two fixed statements, then ``incidents.uptime.daily_uptime``."""
+    impact wherever it was placed (published incidents only), seconds when it was on
+    no shard or its shard was unmeasured (monitoring gaps) excluded. Three fixed
+    statements, then ``incidents.uptime.daily_uptime``."""
     start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     params = [tailnet_id, _db_datetime(start), _db_datetime(end)]
+    placed = [
+        (_aware(s), _aware_or_none(e), shard)
+        for s, e, shard in _rows(_UPTIME_PLACEMENTS_SQL, params)
+    ]
     return daily_uptime(
         intervals=[
             Interval(_aware(s), _aware_or_none(e), level)
             for s, e, level in _rows(_UPTIME_IMPACTS_SQL, params)
         ],
-        covered=[(_aware(s), _aware_or_none(e)) for s, e in _rows(_UPTIME_PLACEMENTS_SQL, params)],
+        covered=[(s, e) for s, e, _ in placed],
+        uncovered=_silent_while_placed(placed, _rows(_UPTIME_GAPS_SQL, [*params, *params[1:]])),
         first_day=first_day,
         last_day=last_day,
         now=now,
     )
+
+
+def _silent_while_placed(
+    placed: Sequence[tuple[datetime, datetime | None, int]], gaps: Iterable[Sequence[Any]]
+) -> list[tuple[datetime, datetime | None]]:
+    """The shards' monitoring gaps, clipped to when the tailnet was on each shard."""
+    silent = []
+    for shard_id, gap_start, gap_end in gaps:
+        for start, end, shard in placed:
+            if shard == shard_id:
+                clipped = overlap(start, end, _aware(gap_start), _aware_or_none(gap_end))
+                if clipped is not None:
+                    silent.append(clipped)
+    return silent
 
 
 def _months(days: Sequence[DayUptime]) -> list[MonthUptime]:
@@ -560,7 +590,7 @@ class TailnetPage:
 
 
 def tailnet_page(*, tailnet: Tailnet, now: datetime | None = None) -> TailnetPage:
-    """Everything the tailnet's page shows. Seven queries, whatever the number of
+    """Everything the tailnet's page shows. Eight queries, whatever the number of
     incidents, migrations or probe regions."""
     now = now or timezone.now()
     today = now.astimezone(UTC).date()
@@ -569,7 +599,7 @@ def tailnet_page(*, tailnet: Tailnet, now: datetime | None = None) -> TailnetPag
     history = tailnet_history(tailnet=tailnet, now=now)  # 1
     first_bar_day = today - timedelta(days=UPTIME_DAYS - 1)
     sla_start = min(sla_months_start(today), first_bar_day)
-    report = tailnet_uptime_report(  # 2
+    report = tailnet_uptime_report(  # 3
         tailnet_id=tailnet.pk, first_day=sla_start, last_day=today, now=now
     )
     days = [d for d in report.days if d.day >= first_bar_day]

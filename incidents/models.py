@@ -407,6 +407,33 @@ class ShardImpact(models.Model):
         return f"{self.shard_id} {self.level} from {self.starts_at:%Y-%m-%d %H:%M:%S}"
 
 
+class MonitoringGap(models.Model):
+    """A time when no probe region reported on a shard: its seconds have no data
+    (grey on every bar, left out of every uptime), unless an incident window covers
+    them, which is a statement of impact in its own right. Opened by detection when
+    reports stop (from the last sample), closed by the first sample after."""
+
+    shard = models.ForeignKey(Shard, on_delete=models.CASCADE, related_name="gaps")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["shard", "starts_at"], name="gap_shard_start")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="gap_ends_after_start",
+            ),
+            models.UniqueConstraint(
+                fields=["shard"], condition=Q(ends_at__isnull=True), name="gap_one_open_per_shard"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.shard_id} silent from {self.starts_at:%Y-%m-%d %H:%M:%S}"
+
+
 class TailnetImpact(models.Model):
     """Derived: one tailnet hit by one shard impact window, clipped to the time the
     tailnet was on that shard. Rebuilt by ``services.tailnet_impacts_recompute``.

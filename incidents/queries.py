@@ -22,12 +22,13 @@ from django.db.models.functions import Coalesce, Greatest, Least, TruncSecond
 from django.utils import timezone
 
 from . import levels
-from .impact import BlastRadius, incident_window_end, union_seconds
+from .impact import BlastRadius, incident_window_end, overlap, union_seconds
 from .models import (
     Component,
     Incident,
     IncidentComponent,
     IncidentUpdate,
+    MonitoringGap,
     Placement,
     Shard,
     ShardImpact,
@@ -41,6 +42,7 @@ from .uptime import (
     component_intervals,
     component_status_from_shards,
     daily_uptime,
+    silent_everywhere,
     total,
 )
 from .uptime import fleet_uptime as fleet_tally
@@ -277,18 +279,23 @@ def components_uptime(
         operator.setdefault(link.component_id, []).extend(
             operator_status_spans(link.incident, by_pk[link.component_id], link.status)
         )
+    gaps: dict[int, dict[int, list[tuple[datetime, datetime | None]]]] = {}
+    for component_id, shard_id, s, e in _gaps_between(start, end).values_list(
+        "shard__component_id", "shard_id", "starts_at", "ends_at"
+    ):
+        gaps.setdefault(component_id, {}).setdefault(shard_id, []).append((s, e))
     result = {}
     for component in components:
         shards = shard_windows.get(component.pk, {})
+        count = max(shard_count.get(component.pk, 0), len(shards))
         intervals = component_intervals(
-            operator=operator.get(component.pk, []),
-            shards=shards,
-            shard_count=max(shard_count.get(component.pk, 0), len(shards)),
-            now=now,
+            operator=operator.get(component.pk, []), shards=shards, shard_count=count, now=now
         )
         result[component.pk] = daily_uptime(
             intervals=intervals,
             covered=[(component.created_at, None)],
+            # No data while no region reported on any of its shards.
+            uncovered=silent_everywhere(gaps.get(component.pk, {}), shard_count=count, now=now),
             first_day=first_day,
             last_day=last_day,
             now=now,
@@ -296,20 +303,12 @@ def components_uptime(
     return result
 
 
-def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None = None) -> Tally:
-    """What share of customer-time was disrupted: tailnet-seconds weighted.
-
-    T is every tailnet's placed seconds in the range, summed in the database (each
-    instant cut to its second, as ``uptime.epoch_second`` does); the
-    outage/partial/degraded seconds come from the affected tailnets only, each
-    tailnet's seconds counted once at their worst level (published incidents)."""
-    now = now or timezone.now()
-    start, end = _day_bounds(first_day, last_day)
-    stop = min(end, now.replace(microsecond=0))
+def _placed_seconds(placements: QuerySet[Placement], start: datetime, stop: datetime) -> int:
+    """The placements' seconds within [start, stop) (whole seconds), summed in the database."""
     if stop <= start:
-        return Tally()
+        return 0
     placed = (
-        Placement.objects.filter(starts_at__lt=stop)
+        placements.filter(starts_at__lt=stop)
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
         .aggregate(
             total=Sum(
@@ -321,15 +320,52 @@ def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None 
             )
         )["total"]
     )
-    total_seconds = int((placed or timedelta(0)) // timedelta(seconds=1))
+    return max(0, int((placed or timedelta(0)) // timedelta(seconds=1)))
+
+
+def _gaps_between(start: datetime, end: datetime) -> QuerySet[MonitoringGap]:
+    return MonitoringGap.objects.filter(starts_at__lt=end).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=start)
+    )
+
+
+def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None = None) -> Tally:
+    """What share of customer-time was disrupted: tailnet-seconds weighted.
+
+    T is every tailnet's placed seconds in the range, summed in the database (each
+    instant cut to its second, as ``uptime.epoch_second`` does); the
+    outage/partial/degraded seconds come from the affected tailnets only, each
+    tailnet's seconds counted once at their worst level (published incidents).
+    Seconds in a monitoring gap of the shard a tailnet was on have no data, unless
+    an impact covers them (``uptime.daily_uptime``'s rule): a query per gap."""
+    now = now or timezone.now()
+    start, end = _day_bounds(first_day, last_day)
+    stop = min(end, now.replace(microsecond=0))
+    if stop <= start:
+        return Tally()
+    total_seconds = _placed_seconds(Placement.objects.all(), start, stop)
+    gaps: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    for gap in _gaps_between(start, stop):
+        gaps.setdefault(gap.shard_id, []).append((gap.starts_at, gap.ends_at))
+        total_seconds -= _placed_seconds(
+            Placement.objects.filter(shard_id=gap.shard_id),
+            max(start, gap.starts_at.replace(microsecond=0)),
+            stop if gap.ends_at is None else min(stop, gap.ends_at.replace(microsecond=0)),
+        )
     per_tailnet: dict[int, list[Interval]] = {}
-    for tailnet_id, s, e, level in (
+    silent_impact: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    for tailnet_id, shard_id, s, e, level in (
         TailnetImpact.objects.filter(incident__published=True, starts_at__lt=stop)
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
-        .values_list("tailnet_id", "starts_at", "ends_at", "level")
+        .values_list("tailnet_id", "shard_id", "starts_at", "ends_at", "level")
         .order_by()
     ):
         per_tailnet.setdefault(tailnet_id, []).append(Interval(s, e, level))
+        # Impact in a gap is data all the same: give those seconds back.
+        for gap_start, gap_end in gaps.get(shard_id, ()):
+            clipped = overlap(s, e, gap_start, gap_end)
+            if clipped is not None:
+                silent_impact.setdefault(tailnet_id, []).append(clipped)
     impacted = fleet_tally(
         total(
             daily_uptime(
@@ -342,6 +378,10 @@ def fleet_uptime_tally(*, first_day: date, last_day: date, now: datetime | None 
         )
         for intervals in per_tailnet.values()
     )
+    for spans in silent_impact.values():
+        total_seconds += union_seconds(
+            [(max(s, start), stop if e is None else min(e, stop)) for s, e in spans], as_of=stop
+        )
     return Tally(
         total_seconds=max(total_seconds, impacted.total_seconds),
         outage_seconds=impacted.outage_seconds,

@@ -33,6 +33,7 @@ PUBLISHED_MODELS = (
     "incidents.Component",
     "incidents.ComponentGroup",
     "incidents.Shard",
+    "incidents.MonitoringGap",
 )
 TAILNET_MODELS = ("incidents.Tailnet", "incidents.Placement", "reports.Report")
 

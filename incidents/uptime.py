@@ -22,6 +22,9 @@ Coverage
     Seconds without data are grey: excluded from the count, never counted as up.
     The caller says when data exists with ``covered`` intervals (while a shard
     existed, while a tailnet was placed, ...). Impact outside coverage is ignored.
+    ``uncovered`` intervals (monitoring gaps: no probe region reported) are grey
+    too, except where an impact covers them: an incident window is a statement of
+    impact whoever made it, and counts.
 
 Now
     Every interval, impact or coverage, is cut at ``now`` (itself cut to its
@@ -71,6 +74,7 @@ PARTIAL_WEIGHT = 0.3
 # "no impact".
 _NO_IMPACT = 0
 _RANKS = len(BY_RANK)
+_GAP = _RANKS  # the sweep's slot for monitoring gaps, after the ranks
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
@@ -284,6 +288,7 @@ def daily_uptime(
     first_day: date,
     last_day: date,
     now: datetime,
+    uncovered: Iterable[tuple[datetime, datetime | None]] = (),
 ) -> list[DayUptime]:
     """One ``DayUptime`` per UTC day from ``first_day`` to ``last_day`` inclusive."""
     _check_aware(now, "now")
@@ -304,14 +309,21 @@ def daily_uptime(
                 first, stop = max(span[0], first_second), min(span[1], stop_second)
                 if first < stop:
                     yield first, stop, _NO_IMPACT
+        for start, end in uncovered:
+            _check_span(start, end, "uncovered interval")
+            span = _seconds(start, end, now)
+            if span is not None:
+                yield (*span, _GAP)
         yield from _worst_segments(intervals, now)
 
     # Per day, indexed by rank: seconds with data, then seconds at each level.
     counts = [[0] * _RANKS for _ in range(n_days)]
-    for first, stop, live in _sweep(ranges(), _RANKS):
+    for first, stop, live in _sweep(ranges(), _RANKS + 1):
         if not live[_NO_IMPACT]:
             continue  # impact without data
         rank = _worst(live)
+        if live[_GAP] and rank == _NO_IMPACT:
+            continue  # nobody measured it, and no incident says anything
         while first < stop:
             day = first // _SECONDS_PER_DAY
             day_stop = min(stop, (day + 1) * _SECONDS_PER_DAY)
@@ -363,6 +375,32 @@ def fleet_uptime(tallies: Iterable[Tally]) -> Tally:
     as much as a long-lived tailnet's whole quarter).
     """
     return sum(tallies, Tally())
+
+
+def silent_everywhere(
+    gaps: Mapping[Any, Iterable[tuple[datetime, datetime | None]]],
+    *,
+    shard_count: int,
+    now: datetime,
+) -> list[tuple[datetime, datetime]]:
+    """The spans when every one of ``shard_count`` shards was in a monitoring gap:
+    when a component has no data at all. ``gaps`` maps a shard to its gaps."""
+    _check_aware(now, "now")
+    if shard_count == 0 or len(gaps) < shard_count:
+        return []
+
+    def ranges() -> Iterator[_Segment]:
+        for spans in gaps.values():
+            # Flatten one shard's gaps first, so that it counts once where they overlap.
+            flat = _worst_segments((Interval(s, e, LEVELS[0]) for s, e in spans), now)
+            for first, stop, _ in flat:
+                yield first, stop, 0
+
+    return [
+        (_second_start(first), _second_start(stop))
+        for first, stop, live in _sweep(ranges(), 1)
+        if live[0] >= shard_count
+    ]
 
 
 # --- components --------------------------------------------------------------

@@ -4,7 +4,7 @@ incidents they open and close."""
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from incidents.models import (
     ComponentStatus,
     Incident,
     IncidentComponent,
+    MonitoringGap,
     Shard,
     ShardImpact,
 )
@@ -215,6 +216,7 @@ def detection_run(
             by_shard[shard_id].append(Sample(regions[region_id], at, ok, latency))
         if not by_shard:
             return []
+        _end_gaps(by_shard)
         states = _states_for(sorted(by_shard), now=now)
         default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS
         fast_window = recovery_window(timedelta(seconds=settings.PROBE_INTERVAL_SECONDS))
@@ -636,6 +638,10 @@ def _lose_contact(state: ShardState, *, now: datetime) -> None:
             state.shard.slug,
             window.level,
         )
+    # From the last report on, nobody measured the shard: no data, not "up".
+    MonitoringGap.objects.get_or_create(
+        shard_id=state.shard_id, ends_at=None, defaults={"starts_at": last_seen}
+    )
     detector = Detector.from_json(state.regions)
     detector.lost_contact(last_seen)
     state.regions = detector.to_json()
@@ -644,6 +650,15 @@ def _lose_contact(state: ShardState, *, now: datetime) -> None:
     state.p95_ms = None
     state.incident = None
     state.updated_at = now
+
+
+def _end_gaps(by_shard: Mapping[int, Sequence[Sample]]) -> None:
+    """Reports are back: a silent shard's monitoring gap ends at its first new sample."""
+    for gap in MonitoringGap.objects.filter(shard_id__in=list(by_shard), ends_at__isnull=True):
+        first = next((s.at for s in by_shard[gap.shard_id] if s.at > gap.starts_at), None)
+        if first is not None:
+            gap.ends_at = first
+            gap.save(update_fields=["ends_at"])
 
 
 def _detection_window(state: ShardState) -> ShardImpact | None:

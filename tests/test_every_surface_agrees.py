@@ -4,8 +4,10 @@ page, feed, CSV and API that shows a figure, and checked against a brute-force
 model that walks the two hours second by second.
 
 The story always runs from Jan 31, 23:00 to Feb 1, 01:00 UTC, so every figure
-crosses a day and a month. Times are whole seconds, never whole minutes, so a
-surface that counts touched minutes (or rounds) disagrees at once.
+crosses a day and a month. Shards may go unmeasured for a while (monitoring
+gaps): those seconds are grey unless an incident window covers them. Times are
+whole seconds, never whole minutes, so a surface that counts touched minutes (or
+rounds) disagrees at once.
 
 Surfaces: the incident page's blast radius and the v2 JSON's ``affected_tailnets``;
 each tailnet's history (page and ``/incidents`` API), month table (page), CSV and
@@ -35,7 +37,7 @@ from customers.models import Membership
 from incidents import levels
 from incidents.figures import duration_text, floor_pct, percent_text
 from incidents.impact import incident_window_end
-from incidents.models import Placement
+from incidents.models import MonitoringGap, Placement
 from incidents.queries import fleet_uptime_tally
 from incidents.services import (
     WindowSpec,
@@ -117,9 +119,20 @@ def happenings(draw) -> Happening:
     return Happening(kind, draw(st.booleans()) or kind == "incident", tuple(windows))
 
 
+@st.composite
+def gaps(draw) -> dict[str, tuple[int, int | None]]:
+    """Monitoring gaps: a shard no probe region reported on for a while."""
+    found = {}
+    for shard in draw(st.lists(st.sampled_from(SHARDS), max_size=2, unique=True)):
+        start = draw(seconds_in_story)
+        found[shard] = (start, draw(st.one_of(st.none(), st.integers(start + 1, SPAN))))
+    return found
+
+
 fleets = st.tuples(
     st.lists(stays(), min_size=1, max_size=3),
     st.lists(happenings(), min_size=1, max_size=3),
+    gaps(),
 )
 
 
@@ -137,9 +150,21 @@ def window_covers(window: Window, second: int) -> bool:
 class Model:
     """The rules applied literally, one second at a time."""
 
-    def __init__(self, tailnets: list[list[Stay]], incidents: list[Happening]) -> None:
+    def __init__(
+        self,
+        tailnets: list[list[Stay]],
+        incidents: list[Happening],
+        gaps: dict[str, tuple[int, int | None]],
+    ) -> None:
         self.tailnets = tailnets
         self.incidents = incidents
+        self.silent = {
+            shard: [
+                shard in gaps and gaps[shard][0] <= s < (gaps[shard][1] or SPAN)
+                for s in range(SPAN)
+            ]
+            for shard in SHARDS
+        }
         published = [w for h in incidents if h.published for w in h.windows]
         self.shard_level = {
             shard: [
@@ -159,9 +184,12 @@ class Model:
             shard = self.shard_at(self.tailnets[n], second)
             if shard is None:
                 continue
+            level = self.shard_level[shard][second]
+            if level is None and self.silent[shard][second]:
+                continue  # nobody measured it and no incident says anything: grey
             day = at(second).date()
             counts[day]["total"] += 1
-            if level := self.shard_level[shard][second]:
+            if level:
                 counts[day][level] += 1
         return {day: _tally(c) for day, c in counts.items()}
 
@@ -181,8 +209,11 @@ class Model:
     def component_tallies(self, component: str) -> dict[date, Tally]:
         counts: dict[date, dict[str, int]] = {day: defaultdict(int) for day in DAYS}
         for second in range(SPAN):
-            found = [self.shard_level[s][second] for s in COMPONENT_SHARDS[component]]
+            shards = COMPONENT_SHARDS[component]
+            found = [self.shard_level[s][second] for s in shards]
             level = levels.level_for_status(component_status_from_shards(found))
+            if level is None and all(self.silent[s][second] for s in shards):
+                continue  # no shard of it measured, no incident: grey
             day = at(second).date()
             counts[day]["total"] += 1
             if level:
@@ -202,7 +233,11 @@ def _tally(counts: dict[str, int]) -> Tally:
 # --- building it through the services ------------------------------------------------------
 
 
-def build(fleet, tailnets: list[list[Stay]], incidents: list[Happening], user):
+def build(fleet, tailnets: list[list[Stay]], incidents: list[Happening], gaps, user):
+    for shard, (start, end) in gaps.items():
+        MonitoringGap.objects.create(
+            shard=fleet[shard], starts_at=at(start), ends_at=None if end is None else at(end)
+        )
     made = []
     for n, life in enumerate(tailnets):
         tailnet = tailnet_create(
@@ -279,13 +314,13 @@ def test_every_surface_agrees_with_the_second_by_second_model(
     story, client, django_capture_on_commit_callbacks, scenario
 ):
     fleet, user = story
-    tailnets, incidents = scenario
-    model = Model(tailnets, incidents)
+    tailnets, incidents, silent = scenario
+    model = Model(tailnets, incidents, silent)
     for cache in caches.all():
         cache.clear()  # ids repeat across examples (each one is rolled back)
     with transaction.atomic():
         with django_capture_on_commit_callbacks(execute=True):
-            made, records = build(fleet, tailnets, incidents, user)
+            made, records = build(fleet, tailnets, incidents, silent, user)
         check_tailnets(client, model, made, records)
         check_incidents(client, model, made, records)
         check_components(client, model)
@@ -386,7 +421,10 @@ def check_components(client, model: Model) -> None:
                 rf'<li class="day[^"]*"><button[^>]*d-{slug}-{day:%Y%m%d}.*?</div></li>', row, re.S
             )
             said = text_of_html(item.group(0))
-            assert f"{percent_text(tally.uptime)} uptime" in said, (slug, day, said)
+            if tally.total_seconds == 0:
+                assert "No data for this day" in said, (slug, day, said)
+            else:
+                assert f"{percent_text(tally.uptime)} uptime" in said, (slug, day, said)
             for label, seconds in (
                 ("Outage", tally.outage_seconds),
                 ("Partial outage", tally.partial_seconds),

@@ -501,7 +501,7 @@ def test_the_page_makes_as_many_queries_for_many_incidents_and_migrations_as_for
 
     assert many == one
     # session, user, the door, then the page's own reads (customers.queries.tailnet_page).
-    assert one["/t/acme/"] == 3 + 7 + 1  # session, user, door; page reads; reports
+    assert one["/t/acme/"] == 3 + 8 + 1  # session, user, door; page reads; reports
 
 
 # --- Never cached for others, never in the public snapshot ----------------------------------

@@ -29,6 +29,7 @@ from incidents.uptime import (
     daily_uptime,
     fleet_uptime,
     monthly,
+    silent_everywhere,
     total,
 )
 
@@ -48,9 +49,17 @@ def one_day(
     intervals: Sequence[Interval],
     *,
     covered: Sequence[tuple[datetime, datetime | None]] = ((MIDNIGHT, None),),
+    uncovered: Sequence[tuple[datetime, datetime | None]] = (),
     now: datetime = LONG_AFTER,
 ) -> DayUptime:
-    [day] = daily_uptime(intervals=intervals, covered=covered, first_day=DAY, last_day=DAY, now=now)
+    [day] = daily_uptime(
+        intervals=intervals,
+        covered=covered,
+        uncovered=uncovered,
+        first_day=DAY,
+        last_day=DAY,
+        now=now,
+    )
     return day
 
 
@@ -132,6 +141,23 @@ def test_minutes_before_coverage_are_grey_not_up() -> None:
 
     assert created_at_noon.tally.total_seconds == 60 * 720
     assert created_at_noon.uptime_pct == 100.0
+
+
+def test_a_monitoring_gap_is_grey_unless_an_incident_covers_it() -> None:
+    silent = one_day([], uncovered=[(at(10), at(11))])
+    silent_during_an_outage = one_day(
+        [Interval(at(10, 30), at(10, 40), "outage")], uncovered=[(at(10), at(11))]
+    )
+
+    assert silent.tally == Tally(total_seconds=FULL_DAY - 3600)
+    assert silent_during_an_outage.tally == Tally(total_seconds=FULL_DAY - 3000, outage_seconds=600)
+
+
+def test_a_component_has_no_data_only_while_every_shard_is_silent() -> None:
+    gaps = {"use1": [(at(10), at(12))], "use2": [(at(11), None), (at(11, 30), at(11, 45))]}
+
+    assert silent_everywhere(gaps, shard_count=2, now=at(13)) == [(at(11), at(12))]
+    assert silent_everywhere(gaps, shard_count=3, now=at(13)) == []
 
 
 def test_impact_outside_coverage_is_ignored() -> None:
@@ -481,18 +507,26 @@ def model_levels(intervals: list[Interval], now: datetime) -> list[tuple[Span, s
 
 
 def model_daily(
-    intervals: list[Interval], covered: Covered, n_days: int, now: datetime
+    intervals: list[Interval],
+    covered: Covered,
+    n_days: int,
+    now: datetime,
+    uncovered: Covered = (),  # type: ignore[assignment]
 ) -> list[Tally]:
     impacts = model_levels(intervals, now)
     data = [(span, True) for start, end in covered if (span := cut(start, end, now))]
+    gaps = [(span, True) for start, end in uncovered if (span := cut(start, end, now))]
     tallies = []
     for day in range(n_days):
         counts = {"total": 0, "outage": 0, "partial": 0, "degraded": 0}
-        for first, stop in stretches([*impacts, *data], day * FULL_DAY, (day + 1) * FULL_DAY):
+        pieces = stretches([*impacts, *data, *gaps], day * FULL_DAY, (day + 1) * FULL_DAY)
+        for first, stop in pieces:
             if not covering(data, first):
                 continue
-            counts["total"] += stop - first
             level = worst(covering(impacts, first))
+            if level is None and covering(gaps, first):
+                continue  # a monitoring gap, and no incident says anything
+            counts["total"] += stop - first
             if level is not None:
                 counts[level] += stop - first
         tallies.append(
@@ -622,6 +656,7 @@ uptime_scenarios = st.integers(1, 4).flatmap(
         st.one_of(st.just([(BASE - timedelta(days=1), None)]), st.lists(spans(n_days), max_size=3)),
         st.just(n_days),
         moments(n_days),
+        st.lists(spans(n_days), max_size=2),  # monitoring gaps
     )
 )
 
@@ -644,9 +679,9 @@ component_scenarios = st.tuples(
 @settings(max_examples=200, deadline=None)
 @given(uptime_scenarios)
 def test_daily_uptime_matches_the_second_by_second_model(
-    scenario: tuple[list[Interval], Covered, int, datetime],
+    scenario: tuple[list[Interval], Covered, int, datetime, Covered],
 ) -> None:
-    impacts, covered, n_days, now = scenario
+    impacts, covered, n_days, now, gaps = scenario
 
     days = daily_uptime(
         intervals=impacts,
@@ -654,10 +689,11 @@ def test_daily_uptime_matches_the_second_by_second_model(
         first_day=BASE_DAY,
         last_day=BASE_DAY + timedelta(days=n_days - 1),
         now=now,
+        uncovered=gaps,
     )
 
     assert [d.day for d in days] == [BASE_DAY + timedelta(days=n) for n in range(n_days)]
-    assert [d.tally for d in days] == model_daily(impacts, covered, n_days, now)
+    assert [d.tally for d in days] == model_daily(impacts, covered, n_days, now, gaps)
     assert sum(monthly(days).values(), Tally()) == total(days)
 
 

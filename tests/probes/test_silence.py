@@ -9,7 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from incidents.models import AuditEntry, Incident, ShardImpact, TailnetImpact
+from customers.queries import tailnet_uptime_report
+from incidents.models import AuditEntry, Incident, MonitoringGap, ShardImpact, TailnetImpact
+from incidents.queries import components_uptime
 from incidents.services import WindowSpec, incident_create, tailnet_create
 from plumbing.tokens import api_token_create
 from probes import tasks
@@ -70,6 +72,32 @@ def test_probes_stopped_the_window_ends_at_the_last_failing_sample(fleet, run_ro
     ]
     state = ShardState.objects.get(shard=fleet["use1"])
     assert (state.state, state.incident) == ("unknown", None)
+    # From the last report on, the shard has no data: grey, neither down nor up.
+    gap = MonitoringGap.objects.get()
+    assert (gap.shard, gap.starts_at, gap.ends_at) == (fleet["use1"], LAST_SAMPLE, None)
+
+
+def test_the_silent_hour_is_grey_in_acmes_uptime_not_up_and_not_down(fleet, run_rounds, committed):
+    acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0)
+    run_rounds("use1", OUTAGE)
+    with committed():
+        silence_check(now=SILENT)
+    an_hour_later = SILENT + timedelta(hours=1)
+
+    (day,) = tailnet_uptime_report(
+        tailnet_id=acme.pk, first_day=T0.date(), last_day=T0.date(), now=an_hour_later
+    ).days
+    (us,) = components_uptime(first_day=T0.date(), last_day=T0.date(), now=an_hour_later)[
+        fleet["us"].pk
+    ]
+
+    # acme was placed from T0 and measured until the last sample (10:02:30.002):
+    # the rest of the hour and more is no data, and only the outage counts as down.
+    outage = (LAST_FAILURE - (T0 + 2 * ROUND + MS)) // timedelta(seconds=1)
+    assert day.tally.total_seconds == (LAST_SAMPLE - T0) // timedelta(seconds=1)
+    assert day.tally.outage_seconds == outage
+    # US East has another shard that never went silent: the component still has data.
+    assert us.tally.total_seconds == (an_hour_later - T0.replace(hour=0)) // timedelta(seconds=1)
 
 
 def test_failures_after_reports_resume_open_a_new_window_at_their_first_failure(
@@ -92,6 +120,8 @@ def test_failures_after_reports_resume_open_a_new_window_at_their_first_failure(
     assert first.incident.status == "resolved"
     assert second.incident.status == "investigating"
     assert ShardState.objects.get(shard=fleet["use1"]).state == "down"
+    # The gap ended at the first report after it.
+    assert MonitoringGap.objects.get().ends_at == T0 + 12 * ROUND
 
 
 def test_reports_that_resume_fine_leave_the_window_closed(fleet, run_rounds, committed):
