@@ -120,10 +120,20 @@ BARE_UPTIME_IMPACTS = """
       AND (ti.ends_at IS NULL OR ti.ends_at > %(start)s) AND ti.starts_at < %(end)s
 """
 BARE_UPTIME_PLACEMENTS = """
-    SELECT starts_at, ends_at
+    SELECT starts_at, ends_at, shard_id
     FROM incidents_placement
     WHERE tailnet_id = %(tailnet)s
       AND (ends_at IS NULL OR ends_at > %(start)s) AND starts_at < %(end)s
+"""
+# The monitoring gaps of the shards the tailnet was on (grey while it was there).
+BARE_UPTIME_GAPS = """
+    SELECT g.shard_id, g.starts_at, g.ends_at
+    FROM incidents_monitoringgap g
+    WHERE g.shard_id IN (
+        SELECT shard_id FROM incidents_placement
+        WHERE tailnet_id = %(tailnet)s
+          AND (ends_at IS NULL OR ends_at > %(start)s) AND starts_at < %(end)s
+    ) AND (g.ends_at IS NULL OR g.ends_at > %(start)s) AND g.starts_at < %(end)s
 """
 # The hours the tailnet spent on each shard (an hour is the shard's it was on at its
 # middle), as a person would hand them over: one (shard, from, to) row per placement.
@@ -350,6 +360,7 @@ def pieces_build(subject: Subject, raw: psycopg.Connection) -> tuple[list[Piece]
             [
                 (BARE_UPTIME_IMPACTS, bounds(page_first, today)),
                 (BARE_UPTIME_PLACEMENTS, bounds(page_first, today)),
+                (BARE_UPTIME_GAPS, bounds(page_first, today)),
             ],
         ),
         Piece(
@@ -365,6 +376,7 @@ def pieces_build(subject: Subject, raw: psycopg.Connection) -> tuple[list[Piece]
             [
                 (BARE_UPTIME_IMPACTS, bounds(api_first, today)),
                 (BARE_UPTIME_PLACEMENTS, bounds(api_first, today)),
+                (BARE_UPTIME_GAPS, bounds(api_first, today)),
             ],
         ),
     ]
