@@ -116,9 +116,21 @@ class Tailnet(models.Model):
     # Blast radius divides by the tailnets that existed during a window; counting
     # them from created_at is an index range scan instead of a scan of placements.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set by the fleet feed when the control plane deleted it (it may come back). Its
+    # history stays; it only leaves the blast radius of later windows.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["slug"]
+        indexes = [
+            # Blast radius subtracts the tailnets deleted before a window from those
+            # created before its end: an index-only range scan over the few deleted.
+            models.Index(
+                fields=["deleted_at", "created_at"],
+                condition=Q(deleted_at__isnull=False),
+                name="tailnet_deleted",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.slug

@@ -477,20 +477,23 @@ def incidents_blast_radius(
     *, incidents: Sequence[Incident], as_of: datetime | None = None
 ) -> dict[int, BlastRadius]:
     """Each incident's affected tailnets (each once, at its worst level) out of the
-    tailnets that existed during its window, i.e. created before the window ended
-    (``impact.incident_window_end``). Three queries however many incidents (none for
-    none); the counts are aggregated in the database."""
+    tailnets that existed during its window: created before the window ended
+    (``impact.incident_window_end``) and not deleted by the time it started (its
+    start or its first impact window's, whichever is earlier). Three queries however
+    many incidents (none for none); the counts are aggregated in the database."""
     as_of = as_of or timezone.now()
     if not incidents:
         return {}
     ids = [incident.pk for incident in incidents]
     window_ends: dict[int, list[datetime | None]] = {pk: [] for pk in ids}
-    for incident_id, ends_at in (
+    starts = {incident.pk: incident.started_at for incident in incidents}
+    for incident_id, starts_at, ends_at in (
         ShardImpact.objects.filter(incident_id__in=ids)
         .order_by()
-        .values_list("incident_id", "ends_at")
+        .values_list("incident_id", "starts_at", "ends_at")
     ):
         window_ends[incident_id].append(ends_at)
+        starts[incident_id] = min(starts[incident_id], starts_at)
     ends = {
         incident.pk: incident_window_end(
             resolved_at=incident.resolved_at, window_ends=window_ends[incident.pk], as_of=as_of
@@ -511,20 +514,26 @@ def incidents_blast_radius(
             level = levels.BY_RANK[rank]
             if level is not None:  # rank 0: no level the services would have written
                 by_level[incident_id][level] = count
-    # Tailnets are never deleted, so "existed during the window" is "created before
-    # it ended": one statement, one index range scan on created_at per distinct end.
-    distinct_ends = sorted(set(ends.values()))
+    # "Existed during the window" is "created before it ended, less those deleted by
+    # the time it started" (half-open, as every window): one statement, per distinct
+    # window an index-only range scan on created_at and one over the deleted few.
+    spans = {pk: (starts[pk], ends[pk]) for pk in ids}
+    distinct = sorted(set(spans.values()))
     adapt = connection.ops.adapt_datetimefield_value
-    count_sql = f"SELECT COUNT(*) FROM {Tailnet._meta.db_table} WHERE created_at < %s"  # noqa: S608
+    table = Tailnet._meta.db_table
+    count_sql = (
+        f"(SELECT COUNT(*) FROM {table} WHERE created_at < %s)"  # noqa: S608
+        f" - (SELECT COUNT(*) FROM {table} WHERE deleted_at <= %s AND created_at < %s)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT " + ", ".join(f"({count_sql})" for _ in distinct_ends),
-            [adapt(end) for end in distinct_ends],
+            "SELECT " + ", ".join(f"({count_sql})" for _ in distinct),
+            [adapt(value) for start, end in distinct for value in (end, start, end)],
         )
-        totals = dict(zip(distinct_ends, cursor.fetchone() or (), strict=True))
+        totals = dict(zip(distinct, cursor.fetchone() or (), strict=True))
     return {
         pk: BlastRadius(
-            affected=sum(by_level[pk].values()), total=totals[ends[pk]], by_level=by_level[pk]
+            affected=sum(by_level[pk].values()), total=totals[spans[pk]], by_level=by_level[pk]
         )
         for pk in ids
     }

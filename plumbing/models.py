@@ -18,6 +18,7 @@ class ApiToken(models.Model):
         STAFF = "staff", "Operator API"
         TAILNET = "tailnet", "One tailnet's API"
         METRICS = "metrics", "Read /metrics"
+        FLEET = "fleet", "Fleet feed"
 
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=10, choices=Scope.choices)
@@ -44,7 +45,7 @@ class ApiToken(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(scope__in=["probe", "staff", "tailnet", "metrics"]),
+                condition=Q(scope__in=["probe", "staff", "tailnet", "metrics", "fleet"]),
                 name="apitoken_scope_valid",
             ),
             models.CheckConstraint(

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from plumbing.metrics import COLLECTORS
 from plumbing.tokens import bearer_secret, token_for_secret
 
 from .metrics import ProbeCollector
@@ -31,4 +32,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponseNotFound()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProbeCollector())
+    for factory in COLLECTORS:
+        registry.register(factory())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "plumbing",
     "incidents",
+    "fleet",
     "public",
     "probes",
     "customers",
@@ -287,6 +288,7 @@ REST_FRAMEWORK = {
         "operator_api": env("OPERATOR_API_RATE", "300/min"),
         "tailnet_api": env("TAILNET_API_RATE", "120/min"),
         "report_api": env("REPORT_API_RATE", "10/min"),
+        "fleet_api": env("FLEET_API_RATE", "600/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Throttles identify clients by X-Forwarded-For behind this many proxies.

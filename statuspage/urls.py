@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/v2/", include("public.urls_v2")),
     # The operator API (staff tokens).
     path("api/v1/", include("incidents.urls_api")),
+    # The fleet feed (fleet-scoped tokens): the control plane's events.
+    path("api/v1/", include("fleet.urls_api")),
     path("", include("probes.urls")),
     # Accounts: sign in/out, password reset (Django's views, our templates).
     # customers.urls_members comes first: its rate-limited login and password reset

@@ -20,6 +20,20 @@ def _plain_http(settings):
     }
 
 
+@pytest.fixture(scope="session")
+def live_server(django_db_setup):
+    """pytest-django's live server, on 127.0.0.1 and a free port. Plain HTTP: its
+    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when the server starts, before
+    any test's settings (``_plain_http`` above) apply."""
+    from django.test.utils import override_settings
+    from pytest_django.live_server_helper import LiveServer
+
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        server = LiveServer("127.0.0.1")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _own_snapshot_dir(settings, tmp_path):
     """Each test has its own (empty) snapshot: none left on disk answers for the

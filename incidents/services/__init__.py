@@ -10,7 +10,7 @@ the affected-tailnet recompute after commit when windows or placements changed.
 One module per entity; callers use the names below (``services.incident_create``).
 """
 
-from .common import overlapping
+from .common import impacts_changed, overlapping
 from .incidents import (
     EDITABLE_FIELDS,
     RESOLVED_BODY,
@@ -48,6 +48,7 @@ __all__ = [
     "EDITABLE_FIELDS",
     "RESOLVED_BODY",
     "WindowSpec",
+    "impacts_changed",
     "incident_components_save",
     "incident_create",
     "incident_edit",

@@ -42,10 +42,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
-from django.test.utils import override_settings
 from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
-from pytest_django.live_server_helper import LiveServer
 
 from incidents.models import Component, Incident, Shard
 from incidents.services import (
@@ -83,17 +81,6 @@ def artifacts_dir() -> Path:
 
 
 # --- The server and its settings ----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def live_server(django_db_setup) -> Iterator[LiveServer]:
-    """pytest-django's live server, on 127.0.0.1 and a free port. Plain HTTP: its
-    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when the server starts, before
-    any test's settings (tests/conftest.py's ``_plain_http``) apply."""
-    with override_settings(SECURE_SSL_REDIRECT=False):
-        server = LiveServer(HOST)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

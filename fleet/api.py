@@ -1,0 +1,117 @@
+"""``POST /api/v1/fleet/events``: the coordination service's control plane sends what
+happened in the fleet (tailnets created, migrated, renamed, deleted; shards added,
+updated, retired), with a ``fleet``-scoped bearer token.
+
+A batch is all or nothing: ``400 {"events": [...]}`` has one error object per event
+sent (empty for good ones), ``409 {"conflicts": [ids]}`` lists stored ids sent with
+other content; otherwise ``200 {"accepted": n, "duplicates": m}``. At most
+``MAX_EVENTS`` events and ``MAX_BYTES`` bytes per request (``413`` beyond).
+"""
+
+import json
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from plumbing.models import ApiToken
+from plumbing.throttles import PerTokenThrottle
+from plumbing.tokens import BearerTokenAuthentication, HasScope
+
+from .models import FleetEventSource, FleetRejection
+from .services import FleetEventsConflict, FleetEventsInvalid, fleet_events_ingest
+
+MAX_EVENTS = 10_000
+MAX_BYTES = 10 * 1024 * 1024
+THROTTLE_SCOPE = "fleet_api"
+
+
+class FleetRateThrottle(PerTokenThrottle):
+    default_rate = "600/min"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"At most {MAX_BYTES // (1024 * 1024)} MB per request."
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a number JSON allows.")
+
+
+def _json_body(request: Request) -> Any:
+    """The body as JSON, read from the stream: not request.body (nor request.data,
+    which reads it), where Django refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE
+    (2.5 MB), since this API's limit is its own, MAX_BYTES. NaN and Infinity are
+    refused, as strict JSON does."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BYTES:
+        raise PayloadTooLarge()
+    if request.content_type.split(";")[0].strip() != "application/json":
+        raise exceptions.UnsupportedMediaType(request.content_type)
+    raw = request.stream.read(MAX_BYTES + 1) if request.stream is not None else b""
+    if len(raw) > MAX_BYTES:
+        raise PayloadTooLarge()
+    try:
+        return json.loads(raw, parse_constant=_refuse)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError too
+        raise exceptions.ParseError(f"JSON parse error - {error}") from None
+
+
+def _refused(status_code: int, body: dict[str, Any], *, events: int, reason: str) -> Response:
+    """A refused batch: answered, and kept for the feed's health (/metrics, admin)."""
+    FleetRejection.objects.create(status=status_code, events=events, reason=reason[:500])
+    return Response(body, status=status_code)
+
+
+class FleetEventsIngestApi(APIView):
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasScope.of(ApiToken.Scope.FLEET.value)]
+    throttle_classes = [FleetRateThrottle]
+    throttle_scope = THROTTLE_SCOPE
+
+    def post(self, request: Request) -> Response:
+        try:
+            data = _json_body(request)
+        except PayloadTooLarge as error:
+            FleetRejection.objects.create(status=413, events=0, reason=str(error.detail))
+            raise
+        items = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return Response(
+                {"events": ['Send {"events": [...]}, a list of event objects.']},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if unknown := sorted(set(data) - {"events"}):
+            return Response(
+                {name: ["Unknown field; the body has only events."] for name in unknown},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if len(items) > MAX_EVENTS:
+            message = f"At most {MAX_EVENTS:,} events per request."
+            FleetRejection.objects.create(status=413, events=len(items), reason=message)
+            raise PayloadTooLarge(message)
+        try:
+            counts = fleet_events_ingest(events=items, source=FleetEventSource.API)
+        except FleetEventsInvalid as error:
+            bad = sum(1 for errors in error.errors if errors)
+            first = next((e for e in error.errors if e), {})
+            return _refused(
+                status.HTTP_400_BAD_REQUEST,
+                {"events": error.errors},
+                events=len(items),
+                reason=f"{bad} invalid event(s); first: {first}",
+            )
+        except FleetEventsConflict as error:
+            return _refused(
+                status.HTTP_409_CONFLICT,
+                {"conflicts": error.ids},
+                events=len(items),
+                reason=f"{len(error.ids)} id(s) stored with other content: {error.ids[:5]}",
+            )
+        return Response(counts, status=status.HTTP_200_OK)

@@ -1,0 +1,518 @@
+"""Every write of the fleet feed. ``fleet_events_ingest`` stores a batch of events
+(all or nothing) and derives what changed from the whole log.
+
+A batch is checked whole first: each event on its own (``events.event_parse``), then
+against the fleet (a shard must exist or be added by the same batch, and not be
+retired at the event's time; a component must exist). Then, per id: an id stored (or
+sent earlier in the batch) with the same content is a duplicate, with other content a
+conflict, and nothing is written. In one transaction, the shards and tailnets the
+new events touch are locked in one fixed order (slug order, shards first), so
+concurrent batches wait for each other instead of deadlocking; the events are
+stored; each touched shard and tailnet is derived again from all its events
+(``derive.py``) and only what differs is rewritten: placements deleted before the
+new ones are inserted, so the exclusion constraint holds after every statement.
+The incidents whose impact windows overlap a changed interval on its shard (old or
+new) recompute their affected tailnets after the commit, and the caches follow
+through ``incidents.signals``.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypedDict
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from incidents import signals
+from incidents.impact import overlap
+from incidents.models import (
+    Component,
+    ComponentKind,
+    Incident,
+    Placement,
+    Shard,
+    ShardImpact,
+    Tailnet,
+)
+from incidents.services import impacts_changed
+
+from .backfill import fleet_events_backfill
+from .derive import (
+    Interval,
+    Span,
+    changed_intervals,
+    merged,
+    shard_derive,
+    shard_retired_at,
+    tailnet_derive,
+)
+from .events import (
+    PLACING_TYPES,
+    SHARD_ADDED,
+    SHARD_TYPES,
+    Event,
+    event_parse,
+)
+from .models import FleetEvent, FleetEventSource
+
+# A concurrent batch can store an id first under another tailnet or shard (a conflict
+# the locks cannot see coming); the batch is then checked again from the start.
+ATTEMPTS = 3
+BULK = 2000  # rows per INSERT
+# Beyond this many changed tailnets, one bump of the version every tailnet's cached page
+# depends on costs less than one bump (two cache round trips, twice) per tailnet.
+MANY_TAILNETS = 100
+
+
+class Counts(TypedDict):
+    accepted: int
+    duplicates: int
+
+
+class FleetEventsInvalid(ValidationError):
+    """Some events are invalid: ``errors`` has one dict per event sent (empty when
+    that event is fine). Nothing was written."""
+
+    def __init__(self, errors: list[dict[str, list[str]]]) -> None:
+        super().__init__("Some events are invalid; none was stored.")
+        self.errors = errors
+
+
+class FleetEventsConflict(ValidationError):
+    """Stored ids sent again with other content (``ids``). Nothing was written."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(f"{len(ids)} event id(s) already stored with other content.")
+        self.ids = ids
+
+
+def fleet_events_ingest(
+    *,
+    events: Sequence[Any],
+    source: str = FleetEventSource.API,
+    now: datetime | None = None,
+) -> Counts:
+    """Store the new events of a batch and apply them; ``events`` are the producer's
+    JSON objects. Returns how many were new (``accepted``) and how many were already
+    stored or repeated (``duplicates``); raises ``FleetEventsInvalid`` or
+    ``FleetEventsConflict``, writing nothing."""
+    if source not in FleetEventSource.values:
+        raise ValueError(f"Unknown source {source!r}.")
+    now = now or timezone.now()
+    parsed = _checked(events, now=now)
+    for attempt in range(ATTEMPTS):
+        try:
+            return _ingest(parsed, source=source, now=now)
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- Checks ------------------------------------------------------------------------------
+
+
+def _checked(items: Sequence[Any], *, now: datetime) -> list[Event]:
+    parsed: list[Event | None] = []
+    errors: list[dict[str, list[str]]] = []
+    for item in items:
+        event, problems = event_parse(item, now=now)
+        parsed.append(event)
+        errors.append(problems)
+    good = [event for event in parsed if event is not None]
+    shard_slugs = {event.shard for event in good if event.shard}
+    known = set(
+        Shard.objects.filter(slug__in=shard_slugs).order_by().values_list("slug", flat=True)
+    )
+    added = {event.shard for event in good if event.type == SHARD_ADDED}
+    history = _shard_history(shard_slugs, also=[e for e in good if e.type in SHARD_TYPES])
+    regions = {e.payload["region"] for e in good if "region" in e.payload}
+    named = {e.payload["component"] for e in good if "component" in e.payload}
+    defaults = _region_defaults(regions) if regions else {}
+    components = _components_by_slug(named) if named else {}
+    for n, event in enumerate(parsed):
+        if event is not None:
+            errors[n] = _fleet_problems(event, known | added, history, defaults, components)
+    if any(errors):
+        raise FleetEventsInvalid(errors)
+    return [event for event in parsed if event is not None]
+
+
+def _fleet_problems(
+    event: Event,
+    shards: set[str],
+    history: Mapping[str, list[Event]],
+    defaults: Mapping[str, int | None],
+    components: Mapping[str, int],
+) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    if event.shard and event.shard not in shards:
+        problems["shard"] = [f"Unknown shard {event.shard!r}."]
+    elif event.type in PLACING_TYPES and event.shard in history:
+        retired_at = shard_retired_at(history[event.shard], at=event.at)
+        if retired_at is not None:
+            problems["shard"] = [
+                f"Shard {event.shard!r} was retired at "
+                f"{retired_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC."
+            ]
+    component = event.payload.get("component")
+    region = event.payload.get("region")
+    if component is not None and component not in components:
+        problems["component"] = [f"Unknown component {component!r}."]
+    elif component is None and region is not None and defaults.get(region) is None:
+        problems["component"] = [
+            f"Region {region!r} has no single coordination component; name one in component."
+        ]
+    return problems
+
+
+def _shard_history(slugs: Iterable[str], *, also: Iterable[Event] = ()) -> dict[str, list[Event]]:
+    """The shard events of these shards, stored and ``also`` given, by shard."""
+    history: dict[str, list[Event]] = defaultdict(list)
+    rows = FleetEvent.objects.filter(type__in=SHARD_TYPES, shard__in=list(slugs)).order_by()
+    for event in [*map(_event_of, rows.values_list(*_COLUMNS)), *also]:
+        history[event.shard].append(event)
+    return dict(history)
+
+
+def _region_defaults(regions: Iterable[str]) -> dict[str, int | None]:
+    """The coordination component of each region (None when it has none or several)."""
+    defaults: dict[str, int | None] = {}
+    for pk, region in (
+        Component.objects.filter(kind=ComponentKind.COORDINATION, region__in=list(regions))
+        .order_by()
+        .values_list("pk", "region")
+    ):
+        defaults[region] = None if region in defaults else pk
+    return defaults
+
+
+def _components_by_slug(slugs: Iterable[str]) -> dict[str, int]:
+    return dict(Component.objects.filter(slug__in=list(slugs)).order_by().values_list("slug", "pk"))
+
+
+# --- The transaction ---------------------------------------------------------------------
+
+_COLUMNS = ("id", "type", "at", "tailnet", "shard", "payload")
+_NOTHING: Mapping[str, str] = {}
+
+
+def _event_of(row: tuple[Any, ...]) -> Event:
+    event_id, kind, at, tailnet, shard, payload = row
+    return Event(event_id, kind, at, tailnet, shard, payload or _NOTHING)
+
+
+def _stored(ids: Iterable[str]) -> dict[str, Event]:
+    rows = FleetEvent.objects.filter(pk__in=list(ids)).order_by().values_list(*_COLUMNS)
+    return {row[0]: _event_of(row) for row in rows}
+
+
+def _classify(events: Sequence[Event], *, stored: Mapping[str, Event]) -> list[Event]:
+    """The events not in ``stored`` (each id once); raises ``FleetEventsConflict``
+    on an id sent or stored with other content."""
+    first: dict[str, Event] = {}
+    conflicts: dict[str, None] = {}
+    for event in events:
+        seen = first.setdefault(event.id, stored.get(event.id, event))
+        if seen.content() != event.content():
+            conflicts[event.id] = None
+    if conflicts:
+        raise FleetEventsConflict(list(conflicts))
+    return [event for event_id, event in first.items() if event_id not in stored]
+
+
+def _ingest(events: Sequence[Event], *, source: str, now: datetime) -> Counts:
+    new = _classify(events, stored=_stored({event.id for event in events}))
+    if not new:
+        return {"accepted": 0, "duplicates": len(events)}
+    with transaction.atomic():
+        shards = _lock_shards([e for e in new if not e.tailnet])
+        tailnets, created = _lock_tailnets([e for e in new if e.tailnet])
+        # Stored by a concurrent batch since the check above; under the locks it is final.
+        raced = FleetEvent.objects.filter(pk__in=[e.id for e in new]).values_list("pk", flat=True)
+        if raced_ids := list(raced):
+            new = _classify(new, stored=_stored(raced_ids))
+        logs = _tailnet_logs(tailnets, created)
+        FleetEvent.objects.bulk_create(
+            [
+                FleetEvent(
+                    id=e.id,
+                    type=e.type,
+                    at=e.at,
+                    tailnet=e.tailnet,
+                    shard=e.shard,
+                    payload=dict(e.payload),
+                    source=source,
+                    received_at=now,
+                )
+                for e in sorted(new, key=lambda e: e.id)
+            ],
+            batch_size=BULK,
+        )
+        shards_changed = _apply_shards(shards, [e for e in new if not e.tailnet])
+        for event in new:
+            if event.tailnet:
+                logs[event.tailnet].append(event)
+        # A new tailnet counts in blast radius denominators: published data changed.
+        _apply_tailnets(tailnets, logs, published=shards_changed or bool(created))
+    return {"accepted": len(new), "duplicates": len(events) - len(new)}
+
+
+def _lock_shards(events: Sequence[Event]) -> dict[str, Shard]:
+    """The shards these events are about, locked in slug order (created first when
+    the batch adds them)."""
+    slugs = sorted({event.shard for event in events})
+    if not slugs:
+        return {}
+    existing = set(Shard.objects.filter(slug__in=slugs).order_by().values_list("slug", flat=True))
+    missing = [slug for slug in slugs if slug not in existing]
+    if missing:
+        history = _shard_history(missing, also=events)
+        new_rows = []
+        for slug in missing:
+            shard = Shard(slug=slug, region="", public_name=slug)
+            _shard_set(shard, history[slug])
+            new_rows.append(shard)
+        Shard.objects.bulk_create(new_rows, ignore_conflicts=True)
+        signals.announce_published()
+    # NO KEY: placements referencing the shard (their foreign key) need not wait.
+    locked = Shard.objects.select_for_update(no_key=True).filter(slug__in=slugs).order_by("slug")
+    return {shard.slug: shard for shard in locked}
+
+
+def _shard_set(shard: Shard, events: Sequence[Event]) -> list[str]:
+    """Set the shard's fields as its events say; returns the names that changed."""
+    state = shard_derive(events)
+    values: dict[str, Any] = {
+        name: state.fields[name]
+        for name in ("region", "public_name", "probe_url")
+        if name in state.fields
+    }
+    if "component" in state.fields:
+        # A component since removed, or a region that lost its default, keeps the current.
+        slug = state.fields["component"]
+        if slug is not None:
+            found = _components_by_slug([slug]).get(slug)
+        else:
+            region = values.get("region", shard.region)
+            found = _region_defaults([region]).get(region)
+        values["component_id"] = found or shard.component_id
+    if state.active is not None:
+        values["active"] = state.active
+    if state.added_at is not None and (shard.pk is None or state.added_at < shard.created_at):
+        values["created_at"] = state.added_at
+    changed = [name for name, value in values.items() if getattr(shard, name) != value]
+    for name in changed:
+        setattr(shard, name, values[name])
+    return changed
+
+
+def _apply_shards(shards: Mapping[str, Shard], new: Sequence[Event]) -> bool:
+    """Derive each shard the new events are about from all its events; True if any
+    changed. Saved one by one: shards are few, and their saves announce themselves."""
+    if not new:
+        return False
+    history = _shard_history(shards)
+    changed_any = False
+    for slug, shard in shards.items():
+        changed = _shard_set(shard, history.get(slug, []))
+        if changed:
+            shard.save(update_fields=[name.removesuffix("_id") for name in changed])
+            changed_any = True
+    return changed_any
+
+
+class _Row(NamedTuple):
+    pk: int
+    display_name: str
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+def _lock_tailnets(events: Sequence[Event]) -> tuple[dict[str, _Row], set[str]]:
+    """The tailnets these events are about, locked in slug order, and the slugs of
+    those created for them (rows inserted in slug order: a concurrent batch creating
+    the same one waits on it)."""
+    slugs = sorted({event.tailnet for event in events})
+    if not slugs:
+        return {}, set()
+    existing = set(Tailnet.objects.filter(slug__in=slugs).order_by().values_list("slug", flat=True))
+    created = [slug for slug in slugs if slug not in existing]
+    if created:
+        # Inserted as their events say, so that only a concurrent batch's events
+        # about them (derived below with these) can make them change again.
+        own: dict[str, list[Event]] = defaultdict(list)
+        for event in events:
+            own[event.tailnet].append(event)
+        fresh = []
+        for slug in created:
+            state = tailnet_derive(slug, own[slug])
+            assert state is not None
+            fresh.append(
+                Tailnet(
+                    slug=slug,
+                    display_name=state.display_name,
+                    created_at=state.created_at,
+                    deleted_at=state.deleted_at,
+                )
+            )
+        Tailnet.objects.bulk_create(fresh, batch_size=BULK, ignore_conflicts=True)
+    # NO KEY: rows referencing a tailnet (members, tokens) need not wait.
+    locked = (
+        Tailnet.objects.select_for_update(no_key=True)
+        .filter(slug__in=slugs)
+        .order_by("slug")
+        .values_list("slug", "pk", "display_name", "created_at", "deleted_at")
+    )
+    rows = {slug: _Row(pk, name, since, until) for slug, pk, name, since, until in locked}
+    return rows, set(created)
+
+
+def _tailnet_logs(tailnets: Mapping[str, _Row], created: set[str]) -> dict[str, list[Event]]:
+    """Every stored event of these tailnets. Those that existed before the feed knew
+    them (created in the admin, by the demo seed) get their log backfilled first."""
+    logs: dict[str, list[Event]] = {slug: [] for slug in tailnets}
+
+    def load(slugs: list[str]) -> None:
+        # A tailnet event's payload is at most its display name: read only that.
+        rows = (
+            FleetEvent.objects.filter(tailnet__in=slugs)
+            .order_by()
+            .values_list("id", "type", "at", "tailnet", "shard", KT("payload__display_name"))
+        )
+        for event_id, kind, at, tailnet, shard, name in rows:
+            payload = _NOTHING if name is None else {"display_name": name}
+            logs[tailnet].append(Event(event_id, kind, at, tailnet, shard, payload))
+
+    load(list(tailnets))
+    unknown = [slug for slug, log in logs.items() if not log and slug not in created]
+    if unknown:
+        fleet_events_backfill(tailnet_ids=[tailnets[slug].pk for slug in unknown])
+        load(unknown)
+    return logs
+
+
+def _apply_tailnets(
+    tailnets: Mapping[str, _Row], logs: Mapping[str, list[Event]], *, published: bool
+) -> None:
+    """Rewrite what differs between each tailnet's rows and what its events say."""
+    if not tailnets:
+        if published:
+            signals.announce_published()
+        return
+    shard_pk = dict(Shard.objects.order_by().values_list("slug", "pk"))
+    shard_slug = {pk: slug for slug, pk in shard_pk.items()}
+    current: dict[int, dict[Span, int]] = defaultdict(dict)
+    for pk, tailnet_id, shard_id, starts_at, ends_at in (
+        Placement.objects.filter(tailnet_id__in=[row.pk for row in tailnets.values()])
+        .order_by()
+        .values_list("pk", "tailnet_id", "shard_id", "starts_at", "ends_at")
+    ):
+        current[tailnet_id][(shard_slug[shard_id], starts_at, ends_at)] = pk
+
+    gone: list[int] = []
+    placed: list[Placement] = []
+    rows: list[Tailnet] = []
+    changed_pks: list[int] = []
+    intervals: dict[str, list[Interval]] = defaultdict(list)
+    for slug, row in tailnets.items():
+        state = tailnet_derive(slug, logs[slug])
+        if state is None:
+            continue
+        old = current.get(row.pk, {})
+        fresh = set(state.placements)
+        changed = False
+        if fresh != old.keys():
+            changed = True
+            gone.extend(pk for span, pk in old.items() if span not in fresh)
+            for shard, starts_at, ends_at in fresh - old.keys():
+                if shard not in shard_pk:
+                    raise ValidationError(f"Tailnet {slug!r} is placed on unknown shard {shard!r}.")
+                placed.append(
+                    Placement(
+                        tailnet_id=row.pk,
+                        shard_id=shard_pk[shard],
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                    )
+                )
+            for shard, spans in changed_intervals(old, fresh).items():
+                intervals[shard].extend(spans)
+        life = (state.created_at, state.deleted_at)
+        if life != (row.created_at, row.deleted_at):
+            published = True
+        if state.display_name != row.display_name or life != (row.created_at, row.deleted_at):
+            rows.append(
+                Tailnet(
+                    pk=row.pk,
+                    display_name=state.display_name,
+                    created_at=state.created_at,
+                    deleted_at=state.deleted_at,
+                )
+            )
+            changed = True
+        if changed:
+            changed_pks.append(row.pk)
+
+    _placements_delete(gone)
+    Placement.objects.bulk_create(placed, batch_size=BULK)
+    Tailnet.objects.bulk_update(
+        rows, ["display_name", "created_at", "deleted_at"], batch_size=BULK // 2
+    )
+    _recompute({shard_pk[shard]: spans for shard, spans in intervals.items()})
+    # Bulk writes send no model signals: say what changed. Published data changing
+    # reaches every tailnet's page too, so it covers a large batch in one announcement.
+    if published or len(changed_pks) > MANY_TAILNETS:
+        signals.announce_published()
+    else:
+        signals.announce_tailnets(changed_pks)
+
+
+def _placements_delete(pks: Sequence[int]) -> None:
+    # Not QuerySet.delete(): with signal receivers connected it loads and signals
+    # every row; the callers announce the change themselves.
+    if not pks:
+        return
+    with connection.cursor() as cursor:
+        for i in range(0, len(pks), BULK):
+            chunk = pks[i : i + BULK]
+            cursor.execute(
+                f"DELETE FROM {Placement._meta.db_table} WHERE id IN "  # noqa: S608
+                f"({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+
+
+def _recompute(intervals: Mapping[int, list[Interval]]) -> None:
+    """Recompute, after the commit, the incidents with a window overlapping a
+    changed interval on its shard."""
+    spans = {shard: merged(found) for shard, found in intervals.items() if found}
+    if not spans:
+        return
+    earliest = min(start for found in spans.values() for start, _ in found)
+    windows = (
+        ShardImpact.objects.filter(shard_id__in=list(spans))
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=earliest))
+        .order_by()
+        .values_list("incident_id", "shard_id", "starts_at", "ends_at")
+    )
+    ids = sorted(
+        {
+            incident_id
+            for incident_id, shard_id, starts_at, ends_at in windows
+            if any(overlap(starts_at, ends_at, a, b) for a, b in spans[shard_id])
+        }
+    )
+    if ids:
+        # In id order, as every batch does: two batches never wait on each other crosswise.
+        list(
+            Incident.objects.select_for_update(no_key=True)
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        impacts_changed(ids)
