@@ -39,6 +39,7 @@ from incidents.models import (
     Tailnet,
 )
 from incidents.services import impacts_changed
+from plumbing.tokens import tailnet_tokens_forget
 
 from .backfill import fleet_events_backfill
 from .derive import (
@@ -463,6 +464,8 @@ def _apply_tailnets(
     Tailnet.objects.bulk_update(
         rows, ["display_name", "created_at", "deleted_at"], batch_size=BULK // 2
     )
+    # A deleted (or returning) tailnet's tokens stop (or start) working at once.
+    tailnet_tokens_forget(row.pk for row in rows)
     _recompute({shard_pk[shard]: spans for shard, spans in intervals.items()})
     # Bulk writes send no model signals: say what changed. Published data changing
     # reaches every tailnet's page too, so it covers a large batch in one announcement.

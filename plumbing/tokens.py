@@ -65,6 +65,9 @@ def token_for_secret(secret: str) -> ApiToken | None:
     token = _token_for_digest(digest(secret))
     if token is None or token.revoked_at is not None:
         return None
+    # A deleted tailnet's tokens stop working (it may come back: they work again then).
+    if token.tailnet is not None and getattr(token.tailnet, "deleted_at", None) is not None:
+        return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         _mark_used(token, now)
@@ -125,7 +128,15 @@ def _token_row_changed(instance: ApiToken, **_: Any) -> None:
 
 
 def _tailnet_row_changed(instance: Any, **_: Any) -> None:
-    digests = ApiToken.objects.filter(tailnet_id=instance.pk).values_list("digest", flat=True)
+    tailnet_tokens_forget([instance.pk])
+
+
+def tailnet_tokens_forget(tailnet_ids: Any) -> None:
+    """Forget the cached tokens of these tailnets (now and after the commit): for
+    writers that change tailnet rows in bulk, which sends no model signal."""
+    digests = ApiToken.objects.filter(tailnet_id__in=list(tailnet_ids)).values_list(
+        "digest", flat=True
+    )
     forget([_token_key(d) for d in digests])
 
 

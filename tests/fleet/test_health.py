@@ -97,3 +97,24 @@ def test_a_correction_the_feed_refuses_is_shown_and_writes_nothing(oscar, fleet,
     assert "nowhere" in response.content.decode()
     assert FleetEvent.objects.count() == before
     assert Placement.objects.get(tailnet__slug="acme").shard.slug == "use1"
+
+
+def test_a_deleted_tailnets_token_stops_working_and_works_again_when_it_returns(
+    fleet, frozen, control_plane
+):
+    from plumbing.tokens import api_token_create
+
+    acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0)
+    _, dashboard = api_token_create(name="acme dashboard", scope="tailnet", tailnet=acme)
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {dashboard}")
+    assert reader.get("/api/v1/tailnets/acme/status").status_code == 200  # and now cached
+
+    gone = event("cp:9", "tailnet.deleted", NOW - M, tailnet="acme")
+    assert _post(control_plane, [gone]).status_code == 200
+    assert reader.get("/api/v1/tailnets/acme/status").status_code == 401
+
+    back = event("cp:10", "tailnet.created", NOW, tailnet="acme", shard="use2",
+                 display_name="acme.com")  # fmt: skip
+    assert _post(control_plane, [back]).status_code == 200
+    assert reader.get("/api/v1/tailnets/acme/status").status_code == 200
