@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents.models import AuditEntry, Incident, ShardImpact, TailnetImpact
 from incidents.services import incident_create, tailnet_create
-from probes.models import ProbeRegion, ShardState
+from probes.models import ShardState
 from probes.services import SampleIn, detection_run, samples_store
 from tests.conftest import T0
 
@@ -17,42 +17,14 @@ NYC = timedelta(milliseconds=1)  # nyc probes 1 ms after ams in each round (see 
 
 
 @pytest.fixture
-def regions(db):
-    return {
-        slug: ProbeRegion.objects.create(slug=slug, name=slug) for slug in ("ams", "nyc", "sfo")
-    }
+def regions(probe_regions):
+    return probe_regions
 
 
 @pytest.fixture
-def probe(fleet, regions, committed, settings):
-    """probe("use1", {"ams": "..xxx", ...}) stores one round per character and runs
-    detection after each round, as the workers do. x = failed, s = slow, . = ok."""
-    settings.PROBE_AUTO_PUBLISH = True
-
-    def run(shard, pattern, start=T0):
-        rounds = max(len(marks) for marks in pattern.values())
-        for i in range(rounds):
-            at = start + i * ROUND
-            for n, (region, marks) in enumerate(pattern.items()):
-                if i >= len(marks) or marks[i] == " ":
-                    continue
-                ok = marks[i] != "x"
-                samples_store(
-                    region=regions[region],
-                    samples=[
-                        SampleIn(
-                            shard_id=fleet[shard].pk,
-                            started_at=at + timedelta(milliseconds=n),
-                            ok=ok,
-                            latency_ms=(2500.0 if marks[i] == "s" else 40.0) if ok else None,
-                            error="" if ok else "refused",
-                        )
-                    ],
-                )
-            with committed():
-                detection_run(shard_ids=[fleet[shard].pk], now=at + 10 * ROUND / 30)
-
-    return run
+def probe(run_rounds):
+    """probe("use1", {"ams": "..xxx", ...}): ``run_rounds`` of tests/probes/conftest.py."""
+    return run_rounds
 
 
 def test_an_outage_seen_from_two_regions_opens_a_published_incident_at_the_first_failure(
