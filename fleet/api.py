@@ -6,11 +6,23 @@ A batch is all or nothing: ``400 {"events": [...]}`` has one error object per ev
 sent (empty for good ones), ``409 {"conflicts": [ids]}`` lists stored ids sent with
 other content; otherwise ``200 {"accepted": n, "duplicates": m}``. At most
 ``MAX_EVENTS`` events and ``MAX_BYTES`` bytes per request (``413`` beyond).
+
+``/api/v1/fleet/placements?as_of=…``: ``GET`` the map we believe at ``as_of``
+(default now) as NDJSON, one ``{"tailnet", "shard", "display_name"}`` a line in slug
+order; ``PUT`` the control plane's whole map (NDJSON, at most ``MAX_MAP_LINES``
+lines) to reconcile it (``fleet/reconcile.py``): ``200`` with the counts, ``400``
+with the bad lines and nothing written.
 """
 
 import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,11 +32,19 @@ from plumbing.models import ApiToken
 from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication, HasScope
 
+from .events import parse_at
 from .models import FleetEventSource, FleetRejection
+from .queries import believed_map
+from .reconcile import MapInvalid, fleet_reconcile
 from .services import FleetEventsConflict, FleetEventsInvalid, fleet_events_ingest
 
 MAX_EVENTS = 10_000
 MAX_BYTES = 10 * 1024 * 1024
+MAX_MAP_LINES = 100_000
+# 100,000 lines of the longest slugs and names fit; larger maps use manage.py fleet_reconcile.
+MAX_MAP_BYTES = 50 * 1024 * 1024
+NDJSON = "application/x-ndjson"
+NDJSON_TYPES = (NDJSON, "application/ndjson", "application/jsonl", "application/x-jsonlines")
 THROTTLE_SCOPE = "fleet_api"
 
 
@@ -114,4 +134,78 @@ class FleetEventsIngestApi(APIView):
                 events=len(items),
                 reason=f"{len(error.ids)} id(s) stored with other content: {error.ids[:5]}",
             )
+        return Response(counts, status=status.HTTP_200_OK)
+
+
+def _as_of(request: Request) -> datetime:
+    """``?as_of=`` (RFC 3339 with a zone), default now. A ``+`` left unencoded in a
+    query string arrives as a space: read it as the ``+`` it was."""
+    value = request.query_params.get("as_of")
+    if value is None:
+        return timezone.now()
+    value = re.sub(r" (\d{2}:\d{2})$", r"+\1", value)
+    as_of, problem = parse_at(value)
+    if as_of is None:
+        raise exceptions.ValidationError({"as_of": [problem]})
+    return as_of
+
+
+class MapTooLarge(PayloadTooLarge):
+    default_detail = (
+        f"At most {MAX_MAP_LINES:,} lines per request; reconcile a larger map with "
+        "manage.py fleet_reconcile."
+    )
+
+
+def _map_lines(request: Request) -> Iterator[bytes]:
+    """The request body's lines, read as they arrive; 413 past ``MAX_MAP_LINES``."""
+    assert request.stream is not None
+    for number, line in enumerate(request.stream, start=1):
+        if number > MAX_MAP_LINES and line.strip():
+            raise MapTooLarge()
+        yield line
+
+
+class FleetPlacementsApi(APIView):
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HasScope.of(ApiToken.Scope.FLEET.value)]
+    throttle_classes = [FleetRateThrottle]
+    throttle_scope = THROTTLE_SCOPE
+
+    def get(self, request: Request) -> StreamingHttpResponse:
+        lines = (
+            json.dumps({"tailnet": slug, "shard": shard, "display_name": name}) + "\n"
+            for slug, shard, name in believed_map(_as_of(request))
+        )
+        return StreamingHttpResponse(lines, content_type=NDJSON)
+
+    def put(self, request: Request) -> Response:
+        as_of = _as_of(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_MAP_BYTES:
+            raise PayloadTooLarge(f"At most {MAX_MAP_BYTES // (1024 * 1024)} MB per request.")
+        if request.content_type.split(";")[0].strip() not in NDJSON_TYPES:
+            raise exceptions.UnsupportedMediaType(
+                request.content_type, f"Send the map as {NDJSON}, one JSON object a line."
+            )
+        try:
+            counts = fleet_reconcile(lines=_map_lines(request), as_of=as_of)
+        except MapInvalid as error:
+            return _refused(
+                status.HTTP_400_BAD_REQUEST,
+                {
+                    "lines": [{"line": line, "error": message} for line, message in error.errors],
+                    "count": error.count,
+                },
+                events=0,
+                reason=f"Map refused: {error.count} bad line(s); first: {error.errors[:1]}",
+            )
+        except ValidationError as error:
+            raise exceptions.ValidationError({"as_of": error.messages}) from None
+        except MapTooLarge:
+            FleetRejection.objects.create(status=413, events=0, reason=MapTooLarge.default_detail)
+            raise
         return Response(counts, status=status.HTTP_200_OK)

@@ -130,7 +130,7 @@ def _checked(items: Sequence[Any], *, now: datetime) -> list[Event]:
         Shard.objects.filter(slug__in=shard_slugs).order_by().values_list("slug", flat=True)
     )
     added = {event.shard for event in good if event.type == SHARD_ADDED}
-    history = _shard_history(shard_slugs, also=[e for e in good if e.type in SHARD_TYPES])
+    history = shard_history(shard_slugs, also=[e for e in good if e.type in SHARD_TYPES])
     regions = {e.payload["region"] for e in good if "region" in e.payload}
     named = {e.payload["component"] for e in good if "component" in e.payload}
     defaults = _region_defaults(regions) if regions else {}
@@ -171,7 +171,7 @@ def _fleet_problems(
     return problems
 
 
-def _shard_history(slugs: Iterable[str], *, also: Iterable[Event] = ()) -> dict[str, list[Event]]:
+def shard_history(slugs: Iterable[str], *, also: Iterable[Event] = ()) -> dict[str, list[Event]]:
     """The shard events of these shards, stored and ``also`` given, by shard."""
     history: dict[str, list[Event]] = defaultdict(list)
     rows = FleetEvent.objects.filter(type__in=SHARD_TYPES, shard__in=list(slugs)).order_by()
@@ -272,7 +272,7 @@ def _lock_shards(events: Sequence[Event]) -> dict[str, Shard]:
     existing = set(Shard.objects.filter(slug__in=slugs).order_by().values_list("slug", flat=True))
     missing = [slug for slug in slugs if slug not in existing]
     if missing:
-        history = _shard_history(missing, also=events)
+        history = shard_history(missing, also=events)
         new_rows = []
         for slug in missing:
             shard = Shard(slug=slug, region="", public_name=slug)
@@ -317,7 +317,7 @@ def _apply_shards(shards: Mapping[str, Shard], new: Sequence[Event]) -> bool:
     changed. Saved one by one: shards are few, and their saves announce themselves."""
     if not new:
         return False
-    history = _shard_history(shards)
+    history = shard_history(shards)
     changed_any = False
     for slug, shard in shards.items():
         changed = _shard_set(shard, history.get(slug, []))

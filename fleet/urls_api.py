@@ -8,4 +8,5 @@ app_name = "fleet_api"
 
 urlpatterns = [
     path("fleet/events", api.FleetEventsIngestApi.as_view(), name="events"),
+    path("fleet/placements", api.FleetPlacementsApi.as_view(), name="placements"),
 ]
