@@ -23,6 +23,12 @@ from django.dispatch import Signal
 
 published_data_changed = Signal()  # kwargs: using
 tailnet_data_changed = Signal()  # kwargs: tailnet_ids
+# News of an incident, sent inside the transaction that makes it, so that what apps
+# above owe for it (notifications) commits with it: an update was posted (``update``),
+# or a draft was published (``update`` None).
+incident_announced = Signal()  # kwargs: incident, update
+# An incident's affected-tailnet rows were rebuilt, inside the rebuild's transaction.
+impacts_rebuilt = Signal()  # kwargs: incident_id
 
 # Models as labels: the outage reports live in an app above this one.
 PUBLISHED_MODELS = (
@@ -40,6 +46,10 @@ TAILNET_MODELS = ("incidents.Tailnet", "incidents.Placement", "reports.Report")
 
 def announce_published(*, using: str = DEFAULT_DB_ALIAS) -> None:
     published_data_changed.send(sender=None, using=using)
+
+
+def announce_incident(incident: Any, update: Any = None) -> None:
+    incident_announced.send(sender=None, incident=incident, update=update)
 
 
 def announce_tailnets(tailnet_ids: Any) -> None:

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "probes",
     "customers",
     "reports",
+    "notifications",
     "demo",
 ]
 
@@ -228,6 +229,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000},
     },
+    # The outbox's sweep: sends what is due (new rows also queue it at once).
+    "notifications-deliver": {
+        "task": "notifications.deliver",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
+    "notifications-remind": {
+        "task": "notifications.remind",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- Auth, i18n, static ---------------------------------------------------------------
@@ -370,3 +382,9 @@ REPORT_RATE_PER_IP = env("REPORT_RATE_PER_IP", "5/10min")
 REPORT_RATE_PER_TAILNET = env("REPORT_RATE_PER_TAILNET", "20/10min")
 # Publishing the triage task gives up after this long so the form answers at once.
 REPORT_PUBLISH_TIMEOUT_SECONDS = float(env("REPORT_PUBLISH_TIMEOUT_SECONDS", "0.5"))
+# Notifications: maintenance reminders this long before the start; webhooks time out,
+# run this many at once, and never go to loopback unless allowed (the demo allows it).
+NOTIFY_MAINTENANCE_REMINDER_MINUTES = env_int("NOTIFY_MAINTENANCE_REMINDER_MINUTES", 60)
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = float(env("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", "5"))
+NOTIFY_WEBHOOK_CONCURRENCY = env_int("NOTIFY_WEBHOOK_CONCURRENCY", 20)
+NOTIFY_WEBHOOK_ALLOW_LOOPBACK = env_bool("NOTIFY_WEBHOOK_ALLOW_LOOPBACK", False)

@@ -34,4 +34,6 @@ urlpatterns = [
     # Outage reports: the public form and its API.
     path("", include("reports.urls")),
     path("api/v1/", include("reports.urls_api")),
+    # Notifications: subscribing, confirming and unsubscribing.
+    path("", include("notifications.urls")),
 ]

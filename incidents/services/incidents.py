@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .. import tasks
+from .. import signals, tasks
 from ..audit import By, actor_of, audit_record
 from ..models import (
     CLOSED_STATUSES,
@@ -148,7 +148,7 @@ def incident_create(
             )
             for window in windows
         )
-        IncidentUpdate.objects.create(
+        first = IncidentUpdate.objects.create(
             incident=incident,
             status=status,
             body=body,
@@ -162,6 +162,8 @@ def incident_create(
         )
         if windows:
             tasks.enqueue_recompute([incident.pk])
+        if published:
+            signals.announce_incident(incident, first)
         audit_record(
             by=by,
             action="incident.create",
@@ -274,6 +276,8 @@ def _set_published(*, incident: Incident, published: bool, by: By, at: datetime 
         incident.published_at = locked.published_at = now if published else None
         incident.updated_at = locked.updated_at = now
         locked.save(update_fields=["published", "published_at", "updated_at"])
+        if published:
+            signals.announce_incident(locked)
         audit_record(
             by=by,
             action="incident.publish" if published else "incident.unpublish",
@@ -453,6 +457,8 @@ def _post_update(
         incident.resolved_at = None  # reopened
         fields.append("resolved_at")
     incident.save(update_fields=fields)
+    if incident.published:
+        signals.announce_incident(incident, update)
     return update
 
 

@@ -110,6 +110,7 @@ def tailnet_impacts_recompute(
             )
             rows = cursor.rowcount
         Incident.objects.filter(pk=incident_id).update(impacts_computed_at=as_of)
+        signals.impacts_rebuilt.send(sender=None, incident_id=incident_id)
         if locked.published:
             # Who was affected is on the public pages; a bulk INSERT sends no signals.
             signals.announce_published()
