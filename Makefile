@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The demo: debug pages, probes every 5 s, incidents opened by detection published.
+# The demo: debug pages, probes every 5 s, incidents opened by detection published,
+# webhooks allowed to receivers on this machine.
 DEMO_ENV := DJANGO_DEBUG=1 PROBE_INTERVAL_SECONDS=5 PROBE_AUTO_PUBLISH=1 \
-	STATUSPAGE_PUBLIC_URL=http://$(HOST):$(PORT)
+	NOTIFY_WEBHOOK_ALLOW_LOOPBACK=1 STATUSPAGE_PUBLIC_URL=http://$(HOST):$(PORT)
 
 .PHONY: run test install lint check bench-data bench-impact bench-smoke clean
 
@@ -78,6 +79,16 @@ bench-report: $(STAMP)
 .PHONY: bench-tailnet
 bench-tailnet: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/tailnet.py $(BENCH_ARGS)
+
+## make bench-fleet: fleet events through the service and a whole-map reconcile vs bare SQL, on copies of the dataset.
+.PHONY: bench-fleet
+bench-fleet: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/fleet.py $(BENCH_ARGS)
+
+## make bench-notify: 100,000 affected tailnets' webhooks: outbox fan-out and deliveries vs bare SQL / bare aiohttp.
+.PHONY: bench-notify
+bench-notify: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/notify.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

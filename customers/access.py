@@ -69,7 +69,8 @@ def tailnet_access(*, user: Any, slug: str, auth: Any = None) -> TailnetAccess:
 # affected tailnet reloads at once. So a person's memberships (with their tailnets) are
 # cached for at most ACCOUNT_CACHE_SECONDS and forgotten right away, and
 # again after the commit, when any of them is saved or deleted (joining, a new role,
-# removal) or one of their tailnets is: a removed member is out at their next request.
+# removal) or one of their tailnets is announced as changed (``incidents.signals``): a
+# removed member is out at their next request.
 # Someone in very many tailnets is looked up in the database each time instead.
 
 MEMBERSHIPS_KEPT_MAX = 100
@@ -116,17 +117,20 @@ def _membership_row_changed(instance: Membership, **_: Any) -> None:
     memberships_changed([instance.user_id])
 
 
-def _tailnet_row_changed(instance: Tailnet, **_: Any) -> None:
-    members = Membership.objects.filter(tailnet_id=instance.pk).values_list("user_id", flat=True)
+def _tailnets_changed(tailnet_ids: Iterable[Any], **_: Any) -> None:
+    members = Membership.objects.filter(tailnet_id__in=list(tailnet_ids)).values_list(
+        "user_id", flat=True
+    )
     memberships_changed(members)
 
 
 def connect_signals() -> None:
-    receivers = ((Membership, _membership_row_changed), (Tailnet, _tailnet_row_changed))
-    for model, receiver in receivers:
-        name = model.__name__
-        post_save.connect(receiver, sender=model, dispatch_uid=f"access-save-{name}")
-        post_delete.connect(receiver, sender=model, dispatch_uid=f"access-delete-{name}")
+    from incidents import signals
+
+    post_save.connect(_membership_row_changed, sender=Membership, dispatch_uid="access-save")
+    post_delete.connect(_membership_row_changed, sender=Membership, dispatch_uid="access-delete")
+    # A tailnet saved or deleted, or written in bulk by the fleet feed, is announced.
+    signals.tailnet_data_changed.connect(_tailnets_changed, dispatch_uid="access-tailnets")
 
 
 def member_tailnets(*, user: Any) -> QuerySet[Membership]:

@@ -326,6 +326,7 @@ def api_patterns() -> list[Any]:
     return [
         path("api/v1/", include("customers.urls_api")),
         path("api/v1/", include("reports.urls_api")),
+        path("api/v1/", include("notifications.urls_api")),
     ]
 
 

@@ -1,4 +1,6 @@
-"""Writes the demo: the planned fleet (``demo.fleet``) with ``bulk_create``, then the
+"""Writes the demo: the planned fleet (``demo.fleet``) through the fleet feed, as the
+coordination service's control plane would have sent it (``tailnet.created`` and
+``tailnet.migrated`` events with ids ``demo:<tailnet>:<n>``, in batches), then the
 story (``demo.story``) through ``incidents.services``, as an operator would have.
 
 What it builds, all relative to "now" (the current minute, or ``--now``):
@@ -14,7 +16,7 @@ What it builds, all relative to "now" (the current minute, or ``--now``):
   for exactly 24 minutes (with a postmortem), nine short partial outages in the last
   five weeks, an older DERP relay incident and one upcoming scheduled maintenance. A
   handful of tailnets are live-migrated off failing shards mid-incident
-  (``placement_migrate``), so the per-tailnet stitching is visible;
+  (``tailnet.migrated`` events), so the per-tailnet stitching is visible;
 - the derived affected-tailnet rows (recomputed directly: no worker needed);
 - the probe regions and a week of probe history behind every tailnet page's latency
   chart: hourly and daily rollups of every shard from every region (``demo.latency``),
@@ -49,8 +51,10 @@ from demo.fleet import (
     as_datetime,
     as_seconds,
     coordination_slug,
-    placements,
 )
+from fleet.events import TAILNET_CREATED, TAILNET_MIGRATED
+from fleet.models import FleetEventSource
+from fleet.services import fleet_events_ingest
 from incidents import services
 from incidents.models import (
     Component,
@@ -60,16 +64,15 @@ from incidents.models import (
     Incident,
     IncidentImpact,
     IncidentKind,
-    Placement,
     Shard,
     ShardImpact,
-    Tailnet,
     TailnetImpact,
 )
 from incidents.queries import incident_blast_radius
 from probes.models import ProbeRegion, ProbeRollup
 
 BATCH_SIZE = 5000
+EVENTS_PER_BATCH = 2000  # fleet events per ingest, well under the feed API's limit
 COMPONENT_SLUGS = COORDINATION_SLUGS + [slug for slug, *_ in story.STANDALONE_COMPONENTS]
 COMPONENT_STATUS_FOR_LEVEL = {
     ImpactLevel.DEGRADED: ComponentStatus.DEGRADED_PERFORMANCE,
@@ -133,7 +136,8 @@ class Seeder:
         self.summary = Summary()
         self.components: dict[str, Component] = {}
         self.shards: dict[str, Shard] = {}
-        self.tailnet_ids: list[int] = []
+        self.names: list[tuple[str, str]] = []  # (slug, display name) in plan order
+        self.accepted = 0  # fleet events the feed took as new
         self.plan: Plan | None = None
         self.user: Any = None
 
@@ -213,43 +217,42 @@ class Seeder:
             self.shards = {s.slug: s for s in Shard.objects.filter(slug__in=SHARD_SLUGS)}
 
     def _tailnets(self, plan: Plan) -> None:
-        names = self.planner.names()
-        shard_pks = [self.shards[slug].pk for slug in SHARD_SLUGS]
-        for first in range(0, len(plan), BATCH_SIZE):
-            indexes = range(first, min(first + BATCH_SIZE, len(plan)))
-            batch = []
-            for i in indexes:
-                slug, display = next(names)
-                if i < len(PINNED):
-                    self.summary.pinned.append((slug, PINNED[i].note))
-                batch.append(
-                    Tailnet(
-                        slug=slug, display_name=display, created_at=as_datetime(plan.created[i])
-                    )
-                )
-            created = Tailnet.objects.bulk_create(batch, batch_size=BATCH_SIZE)
-            if any(t.pk is None for t in created):  # a backend that can't return ids
-                ids = dict(
-                    Tailnet.objects.filter(slug__in=[t.slug for t in batch]).values_list(
-                        "slug", "pk"
-                    )
-                )
-                self.tailnet_ids.extend(ids[t.slug] for t in batch)
-            else:
-                self.tailnet_ids.extend(t.pk for t in created)
-            Placement.objects.bulk_create(
-                (
-                    Placement(
-                        tailnet_id=self.tailnet_ids[i],
-                        shard_id=shard_pks[shard],
-                        starts_at=as_datetime(starts),
-                        ends_at=None if ends is None else as_datetime(ends),
-                    )
-                    for i in indexes
-                    for shard, starts, ends in placements(plan.history(i))
-                ),
-                batch_size=BATCH_SIZE,
-            )
+        for batch in self.fleet_events(plan):
+            self._send(batch)
+        self.summary.pinned = [(self.names[i][0], p.note) for i, p in enumerate(PINNED)]
+
+    def fleet_events(self, plan: Plan) -> Iterator[list[dict[str, str]]]:
+        """The planned fleet as the control plane sends it: each tailnet's creation
+        and its moves, in batches; the same events for the same seed and clock."""
+        if not self.names:
+            self.names = list(self.planner.names())
+        batch: list[dict[str, str]] = []
+        for i in range(len(plan)):
+            for n, (starts, shard) in enumerate(plan.history(i), start=1):
+                batch.append(self._event(i, n, starts, shard))
+            if len(batch) >= EVENTS_PER_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _event(self, i: int, n: int, at: int, shard: int) -> dict[str, str]:
+        """The ``n``-th event of tailnet ``i``: its creation, then its moves."""
+        slug, display = self.names[i]
+        event = {
+            "id": f"demo:{slug}:{n}",
+            "type": TAILNET_CREATED if n == 1 else TAILNET_MIGRATED,
+            "at": as_datetime(at).isoformat(),
+            "tailnet": slug,
+            "shard": SHARD_SLUGS[shard],
+        }
+        if n == 1:
+            event["display_name"] = display
+        return event
+
+    def _send(self, events: list[dict[str, str]]) -> None:
+        counts = fleet_events_ingest(events=events, source=FleetEventSource.API, now=self.clock.now)
+        self.accepted += counts["accepted"]
 
     def _migrate_off(
         self,
@@ -258,9 +261,9 @@ class Seeder:
         targets: Sequence[str],
         count: int,
         first: int | None = None,
-    ) -> list[Tailnet]:
+    ) -> list[str]:
         """Live-migrate ``count`` tailnets that are on ``shard`` at ``at`` (and never
-        moved again afterwards) to ``targets``, through the service."""
+        moved again afterwards) to ``targets``, through the feed."""
         assert self.plan is not None
         plan, index, when = self.plan, self.planner.index, as_seconds(at)
         candidates = [
@@ -271,15 +274,14 @@ class Seeder:
         chosen = sorted(self.rng.sample(candidates, min(count, len(candidates))))
         if first is not None:
             chosen = [first, *chosen]
-        moved = []
+        events = []
         for k, i in enumerate(chosen):
-            target = targets[k % len(targets)]
-            tailnet = Tailnet.objects.get(pk=self.tailnet_ids[i])
-            services.placement_migrate(tailnet=tailnet, to_shard=self.shards[target], at=at)
-            plan.moves.setdefault(i, []).append((when, index[target]))
-            moved.append(tailnet)
-        self.summary.service_migrations += len(moved)
-        return moved
+            target = index[targets[k % len(targets)]]
+            events.append(self._event(i, len(plan.history(i)) + 1, when, target))
+            plan.moves.setdefault(i, []).append((when, target))
+        self._send(events)
+        self.summary.service_migrations += len(events)
+        return [self.names[i][0] for i in chosen]
 
     # -- probe history ----------------------------------------------------------------
 

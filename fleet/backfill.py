@@ -1,7 +1,7 @@
 """The event log of tailnets that have none, from their placements, so that deriving
 placements from events loses no history: run once for every tailnet by migration
 0002 (and by ``bench/data.py`` after its load), and for any tailnet the feed touches
-that was created another way (``incidents.services.tailnet_create``, the demo seed).
+whose rows were written without events (before the feed existed).
 
 Per tailnet, its placements in time order become: ``tailnet.created`` for the first
 one and for each after a gap, ``tailnet.migrated`` for each that starts where the

@@ -30,6 +30,8 @@ class TailnetState:
     created_at: datetime
     deleted_at: datetime | None
     placements: tuple[Span, ...]
+    # Per placement, the ids of the events that began and ended it (None: still there).
+    causes: tuple[tuple[str, str | None], ...] = ()
 
 
 def in_order(events: Iterable[Event]) -> list[Event]:
@@ -44,19 +46,22 @@ def tailnet_derive(slug: str, events: Iterable[Event]) -> TailnetState | None:
     ``created``/``migrated`` put it on a shard from ``at`` (bringing it back if it was
     deleted: a gap in its history); a migration to the shard it is on changes
     nothing; ``deleted`` ends its placement; ``renamed`` (and ``created``) name it.
-    Its first event, whatever it is, creates it."""
+    Its first event, whatever it is, creates it. ``causes`` says which events began
+    and ended each placement."""
     ordered = in_order(events)
     if not ordered:
         return None
     name = slug
     deleted_at: datetime | None = None
     spans: list[Span] = []
-    current: tuple[str, datetime] | None = None  # the shard it is on, since when
+    causes: list[tuple[str, str | None]] = []
+    current: tuple[str, datetime, str] | None = None  # the shard it is on, since when, why
 
-    def leave(at: datetime) -> None:
+    def leave(event: Event) -> None:
         assert current is not None
-        if at > current[1]:  # an empty stay leaves no placement
-            spans.append((current[0], current[1], at))
+        if event.at > current[1]:  # an empty stay leaves no placement
+            spans.append((current[0], current[1], event.at))
+            causes.append((current[2], event.id))
 
     for event in ordered:
         if event.type in (TAILNET_CREATED, TAILNET_RENAMED):
@@ -66,24 +71,26 @@ def tailnet_derive(slug: str, events: Iterable[Event]) -> TailnetState | None:
             if current is not None and current[0] == event.shard:
                 continue
             if current is not None:
-                leave(event.at)
-            current = (event.shard, event.at)
+                leave(event)
+            current = (event.shard, event.at, event.id)
             if spans and spans[-1][0] == event.shard and spans[-1][2] == event.at:
                 # Back to where it was an instant ago (an empty stay elsewhere between).
-                current = (event.shard, spans.pop()[1])
+                current = (event.shard, spans.pop()[1], causes.pop()[0])
         elif event.type == TAILNET_DELETED:
             if current is not None:
-                leave(event.at)
+                leave(event)
                 current = None
             if deleted_at is None:
                 deleted_at = event.at
     if current is not None:
         spans.append((current[0], current[1], None))
+        causes.append((current[2], None))
     return TailnetState(
         display_name=name,
         created_at=ordered[0].at,
         deleted_at=deleted_at,
         placements=tuple(spans),
+        causes=tuple(causes),
     )
 
 

@@ -16,6 +16,7 @@ new) recompute their affected tailnets after the commit, and the caches follow
 through ``incidents.signals``.
 """
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from incidents import signals
+from incidents.audit import By, audit_record
 from incidents.impact import overlap
 from incidents.models import (
     Component,
@@ -39,6 +41,7 @@ from incidents.models import (
     Tailnet,
 )
 from incidents.services import impacts_changed
+from incidents.services.common import require_aware, shard_of, when
 from plumbing.tokens import tailnet_tokens_forget
 
 from .backfill import fleet_events_backfill
@@ -55,6 +58,10 @@ from .events import (
     PLACING_TYPES,
     SHARD_ADDED,
     SHARD_TYPES,
+    TAILNET_CREATED,
+    TAILNET_DELETED,
+    TAILNET_MIGRATED,
+    TAILNET_RENAMED,
     Event,
     event_parse,
 )
@@ -419,6 +426,7 @@ def _apply_tailnets(
     placed: list[Placement] = []
     rows: list[Tailnet] = []
     changed_pks: list[int] = []
+    ended_or_back: list[int] = []  # deleted, or back after a deletion
     intervals: dict[str, list[Interval]] = defaultdict(list)
     for slug, row in tailnets.items():
         state = tailnet_derive(slug, logs[slug])
@@ -446,6 +454,8 @@ def _apply_tailnets(
         life = (state.created_at, state.deleted_at)
         if life != (row.created_at, row.deleted_at):
             published = True
+        if state.deleted_at != row.deleted_at:
+            ended_or_back.append(row.pk)
         if state.display_name != row.display_name or life != (row.created_at, row.deleted_at):
             rows.append(
                 Tailnet(
@@ -471,6 +481,10 @@ def _apply_tailnets(
     # reaches every tailnet's page too, so it covers a large batch in one announcement.
     if published or len(changed_pks) > MANY_TAILNETS:
         signals.announce_published()
+        # Their members' pages say "deleted" at once (beyond MANY_TAILNETS, once the
+        # cached memberships expire: ACCOUNT_CACHE_SECONDS).
+        if len(ended_or_back) <= MANY_TAILNETS:
+            signals.announce_tailnets(ended_or_back)
     else:
         signals.announce_tailnets(changed_pks)
 
@@ -519,3 +533,201 @@ def _recompute(intervals: Mapping[int, list[Interval]]) -> None:
             .values_list("pk", flat=True)
         )
         impacts_changed(ids)
+
+
+# --- An operator's changes: events like any other ----------------------------------------
+#
+# Only the derivation writes placements and tailnets: what an operator changes in the
+# admin is an event of source ``admin``, applied with the rest of the log, and audited
+# (``by`` given) in the same transaction. The refusals below are the operator's own
+# (the feed takes any order); they are checked under the tailnet's lock.
+
+
+def tailnet_create(
+    *,
+    slug: str,
+    display_name: str,
+    shard: Shard | str,
+    at: datetime | None = None,
+    by: By = None,
+) -> Tailnet:
+    """A new tailnet, placed on ``shard`` from ``at`` (default now)."""
+    at = at or timezone.now()
+    require_aware(at=at)
+    target = shard_of(shard)
+    if not target.active:
+        raise ValidationError({"shard": f"Shard {target.slug!r} is not active."})
+    if Tailnet.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A tailnet {slug!r} already exists."})
+    event = _operator_event(
+        TAILNET_CREATED, at=at, tailnet=slug, display_name=display_name, shard=target.slug
+    )
+    with transaction.atomic():
+        _operator_ingest(event, names={"tailnet": "slug"})
+        # Under the tailnet's lock now: a concurrent create of the same slug came first.
+        if FleetEvent.objects.filter(tailnet=slug).exclude(pk=event["id"]).exists():
+            raise ValidationError({"slug": f"A tailnet {slug!r} already exists."})
+        tailnet = Tailnet.objects.get(slug=slug)
+        _operator_audit(
+            by,
+            "tailnet.create",
+            event,
+            {"tailnet": slug, "display_name": display_name, "shard": target.slug, "at": at},
+        )
+    return tailnet
+
+
+def tailnet_migrate(
+    *, tailnet: Tailnet, to_shard: Shard | str, at: datetime, by: By = None
+) -> Placement:
+    """Live-migrate a tailnet to ``to_shard`` at ``at``: its current placement ends
+    and the next one begins at the same instant. Returns the new placement."""
+    require_aware(at=at)
+    target = shard_of(to_shard)
+    with transaction.atomic():
+        _lock(tailnet)
+        current = (
+            Placement.objects.filter(tailnet=tailnet, ends_at__isnull=True)
+            .select_related("shard")
+            .first()
+        )
+        if current is None:
+            raise ValidationError(
+                f"Tailnet {tailnet.slug!r} has no current placement to move"
+                + (" (it was deleted)." if _deleted(tailnet) else ".")
+            )
+        if current.shard_id == target.pk:
+            raise ValidationError(
+                {
+                    "to_shard": f"Tailnet {tailnet.slug!r} is already on shard "
+                    f"{target.slug!r}; nothing to migrate."
+                }
+            )
+        if not target.active:
+            raise ValidationError({"to_shard": f"Shard {target.slug!r} is not active."})
+        if at <= current.starts_at:
+            raise ValidationError(
+                {
+                    "at": f"Migration at {when(at)} is not after the current placement "
+                    f"began ({when(current.starts_at)}); placements cannot overlap."
+                }
+            )
+        event = _operator_event(TAILNET_MIGRATED, at=at, tailnet=tailnet.slug, shard=target.slug)
+        _operator_ingest(event, names={"shard": "to_shard"})
+        placement = Placement.objects.select_related("shard").get(
+            tailnet=tailnet, ends_at__isnull=True
+        )
+        _operator_audit(
+            by,
+            "tailnet.migrate",
+            event,
+            {"tailnet": tailnet.slug, "from": current.shard.slug, "to": target.slug, "at": at},
+        )
+    return placement
+
+
+def tailnet_rename(*, tailnet: Tailnet, display_name: str, by: By = None) -> Tailnet:
+    """Rename a tailnet from now on (its slug is its identity and never changes)."""
+    with transaction.atomic():
+        _lock(tailnet)
+        old = Tailnet.objects.filter(pk=tailnet.pk).values_list("display_name", flat=True).get()
+        if old == display_name:
+            tailnet.display_name = display_name
+            return tailnet
+        event = _operator_event(
+            TAILNET_RENAMED, at=timezone.now(), tailnet=tailnet.slug, display_name=display_name
+        )
+        _operator_ingest(event, names={})
+        tailnet.refresh_from_db(fields=["display_name", "created_at", "deleted_at"])
+        _operator_audit(
+            by,
+            "tailnet.rename",
+            event,
+            {"tailnet": tailnet.slug, "display_name": [old, tailnet.display_name]},
+        )
+    return tailnet
+
+
+def tailnet_delete(*, tailnet: Tailnet, at: datetime | None = None, by: By = None) -> Tailnet:
+    """Delete a tailnet at ``at`` (default now): its placement ends there, its history
+    stays (its members still see it, marked deleted), its API tokens stop working."""
+    at = at or timezone.now()
+    require_aware(at=at)
+    with transaction.atomic():
+        _lock(tailnet)
+        tailnet.refresh_from_db(fields=["display_name", "created_at", "deleted_at"])
+        if tailnet.deleted_at is not None:
+            raise ValidationError(
+                f"Tailnet {tailnet.slug!r} was already deleted at {when(tailnet.deleted_at)}."
+            )
+        began = (
+            Placement.objects.filter(tailnet=tailnet)
+            .order_by("-starts_at")
+            .values_list("starts_at", flat=True)
+            .first()
+        )
+        since = max(tailnet.created_at, began or tailnet.created_at)
+        if at <= since:
+            raise ValidationError(
+                {
+                    "at": f"Deletion at {when(at)} is not after its current placement "
+                    f"began ({when(since)})."
+                }
+            )
+        event = _operator_event(TAILNET_DELETED, at=at, tailnet=tailnet.slug)
+        _operator_ingest(event, names={})
+        tailnet.refresh_from_db(fields=["display_name", "created_at", "deleted_at"])
+        # Published data changed (the blast radius), which the feed announces for all;
+        # its members' cached copy of it must go now too, to show it deleted.
+        signals.announce_tailnets([tailnet.pk])
+        _operator_audit(by, "tailnet.delete", event, {"tailnet": tailnet.slug, "at": at})
+    return tailnet
+
+
+def _operator_event(kind: str, *, at: datetime, tailnet: str, **fields: str) -> dict[str, str]:
+    return {
+        "id": f"admin:{uuid.uuid4().hex}",
+        "type": kind,
+        "at": at.astimezone(UTC).isoformat(),
+        "tailnet": tailnet,
+        **fields,
+    }
+
+
+def _operator_ingest(event: Mapping[str, str], *, names: Mapping[str, str]) -> None:
+    """Apply the operator's event; the feed's refusal as a ``ValidationError`` by the
+    service's argument names (``names`` maps an event's field to one)."""
+    try:
+        fleet_events_ingest(events=[event], source=FleetEventSource.ADMIN)
+    except FleetEventsInvalid as refused:
+        problems = refused.errors[0] if refused.errors else {}
+        if not problems:
+            raise ValidationError(refused.messages) from None
+        raise ValidationError(
+            {
+                ("__all__" if field == "non_field_errors" else names.get(field, field)): texts
+                for field, texts in problems.items()
+            }
+        ) from None
+
+
+def _operator_audit(
+    by: By, action: str, event: Mapping[str, str], changes: Mapping[str, Any]
+) -> None:
+    if by is not None:
+        audit_record(
+            by=by, action=action, incident_id=None, changes={**changes, "event": event["id"]}
+        )
+
+
+def _lock(tailnet: Tailnet) -> None:
+    # NO KEY, as the feed's own lock: the checks and the event see one state.
+    list(
+        Tailnet.objects.select_for_update(no_key=True)
+        .filter(pk=tailnet.pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def _deleted(tailnet: Tailnet) -> bool:
+    return Tailnet.objects.filter(pk=tailnet.pk, deleted_at__isnull=False).exists()

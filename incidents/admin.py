@@ -1,10 +1,14 @@
 """The operators' admin for the fleet and what happened to it.
 
-Every write to incidents, their updates and windows, tailnets and placements goes
-through ``incidents.services`` (which validate, audit who did it, and queue the
+Every write to incidents, their updates and windows goes through
+``incidents.services`` (which validate, audit who did it, and queue the
 affected-tailnet recompute after commit). A service's ``ValidationError`` is shown
 on the form that was submitted, with what the operator typed (``BaseAdmin``), or as
 an error message for actions; never as a 500.
+
+Tailnets and placements are derived from the fleet feed's event log: read-only
+here. The fleet app's admin adds the operator's changes to a tailnet (create,
+rename, live-migrate, delete), each an event in that log.
 
 Tailnets, placements and affected-tailnet rows can be millions of rows: their pages
 never render a select of all tailnets, never count the whole table twice, offer no
@@ -428,9 +432,29 @@ class CurrentShardFilter(admin.SimpleListFilter):
         )
 
 
+class DeletedFilter(admin.SimpleListFilter):
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Not deleted"), ("yes", "Deleted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(deleted_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(deleted_at__isnull=True)
+        return queryset
+
+
+DERIVED_NOTE = (
+    "Derived from the fleet event log: read-only. A correction is a fleet event "
+    "(live-migrate or delete the tailnet, or add a fleet event)."
+)
+
+
 class PlacementInline(admin.TabularInline):
-    """A tailnet's placements, newest first. Read-only: placements change through
-    live migration or the placement admin, which refuse overlaps."""
+    """A tailnet's placements, newest first: derived from the fleet event log."""
 
     model = Placement
     fields = ("shard", "starts_at", "ends_at", "current")
@@ -439,6 +463,7 @@ class PlacementInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+    verbose_name_plural = f"placements ({DERIVED_NOTE})"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Placement]:
         return super().get_queryset(request).select_related("shard")
@@ -453,26 +478,26 @@ class PlacementInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-
-class TailnetAddForm(ConstraintCheckingForm):
-    shard = forms.ModelChoiceField(
-        queryset=Shard.objects.filter(active=True),
-        help_text="The shard the tailnet is placed on from its creation.",
-    )
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Tailnet)
 class TailnetAdmin(BaseAdmin):
-    form = ConstraintCheckingForm
-    list_display = ("slug", "display_name", "current_shard", "created_at")
+    """Tailnets as the fleet feed derived them, read-only (the fleet app's admin
+    extends this one with the operator's changes, which are fleet events)."""
+
+    list_display = ("slug", "display_name", "current_shard", "created_at", "deleted")
     search_fields = ("slug", "display_name")
-    list_filter = (CurrentShardFilter,)
+    list_filter = (CurrentShardFilter, DeletedFilter)
     ordering = ("slug",)
     list_per_page = 100
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     inlines = (PlacementInline,)
+    fields = ("slug", "display_name", "deleted", "created_at", "current_shard", "impacts")
+    readonly_fields = ("slug", "deleted", "created_at", "current_shard", "impacts")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tailnet]:
         current = Placement.objects.filter(tailnet=OuterRef("pk"), ends_at__isnull=True)
@@ -482,45 +507,32 @@ class TailnetAdmin(BaseAdmin):
             .annotate(current_shard_slug=Subquery(current.values("shard__slug")[:1]))
         )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
-        if obj is None:
-            kwargs["form"] = TailnetAddForm
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ("slug", "display_name", "created_at", "shard")
-        return ("slug", "display_name", "created_at", "current_shard", "impacts")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ()
-        return ("slug", "created_at", "current_shard", "impacts")  # a slug is its identity
-
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return self.inlines if obj is not None else ()
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if change:
-            services.tailnet_edit(tailnet=obj, display_name=obj.display_name, by=_by(request))
-            return
-        created = services.tailnet_create(
-            slug=obj.slug,
-            display_name=obj.display_name,
-            shard=form.cleaned_data["shard"],
-            at=obj.created_at,
-            by=_by(request),
-        )
-        _adopt(obj, created)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Tailnets are never deleted: blast radius counts the tailnets that existed
-        # during a window from created_at (incidents.queries).
+        # Never deleted as a row: a deleted tailnet keeps its history (a fleet event
+        # marks it deleted), and blast radius counts the tailnets that existed during
+        # a window (incidents.queries).
         return False
 
     @admin.display(description="current shard", ordering="current_shard_slug")
     def current_shard(self, obj: Any) -> str:
         return getattr(obj, "current_shard_slug", None) or "—"
+
+    @admin.display(description="deleted", ordering="deleted_at")
+    def deleted(self, obj: Tailnet) -> str:
+        if obj.deleted_at is None:
+            return "—"
+        return format_html(
+            '<strong style="color: var(--error-fg)">Deleted {}</strong>', _utc(obj.deleted_at)
+        )
 
     @admin.display(description="impacts")
     def impacts(self, obj: Tailnet) -> str:
@@ -579,19 +591,30 @@ class CurrentPlacementFilter(admin.SimpleListFilter):
 
 @admin.register(Placement)
 class PlacementAdmin(_TailnetSlugSearchAdmin):
-    form = ConstraintCheckingForm
+    """Placements as the fleet feed derived them from its event log: read-only."""
+
     list_display = ("placement", "shard_slug", "starts_at", "ends", "is_current")
     list_filter = (CurrentPlacementFilter, "shard")
     list_select_related = ("tailnet", "shard")
-    raw_id_fields = ("tailnet",)
-    fields = ("tailnet", "shard", "starts_at", "ends_at")
+    fields = ("tailnet", "shard", "starts_at", "ends_at", "note")
+    readonly_fields = fields
     list_per_page = 100
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return () if obj is None else ("tailnet",)  # a placement belongs to its tailnet
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}), "subtitle": DERIVED_NOTE}
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="tailnet", ordering="tailnet__slug")
     def placement(self, obj: Placement) -> str:
@@ -609,32 +632,14 @@ class PlacementAdmin(_TailnetSlugSearchAdmin):
     def is_current(self, obj: Placement) -> bool:
         return obj.ends_at is None
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not change:
-            created = services.placement_add(
-                tailnet=obj.tailnet,
-                shard=obj.shard,
-                starts_at=obj.starts_at,
-                ends_at=obj.ends_at,
-                by=_by(request),
-            )
-            _adopt(obj, created)
-            return
-        services.placement_update(
-            placement=obj,
-            shard=obj.shard,
-            starts_at=obj.starts_at,
-            ends_at=obj.ends_at,
-            by=_by(request),
+    @admin.display(description="where it comes from")
+    def note(self, obj: Placement) -> str:
+        url = _admin_url(Tailnet, "change", obj.tailnet_id)
+        return format_html(
+            '{} The events behind it are on <a href="{}">its tailnet\'s page</a>.',
+            DERIVED_NOTE,
+            url,
         )
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        services.placement_delete(placement=obj, by=_by(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        with transaction.atomic():
-            for placement in queryset.select_related("tailnet", "shard"):
-                services.placement_delete(placement=placement, by=_by(request))
 
 
 # --- Incidents --------------------------------------------------------------------------

@@ -141,7 +141,8 @@ class Placement(models.Model):
     and opens the next at the same instant.
 
     Never overlapping for one tailnet: an exclusion constraint on PostgreSQL
-    (migration 0002) and ``services.placement_*`` on every database.
+    (migration 0002), and on every database the one writer of placements, the fleet
+    feed, derives them from its event log one after the other.
     """
 
     # Both foreign keys lead the composite indexes below, so no separate index.

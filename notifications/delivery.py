@@ -25,6 +25,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from incidents.models import Incident
+
 from . import emails, messages, webhooks
 from .models import Channel, Delivery, DeliveryStatus, EventType, Subscription, WebhookFormat
 
@@ -63,12 +65,13 @@ def deliver_due(*, budget_seconds: float = 50.0) -> int:
     spent. Returns how many were tried."""
     started = time.monotonic()
     tried = 0
-    while time.monotonic() - started < budget_seconds:
-        ids = deliveries_claim(now=timezone.now())
-        if not ids:
-            break
-        deliveries_send(ids)
-        tried += len(ids)
+    with webhooks.Poster() as poster:
+        while time.monotonic() - started < budget_seconds:
+            ids = deliveries_claim(now=timezone.now())
+            if not ids:
+                break
+            deliveries_send(ids, poster=poster)
+            tried += len(ids)
     return tried
 
 
@@ -83,17 +86,25 @@ class Result:
 SKIPPED = Result(False, error="Not sent: the subscription is off.", skipped=True)
 
 
-def deliveries_send(ids: Sequence[UUID]) -> dict[UUID, Result]:
+def deliveries_send(
+    ids: Sequence[UUID], *, poster: webhooks.Poster | None = None
+) -> dict[UUID, Result]:
     """Send these (claimed) deliveries now and record what happened."""
     rows = list(
         Delivery.objects.filter(pk__in=list(ids), status=DeliveryStatus.PENDING).select_related(
-            "subscription", "tailnet", "incident"
+            "subscription", "tailnet"
         )
     )
+    # A batch is usually about one incident: read it once, not once per row.
+    incidents = Incident.objects.in_bulk({row.incident_id for row in rows if row.incident_id})
+    for row in rows:
+        if row.incident_id is not None:
+            row.incident = incidents[row.incident_id]
     results: dict[UUID, Result] = {}
     hooks: list[tuple[Delivery, webhooks.Outgoing]] = []
     mails: list[Delivery] = []
     now = timezone.now()
+    loaded = messages.load(rows)
     for row in rows:
         subscription = row.subscription
         if not subscription.active or (row.tailnet is not None and row.tailnet.deleted_at):
@@ -105,7 +116,7 @@ def deliveries_send(ids: Sequence[UUID]) -> dict[UUID, Result]:
                     row,
                     webhooks.Outgoing(
                         url=subscription.url,
-                        body=body_for(row, sent_at=now),
+                        body=body_for(row, sent_at=now, loaded=loaded),
                         secret=subscription.secret,
                         delivery_id=str(row.pk),
                     ),
@@ -113,17 +124,18 @@ def deliveries_send(ids: Sequence[UUID]) -> dict[UUID, Result]:
             )
         else:
             mails.append(row)
-    outcomes = webhooks.post_all([item for _, item in hooks])
+    items = [item for _, item in hooks]
+    outcomes = poster.post(items) if poster is not None else webhooks.post_all(items)
     for (row, _), outcome in zip(hooks, outcomes, strict=True):
         results[row.pk] = Result(outcome.ok, outcome.status, outcome.error)
-    results.update(_send_mails(mails))
+    results.update(_send_mails(mails, loaded))
     _record(rows, results)
     return results
 
 
-def body_for(row: Delivery, *, sent_at: datetime) -> bytes:
+def body_for(row: Delivery, *, sent_at: datetime, loaded: messages.Loaded | None = None) -> bytes:
     """A webhook delivery's body, in its subscription's format."""
-    notice = messages.notice_for(row)
+    notice = messages.notice_for(row, loaded)
     if row.subscription.format == WebhookFormat.SLACK:
         text = notice.text + (f"\n{notice.body}" if notice.body else "")
         payload = webhooks.slack_body(text, notice.link, "Details")
@@ -132,7 +144,7 @@ def body_for(row: Delivery, *, sent_at: datetime) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _send_mails(rows: Sequence[Delivery]) -> dict[UUID, Result]:
+def _send_mails(rows: Sequence[Delivery], loaded: messages.Loaded) -> dict[UUID, Result]:
     results: dict[UUID, Result] = {}
     if not rows:
         return results
@@ -141,7 +153,7 @@ def _send_mails(rows: Sequence[Delivery]) -> dict[UUID, Result]:
         connection.open()
         for row in rows:
             try:
-                connection.send_messages([emails.email_for(messages.notice_for(row))])
+                connection.send_messages([emails.email_for(messages.notice_for(row, loaded))])
                 results[row.pk] = Result(True)
             except Exception as error:  # SMTP refusals and network errors alike
                 results[row.pk] = Result(False, error=f"{type(error).__name__}: {error}"[:500])
@@ -156,21 +168,20 @@ def _send_mails(rows: Sequence[Delivery]) -> dict[UUID, Result]:
 
 
 def _record(rows: Sequence[Delivery], results: dict[UUID, Result]) -> None:
+    """Write each outcome to its row: those sent (or skipped) alike in one UPDATE per
+    answer, a failure on its own (its next try depends on its tries)."""
     now = timezone.now()
+    sent: dict[int | None, list[UUID]] = {}
+    skipped: list[UUID] = []
     for row in rows:
         result = results.get(row.pk)
         if result is None:
             continue
         if result.skipped:
-            Delivery.objects.filter(pk=row.pk).update(status=DeliveryStatus.SKIPPED)
+            skipped.append(row.pk)
             continue
         if result.ok:
-            Delivery.objects.filter(pk=row.pk).update(
-                status=DeliveryStatus.SENT,
-                sent_at=now,
-                response_status=result.status,
-                last_error="",
-            )
+            sent.setdefault(result.status, []).append(row.pk)
         else:
             gave_up = now - row.created_at >= GIVE_UP_AFTER
             Delivery.objects.filter(pk=row.pk).update(
@@ -181,6 +192,12 @@ def _record(rows: Sequence[Delivery], results: dict[UUID, Result]) -> None:
             )
         if row.subscription.channel == Channel.WEBHOOK and row.type != EventType.TEST:
             _webhook_health(row.subscription, ok=result.ok, now=now)
+    for status, ids in sent.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.SENT, sent_at=now, response_status=status, last_error=""
+        )
+    if skipped:
+        Delivery.objects.filter(pk__in=skipped).update(status=DeliveryStatus.SKIPPED)
 
 
 def _webhook_health(subscription: Subscription, *, ok: bool, now: datetime) -> None:

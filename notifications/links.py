@@ -1,6 +1,7 @@
 """Links in messages that act without signing in: confirm a subscription, unsubscribe
-in one click. Signed (Django's signing, salted per purpose), never stored: nothing
-to leak from the database, and a link names one subscription only."""
+in one click, change a public subscription's components. Signed (Django's signing,
+salted per purpose), never stored: nothing to leak from the database, and a link
+names one subscription only."""
 
 from django.core import signing
 from django.urls import reverse
@@ -9,6 +10,7 @@ from plumbing.site import absolute
 
 CONFIRM_SALT = "notifications.confirm"
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
+MANAGE_SALT = "notifications.manage"
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # a confirmation link works for a week
 
 
@@ -18,6 +20,10 @@ def confirm_token(subscription_id: int) -> str:
 
 def unsubscribe_token(subscription_id: int) -> str:
     return signing.dumps(subscription_id, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def manage_token(subscription_id: int) -> str:
+    return signing.dumps(subscription_id, salt=MANAGE_SALT, compress=True)
 
 
 def confirmed_id(token: str) -> int | None:
@@ -36,6 +42,15 @@ def unsubscribed_id(token: str) -> int | None:
         return None
 
 
+def managed_id(token: str) -> int | None:
+    """The subscription a manage link names (it never expires, as it is in every
+    message), or None."""
+    try:
+        return int(signing.loads(token, salt=MANAGE_SALT))
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+
+
 def confirm_url(subscription_id: int) -> str:
     return absolute(
         reverse("notifications:confirm", kwargs={"token": confirm_token(subscription_id)})
@@ -45,4 +60,10 @@ def confirm_url(subscription_id: int) -> str:
 def unsubscribe_url(subscription_id: int) -> str:
     return absolute(
         reverse("notifications:unsubscribe", kwargs={"token": unsubscribe_token(subscription_id)})
+    )
+
+
+def manage_url(subscription_id: int) -> str:
+    return absolute(
+        reverse("notifications:manage", kwargs={"token": manage_token(subscription_id)})
     )

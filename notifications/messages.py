@@ -3,6 +3,7 @@ says the same, with the final seconds once they are final): the webhook's JSON, 
 Slack message, and an email's subject and text. The words are the product's own
 (``incidents.wording``, ``incidents.figures``)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from incidents import figures, levels, wording
-from incidents.models import Incident, IncidentUpdate, TailnetImpact
+from incidents.models import Incident, IncidentUpdate, Shard, TailnetImpact
 from plumbing.site import absolute
 
 from .models import Delivery, EventType
@@ -40,6 +41,7 @@ class Notice:
     link: str = ""
     stays: list[Stay] = field(default_factory=list)
     seconds: int = 0  # the tailnet's affected seconds: the sum of its stored rows
+    incident_url: str = ""
 
 
 def _clock(at: datetime | None, since: datetime | None = None) -> str:
@@ -51,40 +53,76 @@ def _clock(at: datetime | None, since: datetime | None = None) -> str:
     return f"{at:%-d %b %H:%M} UTC"
 
 
-def incident_json(incident: Incident) -> dict[str, Any]:
+def incident_url(incident_id: int) -> str:
+    return absolute(reverse("public:incident", args=[incident_id]))
+
+
+def incident_json(incident: Incident, url: str | None = None) -> dict[str, Any]:
     return {
         "id": incident.pk,
         "name": incident.title,
         "status": incident.status,
         "impact": incident.impact,
-        "url": absolute(reverse("public:incident", args=[incident.pk])),
+        "url": url or incident_url(incident.pk),
     }
 
 
-def _stays(delivery: Delivery) -> tuple[list[Stay], int]:
-    assert delivery.incident_id is not None
-    assert delivery.tailnet_id is not None
-    rows = (
+@dataclass
+class Loaded:
+    """What a batch of deliveries says, read in three queries whatever its size: the
+    updates they name, and the affected-tailnet rows of their (incident, tailnet) with
+    their shards."""
+
+    updates: dict[int, IncidentUpdate] = field(default_factory=dict)
+    stays: dict[tuple[int, int], list[Stay]] = field(default_factory=dict)
+    seconds: dict[tuple[int, int], int] = field(default_factory=dict)
+    urls: dict[int, str] = field(default_factory=dict)  # each incident's page
+
+    def url_of(self, incident_id: int) -> str:
+        if incident_id not in self.urls:
+            self.urls[incident_id] = incident_url(incident_id)
+        return self.urls[incident_id]
+
+
+def load(deliveries: Sequence[Delivery]) -> Loaded:
+    loaded = Loaded()
+    update_ids = {d.update_id for d in deliveries if d.update_id}
+    if update_ids:
+        loaded.updates = IncidentUpdate.objects.in_bulk(update_ids)
+    pairs = {
+        (d.incident_id, d.tailnet_id)
+        for d in deliveries
+        if d.incident_id is not None and d.tailnet_id is not None
+    }
+    if not pairs:
+        return loaded
+    rows = list(
         TailnetImpact.objects.filter(
-            incident_id=delivery.incident_id, tailnet_id=delivery.tailnet_id
+            incident_id__in={i for i, _ in pairs}, tailnet_id__in={t for _, t in pairs}
         )
-        .select_related("shard__component")
         .order_by("starts_at", "id")
+        .values_list(
+            "incident_id", "tailnet_id", "shard_id", "starts_at", "ends_at", "level", "seconds"
+        )
     )
-    stays, seconds = [], 0
-    for row in rows:
-        stays.append(
+    shards = Shard.objects.select_related("component").in_bulk({row[2] for row in rows})
+    for incident_id, tailnet_id, shard_id, starts_at, ends_at, level, seconds in rows:
+        key = (incident_id, tailnet_id)
+        if key not in pairs:
+            continue
+        shard = shards[shard_id]
+        loaded.stays.setdefault(key, []).append(
             Stay(
-                row.starts_at,
-                row.ends_at,
-                row.shard.public_name,
-                row.level,
-                row.shard.component.kind,
-                row.shard.component.name,
+                starts_at,
+                ends_at,
+                shard.public_name,
+                level,
+                shard.component.kind,
+                shard.component.name,
             )
         )
-        seconds += row.seconds
-    return stays, seconds
+        loaded.seconds[key] = loaded.seconds.get(key, 0) + seconds
+    return loaded
 
 
 def _when(stays: list[Stay], duration: str = "") -> str:
@@ -112,8 +150,10 @@ def _kept(incident: Incident, stays: list[Stay], phase: str) -> str:
     return sentence[0].lower() + sentence[1:]
 
 
-def notice_for(delivery: Delivery) -> Notice:
-    """The notice a delivery carries (its incident, tailnet and update loaded)."""
+def notice_for(delivery: Delivery, loaded: Loaded | None = None) -> Notice:
+    """The notice a delivery carries (its incident and tailnet loaded; the rest from
+    ``loaded``, the batch's reads, or read now)."""
+    loaded = loaded or load([delivery])
     incident = delivery.incident
     page = settings.STATUSPAGE_NAME
     if incident is None:  # a test delivery
@@ -128,19 +168,26 @@ def notice_for(delivery: Delivery) -> Notice:
             ),
             link=absolute("/"),
         )
-    link = absolute(reverse("public:incident", args=[incident.pk]))
-    update = None
-    if delivery.update_id:
-        update = IncidentUpdate.objects.filter(pk=delivery.update_id).first()
+    link = loaded.url_of(incident.pk)
+    update = loaded.updates.get(delivery.update_id)
     body = update.body if update is not None else ""
     status = (update.status if update is not None else incident.status).replace("_", " ")
     if delivery.tailnet is None:
-        return _public_notice(delivery, incident, status, body, link, page)
+        notice = _public_notice(delivery, incident, status, body, link, page)
+        notice.incident_url = link
+        return notice
     name = delivery.tailnet.display_name
-    stays, seconds = _stays(delivery)
-    link = absolute(reverse("customers:tailnet", args=[delivery.tailnet.slug]))
+    key = (incident.pk, delivery.tailnet.pk)
+    stays, seconds = loaded.stays.get(key, []), loaded.seconds.get(key, 0)
     notice = Notice(
-        delivery, subject="", text="", body=body, link=link, stays=stays, seconds=seconds
+        delivery,
+        subject="",
+        text="",
+        body=body,
+        link=absolute(reverse("customers:tailnet", args=[delivery.tailnet.slug])),
+        stays=stays,
+        seconds=seconds,
+        incident_url=link,
     )
     kind = delivery.type
     if not stays:  # its rows changed since: say what is known
@@ -225,7 +272,7 @@ def webhook_json(notice: Notice, *, sent_at: datetime) -> dict[str, Any]:
     if delivery.tailnet is not None:
         payload["tailnet"] = delivery.tailnet.slug
     if delivery.incident is not None:
-        payload["incident"] = incident_json(delivery.incident)
+        payload["incident"] = incident_json(delivery.incident, notice.incident_url)
     if delivery.tailnet is not None and delivery.incident is not None:
         payload["affected"] = {
             "seconds": notice.seconds,

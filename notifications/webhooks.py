@@ -153,26 +153,52 @@ async def _post(session: aiohttp.ClientSession, item: Outgoing) -> Outcome:
         return Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
 
 
-async def _post_all(items: Sequence[Outgoing], concurrency: int) -> list[Outcome]:
-    limit = asyncio.Semaphore(concurrency)
-    timeout = aiohttp.ClientTimeout(total=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=concurrency)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, trust_env=False
-    ) as session:
+class Poster:
+    """One event loop and one HTTP session for many batches, so connections to a
+    receiver are kept alive from one batch to the next (``with Poster() as poster:
+    poster.post(items)``)."""
+
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.concurrency = concurrency or settings.NOTIFY_WEBHOOK_CONCURRENCY
+
+    def __enter__(self) -> "Poster":
+        self.loop = asyncio.new_event_loop()
+        self.session = self.loop.run_until_complete(self._open())
+        return self
+
+    async def _open(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(), limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS),
+            trust_env=False,
+        )
+
+    def post(self, items: Sequence[Outgoing]) -> list[Outcome]:
+        """POST every item (at most ``concurrency`` at a time); one outcome per item."""
+        if not items:
+            return []
+        return self.loop.run_until_complete(self._post_all(items))
+
+    async def _post_all(self, items: Sequence[Outgoing]) -> list[Outcome]:
+        limit = asyncio.Semaphore(self.concurrency)
 
         async def one(item: Outgoing) -> Outcome:
             async with limit:
-                return await _post(session, item)
+                return await _post(self.session, item)
 
         return list(await asyncio.gather(*(one(item) for item in items)))
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.run_until_complete(self.session.close())
+        self.loop.close()
 
 
 def post_all(items: Sequence[Outgoing], *, concurrency: int | None = None) -> list[Outcome]:
     """POST every item (at most ``concurrency`` at a time); one outcome per item."""
     if not items:
         return []
-    return asyncio.run(_post_all(items, concurrency or settings.NOTIFY_WEBHOOK_CONCURRENCY))
+    with Poster(concurrency) as poster:
+        return poster.post(items)
 
 
 def slack_body(text: str, link: str, link_text: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ number of queries however many components, incidents or updates there are.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -18,7 +18,9 @@ from typing import Any
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_safe
 
 from incidents import levels, wording
@@ -45,6 +47,7 @@ from incidents.queries import (
 )
 from incidents.uptime import DayUptime, total
 
+from . import previews
 from .badge import badge_for_status
 
 UPTIME_DAYS = 90
@@ -90,6 +93,9 @@ class ShardLine:
     @property
     def worst(self) -> str | None:
         return levels.worst(w.level for w in self.windows)
+
+    def hit_at(self, now: datetime) -> bool:
+        return any(_live(window, now) for window in self.windows)
 
 
 @dataclass
@@ -248,11 +254,11 @@ class Banner:
     lines: list[tuple[str, list[str]]]  # (status, component names), worst first
 
 
-def _banner(rows: Sequence[ComponentRow]) -> Banner:
+def _banner(statuses: Iterable[tuple[Component, str]]) -> Banner:
     by_status: dict[str, list[str]] = {}
-    for row in rows:
-        if row.status != ComponentStatus.OPERATIONAL:
-            by_status.setdefault(row.status, []).append(row.component.name)
+    for component, status in statuses:
+        if status != ComponentStatus.OPERATIONAL:
+            by_status.setdefault(status, []).append(component.name)
     lines = sorted(by_status.items(), key=lambda item: -levels.status_rank(item[0]))
     return Banner(status=levels.worst_status(by_status), lines=lines)
 
@@ -288,8 +294,9 @@ def status_page(request: HttpRequest) -> HttpResponse:
         key=lambda c: (c.incident.scheduled_for or c.incident.started_at, c.pk),
     )
     recent = [c for c in cards if c.phase == "past"]
+    banner = _banner((row.component, row.status) for row in rows)
     context = {
-        "banner": _banner(rows),
+        "banner": banner,
         "groups": list(groups.values()),
         "open_incidents": open_incidents,
         "maintenance_now": maintenance_now,
@@ -299,6 +306,9 @@ def status_page(request: HttpRequest) -> HttpResponse:
         "uptime_days": UPTIME_DAYS,
         "now": now,
         "nav": "status",
+        "preview": previews.current(
+            banner=banner, cards=cards, now=now, path=reverse("public:status")
+        ),
     }
     return _page("status/index.html", context)
 
@@ -369,6 +379,9 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
         "nav": None,
         "postmortem_public": postmortem_public,
         "now": now,
+        "preview": previews.incident(
+            card=card, now=now, path=reverse("public:incident", args=[incident.pk])
+        ),
     }
     return _page("status/incident.html", context)
 
@@ -425,6 +438,9 @@ def history(request: HttpRequest) -> HttpResponse:
         )
     )
     cards = incident_cards(incidents, now=now)
+    path = reverse("public:history")
+    if component is not None:
+        path += f"?{urlencode({'component': component.slug})}"
     months = [Month(_month_start(index), []) for index in range(last, first - 1, -1)]
     for card in cards:
         months[last - _month_index(card.incident.started_at)].cards.append(card)
@@ -439,8 +455,29 @@ def history(request: HttpRequest) -> HttpResponse:
         "unknown_slug": slug if unknown else None,
         "now": now,
         "nav": "history",
+        "preview": _current_preview(components=components, now=now, path=path),
     }
     return _page("status/history.html", context)
+
+
+# --- Any other public page ------------------------------------------------------------------
+
+
+def _current_preview(
+    *, components: Sequence[Component], now: datetime, path: str
+) -> previews.Preview:
+    """The current state's link preview for a page that does not show it: at most eight
+    queries (the components' statuses, the incidents and maintenance not closed)."""
+    statuses = component_statuses_now(now=now)
+    banner = _banner(
+        (component, statuses.get(component.pk, ComponentStatus.OPERATIONAL))
+        for component in components
+    )
+    cards = [
+        incident_card(incident, now=now, blast_radius=None)
+        for incident in status_page_incidents(now=now, recent_days=0)
+    ]
+    return previews.current(banner=banner, cards=cards, now=now, path=path)
 
 
 # --- Badges ----------------------------------------------------------------------------

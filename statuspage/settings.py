@@ -388,3 +388,11 @@ NOTIFY_MAINTENANCE_REMINDER_MINUTES = env_int("NOTIFY_MAINTENANCE_REMINDER_MINUT
 NOTIFY_WEBHOOK_TIMEOUT_SECONDS = float(env("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", "5"))
 NOTIFY_WEBHOOK_CONCURRENCY = env_int("NOTIFY_WEBHOOK_CONCURRENCY", 20)
 NOTIFY_WEBHOOK_ALLOW_LOOPBACK = env_bool("NOTIFY_WEBHOOK_ALLOW_LOOPBACK", False)
+# Subscribing: confirmation mails per address, public subscriptions per client address
+# (over either, the answer is the same and nothing is sent), test deliveries per
+# subscription, and how many webhooks and email recipients one tailnet may have.
+NOTIFY_CONFIRM_RATE_PER_ADDRESS = env("NOTIFY_CONFIRM_RATE_PER_ADDRESS", "3/hour")
+NOTIFY_SUBSCRIBE_RATE_PER_IP = env("NOTIFY_SUBSCRIBE_RATE_PER_IP", "10/hour")
+NOTIFY_TEST_RATE = env("NOTIFY_TEST_RATE", "20/hour")
+NOTIFY_TAILNET_WEBHOOKS_MAX = env_int("NOTIFY_TAILNET_WEBHOOKS_MAX", 20)
+NOTIFY_TAILNET_RECIPIENTS_MAX = env_int("NOTIFY_TAILNET_RECIPIENTS_MAX", 50)

@@ -34,6 +34,8 @@ urlpatterns = [
     # Outage reports: the public form and its API.
     path("", include("reports.urls")),
     path("api/v1/", include("reports.urls_api")),
-    # Notifications: subscribing, confirming and unsubscribing.
+    # Notifications: subscribing, confirming and unsubscribing; a tailnet's
+    # subscriptions page and its webhooks API.
     path("", include("notifications.urls")),
+    path("api/v1/", include("notifications.urls_api")),
 ]

@@ -156,16 +156,12 @@ def people(fleet):
     from django.contrib.auth import get_user_model
 
     from customers.models import Membership
-    from incidents import services
+    from fleet.services import tailnet_create
 
     users = get_user_model()
     since = T0 - timedelta(days=200)
-    acme = services.tailnet_create(
-        slug="acme", display_name="acme.com", shard=fleet["use1"], at=since
-    )
-    globex = services.tailnet_create(
-        slug="globex", display_name="globex.com", shard=fleet["euw1"], at=since
-    )
+    acme = tailnet_create(slug="acme", display_name="acme.com", shard=fleet["use1"], at=since)
+    globex = tailnet_create(slug="globex", display_name="globex.com", shard=fleet["euw1"], at=since)
     alice = users.objects.create_user("alice", "alice@acme.com", PASSWORD)
     bob = users.objects.create_user("bob", "bob@globex.com", PASSWORD)
     carol = users.objects.create_user("carol", "carol@example.net", PASSWORD)

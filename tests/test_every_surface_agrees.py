@@ -12,7 +12,8 @@ rounds) disagrees at once.
 Surfaces: the incident page's blast radius and the v2 JSON's ``affected_tailnets``;
 each tailnet's history (page and ``/incidents`` API), month table (page), CSV and
 ``/uptime`` API; the public page's component bars and 90-day uptime; the fleet
-uptime. Later surfaces join here when they are built.
+uptime; the notifications each tailnet's webhook is owed (who, and the seconds they
+carry). Later surfaces join here when they are built.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from itertools import pairwise
 
 import pytest
 from django.core.cache import caches
@@ -34,21 +34,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Membership
+from fleet.services import fleet_events_ingest
 from incidents import levels
 from incidents.figures import duration_text, floor_pct, percent_text
 from incidents.impact import incident_window_end
-from incidents.models import MonitoringGap, Placement
+from incidents.models import Incident, MonitoringGap, Tailnet
 from incidents.queries import fleet_uptime_tally
-from incidents.services import (
-    WindowSpec,
-    incident_create,
-    incident_resolve,
-    placement_add,
-    placement_migrate,
-    placement_update,
-    tailnet_create,
-)
+from incidents.services import WindowSpec, incident_create, incident_resolve
 from incidents.uptime import Tally, component_status_from_shards
+from notifications.messages import notice_for, webhook_json
+from notifications.models import Delivery, Subscription
 from tests.conftest import PASSWORD, fleet_create
 
 START = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
@@ -69,7 +64,7 @@ def at(second: int) -> datetime:
 
 @dataclass(frozen=True)
 class Stay:
-    shard: str | None  # None: a grey period (the tailnet was on no shard)
+    shard: str | None  # None: a grey period (the tailnet was deleted, on no shard)
     start: int
     end: int  # SPAN: still there now
 
@@ -203,8 +198,12 @@ class Model:
             )
         )
 
-    def existed_before(self, n: int, moment: datetime) -> bool:
-        return at(self.tailnets[n][0].start) < moment
+    def existed_during(self, n: int, start: datetime, end: datetime) -> bool:
+        """Created before the window ended, and not deleted for good by the time it
+        started (on no shard at the end of the story: deleted then)."""
+        life = self.tailnets[n]
+        deleted_at = at(life[-1].start) if life[-1].shard is None else None
+        return at(life[0].start) < end and (deleted_at is None or deleted_at > start)
 
     def component_tallies(self, component: str) -> dict[date, Tally]:
         counts: dict[date, dict[str, int]] = {day: defaultdict(int) for day in DAYS}
@@ -240,25 +239,27 @@ def build(fleet, tailnets: list[list[Stay]], incidents: list[Happening], gaps, u
         )
     made = []
     for n, life in enumerate(tailnets):
-        tailnet = tailnet_create(
-            slug=f"t{n}", display_name=f"Tailnet {n}", shard=life[0].shard, at=at(life[0].start)
-        )
-        Membership.objects.create(user=user, tailnet=tailnet, role="owner")
-        for previous, stay in pairwise(life):
-            if previous.shard and stay.shard:
-                placement_migrate(tailnet=tailnet, to_shard=stay.shard, at=at(stay.start))
-            elif stay.shard is None:
-                current = Placement.objects.get(tailnet=tailnet, ends_at__isnull=True)
-                placement_update(
-                    placement=current,
-                    shard=current.shard,
-                    starts_at=current.starts_at,
-                    ends_at=at(stay.start),
-                )
+        # Its life as the control plane tells it: created, migrated, deleted, back.
+        slug, events = f"t{n}", []
+        for k, stay in enumerate(life):
+            sent = {"id": f"t{n}:{k}", "at": at(stay.start).isoformat(), "tailnet": slug}
+            if stay.shard is None:
+                events.append({**sent, "type": "tailnet.deleted"})
+            elif k == 0 or life[k - 1].shard is None:
+                events.append(
+                    {**sent, "type": "tailnet.created", "shard": stay.shard,
+                     "display_name": f"Tailnet {n}"}
+                )  # fmt: skip
             else:
-                placement_add(
-                    tailnet=tailnet, shard=stay.shard, starts_at=at(stay.start), ends_at=None
-                )
+                events.append({**sent, "type": "tailnet.migrated", "shard": stay.shard})
+        fleet_events_ingest(events=events)
+        tailnet = Tailnet.objects.get(slug=slug)
+        Membership.objects.create(user=user, tailnet=tailnet, role="owner")
+        # A closed loopback port, never reached: only what each webhook is owed is checked.
+        Subscription.objects.create(
+            channel="webhook", tailnet=tailnet, url="http://127.0.0.1:9/", secret="s",
+            confirmed_at=START,
+        )  # fmt: skip
         made.append(tailnet)
     records = []
     for n, happening in enumerate(incidents):
@@ -325,6 +326,7 @@ def test_every_surface_agrees_with_the_second_by_second_model(
         check_incidents(client, model, made, records)
         check_components(client, model)
         check_fleet(model)
+        check_notifications(model, made, records)
         transaction.set_rollback(True)
 
 
@@ -385,6 +387,25 @@ def check_tailnets(client, model: Model, made, records) -> None:
         assert listed == {}
 
 
+def check_notifications(model: Model, made, records) -> None:
+    """Exactly the tailnets an incident affected (and not deleted since) are owed a
+    notice, and it carries the seconds every other surface shows."""
+    for n, tailnet in enumerate(made):
+        deleted = Tailnet.objects.get(pk=tailnet.pk).deleted_at is not None
+        for incident, happening in zip(records, model.incidents, strict=True):
+            seconds = model.affected_seconds(n, happening) if happening.published else 0
+            owed = list(
+                Delivery.objects.filter(incident=incident, tailnet=tailnet).order_by("created_at")
+            )
+            if not seconds or deleted:
+                assert owed == [], (tailnet.slug, incident.title)
+                continue
+            resolved = Incident.objects.get(pk=incident.pk).resolved_at is not None
+            assert owed[-1].type == ("incident.resolved" if resolved else "incident.affected")
+            payload = webhook_json(notice_for(owed[-1]), sent_at=NOW)
+            assert payload["affected"]["seconds"] == seconds, (tailnet.slug, incident.title)
+
+
 def check_incidents(client, model: Model, made, records) -> None:
     v2 = {i["id"]: i for i in client.get("/api/v2/incidents.json").json()["incidents"]}
     maintenances = client.get("/api/v2/scheduled-maintenances.json").json()
@@ -396,7 +417,8 @@ def check_incidents(client, model: Model, made, records) -> None:
         ends = [None if w.end is None else at(w.end) for w in happening.windows]
         end = incident_window_end(resolved_at=incident.resolved_at, window_ends=ends, as_of=NOW)
         affected = sum(1 for n in range(len(made)) if model.affected_seconds(n, happening) > 0)
-        existed = sum(1 for n in range(len(made)) if model.existed_before(n, end))
+        start = at(min(w.start for w in happening.windows)) if happening.windows else end
+        existed = sum(1 for n in range(len(made)) if model.existed_during(n, start, end))
         if not happening.windows:
             continue  # no shard impact: no blast radius to show
         assert v2[str(incident.pk)]["affected_tailnets"] == affected

@@ -6,7 +6,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("plumbing", "incidents", "fleet", "probes", "customers", "reports", "public", "demo")
+APPS = (
+    "plumbing",
+    "incidents",
+    "fleet",
+    "probes",
+    "customers",
+    "reports",
+    "public",
+    "notifications",
+    "demo",
+)
 # Who may import whom, from the bottom up; an app may import only those below it.
 ALLOWED = {
     "plumbing": set(),
@@ -16,7 +26,8 @@ ALLOWED = {
     "customers": {"incidents", "plumbing", "probes"},
     "reports": {"customers", "incidents", "plumbing"},
     "public": {"incidents", "plumbing"},
-    "demo": {"customers", "fleet", "incidents", "plumbing", "probes", "reports"},
+    "notifications": {"customers", "incidents", "plumbing"},
+    "demo": {"customers", "fleet", "incidents", "notifications", "plumbing", "probes", "reports"},
 }
 
 

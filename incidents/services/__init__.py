@@ -1,16 +1,17 @@
-"""Everything that writes incidents, their updates and impact windows, tailnets and
-placements — from every door: the admin, the operator API, probe detection, report
-triage and management commands.
+"""Everything that writes incidents, their updates and impact windows — from every
+door: the admin, the operator API, probe detection, report triage and management
+commands. Tailnets and their placements are written by the fleet feed alone
+(``fleet.services``): they are derived from its event log.
 
 Each service validates before writing (a ``ValidationError`` naming the problem, by
 field where there is one), runs in one transaction, leaves an ``AuditEntry`` saying
 who did it (``by``: a user, an ``audit.Actor``, or None for the system), and queues
-the affected-tailnet recompute after commit when windows or placements changed.
+the affected-tailnet recompute after commit when windows changed.
 
 One module per entity; callers use the names below (``services.incident_create``).
 """
 
-from .common import impacts_changed, overlapping
+from .common import impacts_changed
 from .incidents import (
     EDITABLE_FIELDS,
     RESOLVED_BODY,
@@ -23,14 +24,6 @@ from .incidents import (
     incident_unpublish,
     incident_update_delete,
     incident_update_edit,
-)
-from .placements import (
-    placement_add,
-    placement_delete,
-    placement_migrate,
-    placement_update,
-    tailnet_create,
-    tailnet_edit,
 )
 from .recompute import incidents_needing_recompute, tailnet_impacts_queue, tailnet_impacts_recompute
 from .windows import (
@@ -59,19 +52,12 @@ __all__ = [
     "incident_update_delete",
     "incident_update_edit",
     "incidents_needing_recompute",
-    "overlapping",
-    "placement_add",
-    "placement_delete",
-    "placement_migrate",
-    "placement_update",
     "shard_impact_add",
     "shard_impact_change_level",
     "shard_impact_close",
     "shard_impact_delete",
     "shard_impact_update",
     "shard_impacts_save",
-    "tailnet_create",
-    "tailnet_edit",
     "tailnet_impacts_queue",
     "tailnet_impacts_recompute",
     "window_problem",

@@ -1,12 +1,11 @@
-"""What the services share: checks of times, shard lookup, the overlap rule in
-the database, diffs for the audit trail, and "who was affected changed"."""
+"""What the services share: checks of times, shard lookup, diffs for the audit
+trail, and "who was affected changed"."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .. import tasks
@@ -33,16 +32,6 @@ def shard_of(shard: Shard | str) -> Shard:
         return Shard.objects.get(slug=shard)
     except Shard.DoesNotExist:
         raise ValidationError(f"Unknown shard {shard!r}.") from None
-
-
-def overlapping(queryset: QuerySet[Any], *, starts_at: datetime, ends_at: datetime | None) -> Any:
-    """Rows of ``queryset`` whose half-open [starts_at, ends_at) overlaps the given
-    window (an empty end is "still going on"): the overlap rule of placements and
-    windows in the database, as ``impact.overlap`` is for plain values."""
-    queryset = queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=starts_at))
-    if ends_at is not None:
-        queryset = queryset.filter(starts_at__lt=ends_at)
-    return queryset
 
 
 def diff(

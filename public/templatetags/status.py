@@ -18,6 +18,7 @@ from incidents import levels
 from incidents.figures import duration_text, percent_text
 from incidents.models import ComponentStatus
 from plumbing.times import same_utc_day, utc
+from public import previews
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -35,6 +36,12 @@ def component_status_label(status: str) -> str:
         return str(ComponentStatus(status).label)
     except ValueError:
         return status
+
+
+@register.filter
+def overall_status(status: str) -> str:
+    """The page's overall status: 'All systems operational', 'Partial outage', ..."""
+    return previews.status_text(status)
 
 
 # --- Icons: a shape per status, so colour is never the only cue --------------------------

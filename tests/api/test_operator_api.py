@@ -15,7 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils.crypto import get_random_string
 
-from incidents import services
+from fleet.services import tailnet_create
 from incidents.api import OperatorRateThrottle
 from incidents.models import (
     AuditEntry,
@@ -478,10 +478,8 @@ def test_an_open_window_on_a_resolved_incident_is_refused(api, fleet):
 def test_affected_tailnets_appear_once_the_window_is_added(api, fleet, committed):
     with committed():
         for slug in ("acme", "globex"):
-            services.tailnet_create(
-                slug=slug, display_name=slug, shard="use1", at=T0 - timedelta(days=30)
-            )
-        services.tailnet_create(
+            tailnet_create(slug=slug, display_name=slug, shard="use1", at=T0 - timedelta(days=30))
+        tailnet_create(
             slug="initech", display_name="initech", shard="euw1", at=T0 - timedelta(days=30)
         )
         incident_id = api.post(body=_outage(shard_impacts=[])).json()["id"]

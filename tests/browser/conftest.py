@@ -45,12 +45,12 @@ from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
+from fleet.services import tailnet_create
 from incidents.models import Component, Incident, Shard
 from incidents.services import (
     WindowSpec,
     incident_create,
     incident_post_update,
-    tailnet_create,
     tailnet_impacts_recompute,
 )
 from tests.conftest import fleet_create

@@ -12,11 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from fleet.services import tailnet_migrate
 from incidents.services import (
     WindowSpec,
     incident_create,
     incident_post_update,
-    placement_migrate,
     tailnet_impacts_recompute,
 )
 from probes.models import ProbeRegion, ProbeRollup
@@ -64,8 +64,8 @@ def acme_story(people):
     """acme (alice's) spent two days on US East 2 last week, had an outage three
     days ago and has one right now."""
     now = timezone.now()
-    placement_migrate(tailnet=people["acme"], to_shard="use2", at=now - timedelta(days=6))
-    placement_migrate(tailnet=people["acme"], to_shard="use1", at=now - timedelta(days=4))
+    tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=now - timedelta(days=6))
+    tailnet_migrate(tailnet=people["acme"], to_shard="use1", at=now - timedelta(days=4))
     _latency(people, now)
     past_start = (now - timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
     with transaction.atomic():

@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from fleet.services import tailnet_create
 from incidents.models import Component, Shard
-from incidents.services import WindowSpec, incident_create, tailnet_create
+from incidents.services import WindowSpec, incident_create
 from reports.models import Report
 
 from .test_status_page import ALL_RULES, CONTRAST_ONLY, axe_problems

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from customers.models import Membership
-from incidents import services as fleet_services
+from fleet import services as fleet_services
 from plumbing import ratelimit
 from tests.conftest import PASSWORD
 

@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from customers.models import Membership
 from customers.services import membership_remove, membership_set_role
+from fleet.services import tailnet_migrate
 from incidents.models import Placement, Tailnet
-from incidents.services import placement_migrate
 from plumbing.cache import FORGET_SECONDS, redis_client
 from plumbing.tokens import api_token_create, api_token_revoke
 from reports.models import ReportStatus
@@ -340,7 +340,7 @@ def test_another_tailnets_migration_leaves_acmes_page_in_the_cache(
     _moments_later(time_machine)
     alice.get("/t/acme/")
 
-    placement_migrate(tailnet=people["globex"], to_shard=people["use2"], at=NOW - M)
+    tailnet_migrate(tailnet=people["globex"], to_shard=people["use2"], at=NOW - M)
     assert Placement.objects.filter(tailnet=people["globex"]).count() == 2
 
     _, read = _tables_read(alice, "/t/acme/")
@@ -351,7 +351,7 @@ def test_acmes_own_migration_is_on_its_page_at_the_next_request(client, people, 
     alice = signed_in(client, people["alice"])
     assert "US East 1" in text_of(alice.get("/t/acme/"))
 
-    placement_migrate(tailnet=people["acme"], to_shard=people["use2"], at=NOW - M)
+    tailnet_migrate(tailnet=people["acme"], to_shard=people["use2"], at=NOW - M)
 
     assert "US East 2" in text_of(alice.get("/t/acme/"))
 

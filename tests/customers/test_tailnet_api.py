@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers import serializers
-from incidents.services import placement_migrate
+from fleet.services import tailnet_migrate
 from plumbing.tokens import api_token_create
 from tests.conftest import T0
 
@@ -102,7 +102,7 @@ def test_incidents_show_the_five_minutes_acme_was_on_the_failing_shard(
 ):
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M, title="US East 1 down")
-        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
         resolve(incident, T0 + 24 * M)
         outage(["euw1"], T0, T0 + 24 * M, title="EU West down")
 
@@ -135,7 +135,7 @@ def test_incidents_show_the_five_minutes_acme_was_on_the_failing_shard(
 def test_uptime_per_day_and_month_for_a_range(script, people, at_now, committed):
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M)
-        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
         resolve(incident, T0 + 24 * M)
 
     body = script.get(f"{API}/acme/uptime", {"from": "2025-12-31", "to": "2026-01-05"}).json()
@@ -176,7 +176,7 @@ def test_uptime_is_what_its_documented_serializer_would_give(script, people, at_
 
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M)
-        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
         resolve(incident, T0 + 24 * M)
     body = script.get(f"{API}/acme/uptime", {"from": "2025-11-01", "to": "2026-01-05"}).json()
 
@@ -367,7 +367,7 @@ def test_latency_follows_acme_across_a_migration_and_is_null_before_it_existed(
 
     ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
     moved = NOW - 5 * H
-    placement_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
+    tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
     # acme joined two days ago (the first placement, the one the migration ended).
     Placement.objects.filter(tailnet=people["acme"], ends_at=moved).update(starts_at=NOW - 2 * D)
     _rollup(people["use1"], ams, moved - 2 * H, [30.0] * 10)
@@ -481,7 +481,7 @@ def test_each_endpoint_makes_as_many_queries_for_many_incidents_as_for_one(
         for n in range(10):
             start = T0 - (20 - n) * D
             resolve(outage(["use1", "use2"], start, start + 30 * M), start + 30 * M)
-            placement_migrate(
+            tailnet_migrate(
                 tailnet=people["acme"], to_shard=["use2", "use1"][n % 2], at=start + 10 * M
             )
         outage(["use1", "use2"], NOW - M, None)

@@ -14,12 +14,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from customers.queries import tailnet_page
-from incidents.services import (
-    WindowSpec,
-    incident_create,
-    incident_post_update,
-    placement_migrate,
-)
+from fleet.services import tailnet_delete, tailnet_migrate
+from incidents.services import WindowSpec, incident_create, incident_post_update
 from plumbing.models import ApiToken
 from probes.models import ProbeRegion, ProbeRollup
 from probes.rollup import histogram
@@ -181,7 +177,7 @@ def test_acme_migrated_off_five_minutes_into_a_24_minute_outage_shows_5_minutes(
 ):
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M, title="Coordination outage in US East")
-        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
         resolve(incident, T0 + 24 * M)
 
     response = signed_in(client, people["alice"]).get("/t/acme/")
@@ -213,13 +209,42 @@ def test_bob_on_globex_does_not_see_acmes_incidents_as_his(client, people, at_no
     assert "No incident has touched this tailnet." in words
 
 
+# --- A deleted tailnet ------------------------------------------------------------------------
+
+
+def test_bob_still_sees_globex_and_its_history_after_it_was_deleted(
+    client, people, at_now, committed
+):
+    with committed():
+        resolve(outage(["euw1"], T0, T0 + 30 * M, title="EU West down"), T0 + 30 * M)
+    bob = signed_in(client, people["bob"])
+    assert "was deleted" not in text_of(bob.get("/t/globex/"))  # and now cached
+
+    with committed():
+        tailnet_delete(tailnet=people["globex"], at=T0 + 2 * H)
+
+    response = bob.get("/t/globex/")
+    assert response.status_code == 200
+    words = text_of(response)
+    assert "This tailnet was deleted on Jan 5, 2026, 12:00 UTC" in words
+    assert "Not now: no coordination shard serves this tailnet." in words
+    assert "Coordination shard:" not in words
+    # Its history stays: the outage it was affected by, for its 30 minutes.
+    assert "EU West down" in words
+    assert "30 min" in words
+
+    listed = text_of(bob.get("/t/"))
+    assert "globex.com Member · deleted on Jan 5, 2026, 12:00 UTC Deleted" in listed
+    assert "Deleted" not in text_of(signed_in(client, people["alice"]).get("/t/"))
+
+
 # --- Uptime per month and the CSV ---------------------------------------------------------
 
 
 def test_the_month_table_counts_acmes_outage_minutes(client, people, at_now, committed):
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M)
-        placement_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=T0 + 5 * M)
         resolve(incident, T0 + 24 * M)
 
     html = signed_in(client, people["alice"]).get("/t/acme/").content.decode()
@@ -373,7 +398,7 @@ def test_the_latency_chart_is_an_svg_with_its_table(client, people, at_now):
 def test_latency_follows_acme_across_a_migration(people, at_now):
     ams = ProbeRegion.objects.create(slug="ams", name="Amsterdam")
     moved = NOW - 5 * H
-    placement_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
+    tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=moved)
     _rollup(people["use1"], ams, moved - 2 * H, [30.0] * 10)
     _rollup(people["use1"], ams, moved + H, [900.0] * 10)  # left already: not acme's
     _rollup(people["use2"], ams, moved + H, [150.0] * 10)
@@ -479,7 +504,7 @@ def test_the_page_makes_as_many_queries_for_many_incidents_and_migrations_as_for
         for n in range(12):
             start = T0 - (9 - n / 2) * D
             resolve(outage(["use1", "use2"], start, start + 30 * M), start + 30 * M)
-            placement_migrate(tailnet=people["acme"], to_shard=shards[n % 2], at=start + 10 * M)
+            tailnet_migrate(tailnet=people["acme"], to_shard=shards[n % 2], at=start + 10 * M)
         outage(["use1", "use2"], NOW - 10 * M, None, title="Now")
         incident_create(
             title="Planned",

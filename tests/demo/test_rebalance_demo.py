@@ -6,8 +6,8 @@ import io
 import pytest
 from django.core.management import call_command
 
+from fleet.services import tailnet_create
 from incidents.models import Placement
-from incidents.services import tailnet_create
 from plumbing.models import ApiToken
 from tests.conftest import T0, fleet_create
 

@@ -13,6 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Model
 
+from demo.fleet import Clock
+from demo.seed import Seeder
+from fleet.models import FleetEvent
+from fleet.services import fleet_events_ingest
 from incidents.models import (
     Component,
     ComponentGroup,
@@ -106,7 +110,7 @@ def span(start: datetime | None, end: datetime | None) -> tuple[datetime, dateti
 def counts():
     models: list[type[Model]] = [
         ComponentGroup, Component, Shard, Tailnet, Placement, Incident, IncidentUpdate,
-        IncidentComponent, ShardImpact, TailnetImpact, get_user_model(),
+        IncidentComponent, ShardImpact, TailnetImpact, get_user_model(), FleetEvent,
     ]  # fmt: skip
     return {model.__name__: model._default_manager.count() for model in models}
 
@@ -114,7 +118,7 @@ def counts():
 def wipe():
     for model in (
         TailnetImpact, ShardImpact, IncidentUpdate, IncidentComponent, Incident, Placement,
-        Tailnet, Shard, Component, ComponentGroup,
+        Tailnet, Shard, Component, ComponentGroup, FleetEvent,
     ):  # fmt: skip
         model.objects.all().delete()
 
@@ -152,6 +156,35 @@ def test_a_second_run_changes_nothing(seeded):
 
     out = seed(tailnets=1000, seed=99)  # other parameters: still the same fleet
     assert counts() == before
+
+
+def test_the_fleet_came_through_the_feed_and_sending_it_again_adds_nothing(seeded):
+    events = FleetEvent.objects.all()
+    assert set(events.values_list("source", flat=True)) == {"api"}  # as the control plane
+    assert all(pk.startswith("demo:") for pk in events.values_list("pk", flat=True))
+    # Every placement began with an event: a tailnet's creation or a live migration.
+    assert events.count() == Placement.objects.count()
+    assert events.filter(type="tailnet.created").count() == N
+    # globex.com left US East 3 six minutes into the repair: an event like any other.
+    outage = ShardImpact.objects.get(incident__kind="maintenance", level="outage")
+    assert list(
+        events.filter(tailnet="globex-com").order_by("at").values_list("pk", "type", "shard")
+    ) == [
+        ("demo:globex-com:1", "tailnet.created", "use3"),
+        ("demo:globex-com:2", "tailnet.migrated", "use2"),
+    ]
+    assert events.get(pk="demo:globex-com:2").at == outage.starts_at + 6 * MINUTE
+
+    # The same seed and clock plan the same events: sent again, each is a duplicate.
+    seeder = Seeder(seed=7, clock=Clock(now=NOW, days=90), tailnets=N, log=print)
+    batches = list(seeder.fleet_events(seeder.planner.plan()))
+    assert sum(len(batch) for batch in batches) > N
+    for batch in batches:
+        assert fleet_events_ingest(events=batch, now=NOW) == {
+            "accepted": 0,
+            "duplicates": len(batch),
+        }
+    assert events.count() == Placement.objects.count()
 
 
 def test_placements_are_consecutive_with_exactly_one_current_per_tailnet(seeded):

@@ -55,6 +55,18 @@ def deleted(event_id, at, tailnet):
 
 
 @pytest.fixture
+def oscar(client, db):
+    """Oscar the operator, signed in to the admin."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(
+        "oscar", "oscar@example.com", "pw", is_staff=True, is_superuser=True
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def control_plane(db):
     """The secret of the control plane's fleet-scoped token."""
     return api_token_create(name="control plane", scope="fleet")[1]

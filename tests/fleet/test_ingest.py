@@ -10,11 +10,15 @@ from datetime import timedelta
 import pytest
 
 from fleet.models import FleetEvent
-from fleet.services import FleetEventsConflict, FleetEventsInvalid, fleet_events_ingest
+from fleet.services import (
+    FleetEventsConflict,
+    FleetEventsInvalid,
+    fleet_events_ingest,
+)
 from incidents import signals
 from incidents.models import Component, Incident, Placement, Shard, Tailnet, TailnetImpact
 from incidents.queries import incident_blast_radius
-from incidents.services import WindowSpec, incident_create, incident_post_update, tailnet_create
+from incidents.services import WindowSpec, incident_create, incident_post_update
 from tests.conftest import T0
 
 from .conftest import NOW, created, deleted, event, migrated, renamed
@@ -275,7 +279,9 @@ def test_shard_updates_and_retirement(customers):
 
 
 def test_a_tailnet_created_before_the_feed_keeps_its_history(fleet):
-    tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - 10 * DAY)
+    # Rows written before the feed existed: no event behind them.
+    acme = Tailnet.objects.create(slug="acme", display_name="acme.com", created_at=T0 - 10 * DAY)
+    Placement.objects.create(tailnet=acme, shard=fleet["use1"], starts_at=T0 - 10 * DAY)
     fleet_events_ingest(events=[migrated("acme-9", T0, "acme", "use2")])
     assert placements("acme") == [("use1", T0 - 10 * DAY, T0), ("use2", T0, None)]
     assert set(FleetEvent.objects.values_list("id", "source")) == {

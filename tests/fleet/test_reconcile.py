@@ -224,11 +224,12 @@ def test_a_map_larger_than_a_chunk_is_applied_a_chunk_at_a_time(customers, monke
     monkeypatch.setattr(reconcile, "EVENTS", 2)
     calls = []
     real = reconcile.fleet_events_ingest
-    monkeypatch.setattr(
-        reconcile,
-        "fleet_events_ingest",
-        lambda **kwargs: calls.append(len(kwargs["events"])) or real(**kwargs),
-    )
+
+    def counting(**kwargs):
+        calls.append(len(kwargs["events"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(reconcile, "fleet_events_ingest", counting)
     the_map = [line(f"t{n:02}", "euw1") for n in range(7)]
 
     counts = fleet_reconcile(lines=the_map, as_of=AS_OF)

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from fleet.services import tailnet_create, tailnet_migrate
 from incidents import services
 from incidents.models import (
     AuditEntry,
@@ -27,12 +28,7 @@ from incidents.models import (
     Tailnet,
     TailnetImpact,
 )
-from incidents.services import (
-    WindowSpec,
-    incident_create,
-    placement_migrate,
-    tailnet_create,
-)
+from incidents.services import WindowSpec, incident_create
 from tests.conftest import T0
 
 M = timedelta(minutes=1)
@@ -158,14 +154,13 @@ EDITABLE = [
     Component,
     Shard,
     Tailnet,
-    Placement,
     Incident,
     IncidentUpdate,
     ShardImpact,
 ]
 
 
-@pytest.mark.parametrize("model", [*EDITABLE, TailnetImpact], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [*EDITABLE, Placement, TailnetImpact], ids=lambda m: m.__name__)
 def test_changelist_and_change_page_render(admin_client, world, model):
     assert admin_client.get(_url(model, "changelist")).status_code == 200
     obj = _sample(model, world)
@@ -265,7 +260,7 @@ def test_the_incident_page_lists_its_affected_tailnets(admin_client, world):
 
 def test_minutes_are_clipped_to_the_time_on_the_shard(admin_client, world, committed):
     with committed():
-        placement_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + timedelta(seconds=210))
+        tailnet_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + timedelta(seconds=210))
     page = admin_client.get(_url(Incident, "change", world["incident"].pk)).content.decode()
     assert '<td title="210 s">3.5</td>' in page
 
@@ -300,7 +295,7 @@ def test_the_incident_list_counts_affected_tailnets(admin_client, world):
 
 def test_a_tailnet_page_shows_its_placements_and_impacts(admin_client, world, committed):
     with committed():
-        placement_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + 10 * M)
+        tailnet_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + 10 * M)
     page = admin_client.get(_url(Tailnet, "change", world["acme"].pk)).content.decode()
     assert "use1" in page
     assert "use2" in page
@@ -831,13 +826,6 @@ def test_tailnets_cannot_be_deleted(admin_client, world):
     assert admin_client.get(_url(Tailnet, "delete", world["acme"].pk)).status_code == 403
 
 
-def test_the_placement_form_never_offers_a_select_of_all_tailnets(admin_client, world):
-    page = admin_client.get(_url(Placement, "add")).content.decode()
-    assert 'name="tailnet"' in page
-    assert "<option" not in page.split('name="tailnet"')[1].split(">")[0]
-    assert "vForeignKeyRawIdAdminField" in page
-
-
 @pytest.mark.parametrize("model", [Placement, TailnetImpact], ids=lambda m: m.__name__)
 def test_big_lists_search_by_exact_tailnet_slug(admin_client, world, model):
     url = _url(model, "changelist")
@@ -847,84 +835,34 @@ def test_big_lists_search_by_exact_tailnet_slug(admin_client, world, model):
     assert ">acme<" not in admin_client.get(url + "?q=acm").content.decode()
 
 
-def _placement_data(tailnet, shard, starts_at, ends_at=None):
-    data = {"tailnet": tailnet.pk, "shard": shard.pk, **_split("starts_at", starts_at)}
-    if ends_at is None:
-        data.update(ends_at_0="", ends_at_1="")
-    else:
-        data.update(_split("ends_at", ends_at))
-    return data
-
-
-def test_an_overlapping_placement_is_refused_with_a_clear_error(admin_client, world):
-    acme = world["acme"]  # on use1 since T0 - 30 minutes, still there
-    response = admin_client.post(
-        _url(Placement, "add"), _placement_data(acme, world["use2"], T0, T0 + 60 * M)
-    )
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "already placed on shard &#x27;use1&#x27;" in html
-    assert "placements cannot overlap" in html
-    assert Placement.objects.filter(tailnet=acme).count() == 1
-
-
-def test_editing_a_placement_into_an_overlap_is_refused(admin_client, world, committed):
-    acme = world["acme"]
-    with committed():
-        placement_migrate(tailnet=acme, to_shard="use2", at=T0 + 10 * M)
-    first = acme.placements.get(shard=world["use1"])
-    response = admin_client.post(
-        _url(Placement, "change", first.pk),
-        {
-            "shard": world["use1"].pk,
-            **_split("starts_at", T0 - 30 * M),
-            **_split("ends_at", T0 + 20 * M),
-        },
-    )
-    assert response.status_code == 200
-    assert "already placed on shard &#x27;use2&#x27;" in response.content.decode()
-    first.refresh_from_db()
-    assert first.ends_at == T0 + 10 * M
-
-
-def test_a_placement_touching_another_at_its_edge_is_saved(admin_client, world, committed):
-    acme = world["acme"]  # on use1 from T0 - 30 minutes
-    with committed():
-        response = admin_client.post(
-            _url(Placement, "add"),
-            _placement_data(acme, world["use2"], T0 - 90 * M, T0 - 30 * M),
-        )
-    assert response.status_code == 302
-    assert Placement.objects.filter(tailnet=acme).count() == 2
-
-
-def test_correcting_a_placement_recomputes_the_incidents(admin_client, world, committed):
-    acme = world["acme"]
-    placement = acme.placements.get()
-    data = {
-        "shard": world["use1"].pk,
-        **_split("starts_at", T0 + 20 * M),
-        "ends_at_0": "",
-        "ends_at_1": "",
-    }
-    with committed():
-        response = admin_client.post(_url(Placement, "change", placement.pk), data)
-    assert response.status_code == 302
-    row = TailnetImpact.objects.get(incident=world["incident"], tailnet=acme)
-    assert row.seconds == 4 * 60
-
-
-def test_deleting_a_placement_recomputes_the_incidents(admin_client, world, committed):
+def test_the_placement_admin_offers_no_add_change_or_delete(admin_client, world):
+    """Placements are derived from the fleet event log: the admin only shows them."""
     placement = world["acme"].placements.get()
-    with committed():
-        response = admin_client.post(_url(Placement, "delete", placement.pk), {"post": "yes"})
-    assert response.status_code == 302
-    assert not TailnetImpact.objects.filter(tailnet=world["acme"]).exists()
+    changelist = admin_client.get(_url(Placement, "changelist")).content.decode()
+    assert "Derived from the fleet event log: read-only." in changelist
+    assert _url(Placement, "add") not in changelist
+    assert 'name="action"' not in changelist  # no bulk delete either
+    assert admin_client.get(_url(Placement, "add")).status_code == 403
+    assert admin_client.get(_url(Placement, "delete", placement.pk)).status_code == 403
+
+    page = admin_client.get(_url(Placement, "change", placement.pk)).content.decode()
+    assert 'name="_save"' not in page
+    assert "Derived from the fleet event log" in page
+    data = {"shard": world["use2"].pk, **_split("starts_at", T0)}
+    assert admin_client.post(_url(Placement, "change", placement.pk), data).status_code == 403
+    placement.refresh_from_db()
+    assert (placement.shard, placement.starts_at) == (world["use1"], T0 - 30 * M)
+
+
+def test_a_tailnets_placements_are_listed_read_only(admin_client, world):
+    page = admin_client.get(_url(Tailnet, "change", world["acme"].pk)).content.decode()
+    assert "placements-TOTAL_FORMS" not in page  # no inline formset to edit them
+    assert 'name="display_name"' in page  # the name is the one thing typed here
 
 
 def test_the_placement_list_shows_current_placements(admin_client, world, committed):
     with committed():
-        placement_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + 10 * M)
+        tailnet_migrate(tailnet=world["acme"], to_shard="use2", at=T0 + 10 * M)
     page = admin_client.get(_url(Placement, "changelist") + "?current=yes").content.decode()
     assert "— current —" in page
     assert page.count('alt="True"') == 3  # acme on use2, globex, evil

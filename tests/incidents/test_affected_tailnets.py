@@ -5,14 +5,13 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
+from fleet.services import tailnet_create, tailnet_migrate
 from incidents.models import Placement, TailnetImpact
 from incidents.services import (
     WindowSpec,
     incident_create,
     incident_post_update,
-    placement_migrate,
     shard_impact_change_level,
-    tailnet_create,
     tailnet_impacts_recompute,
 )
 from tests.conftest import T0
@@ -59,7 +58,7 @@ def test_acme_migrated_off_five_minutes_in_is_affected_five_minutes(fleet, outag
     acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - 30 * M)
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M)
-        placement_migrate(tailnet=acme, to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=acme, to_shard="use2", at=T0 + 5 * M)
 
     assert _rows(incident) == {("acme", "outage", T0, T0 + 5 * M, 300)}
 
@@ -68,7 +67,7 @@ def test_globex_migrated_onto_the_failing_shard_is_affected_from_arrival(fleet, 
     globex = tailnet_create(slug="globex", display_name="globex.com", shard="use2", at=T0 - M)
     with committed():
         incident = outage(["use1"], T0, T0 + 24 * M)
-        placement_migrate(tailnet=globex, to_shard="use1", at=T0 + 20 * M + timedelta(seconds=30))
+        tailnet_migrate(tailnet=globex, to_shard="use1", at=T0 + 20 * M + timedelta(seconds=30))
 
     assert _rows(incident) == {
         ("globex", "outage", T0 + 20 * M + timedelta(seconds=30), T0 + 24 * M, 210)
@@ -118,7 +117,7 @@ def test_a_level_change_splits_the_tailnet_rows(fleet, outage, committed):
 
 def test_placements_touching_a_window_only_at_its_edge_are_not_affected(fleet, outage):
     acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0 - 60 * M)
-    placement_migrate(tailnet=acme, to_shard="use2", at=T0)  # left exactly as it began
+    tailnet_migrate(tailnet=acme, to_shard="use2", at=T0)  # left exactly as it began
     incident = outage(["use1"], T0, T0 + 24 * M)
 
     assert _rows(incident) == set()
@@ -140,13 +139,13 @@ class TestBadInput:
     def test_migrating_to_the_same_shard_is_refused(self, fleet):
         acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0)
         with pytest.raises(ValidationError, match="already on shard 'use1'"):
-            placement_migrate(tailnet=acme, to_shard="use1", at=T0 + M)
+            tailnet_migrate(tailnet=acme, to_shard="use1", at=T0 + M)
         assert Placement.objects.filter(tailnet=acme).count() == 1
 
     def test_migrating_back_in_time_is_refused_and_nothing_changes(self, fleet):
         acme = tailnet_create(slug="acme", display_name="acme.com", shard="use1", at=T0)
         with pytest.raises(ValidationError, match="cannot overlap"):
-            placement_migrate(tailnet=acme, to_shard="use2", at=T0 - M)
+            tailnet_migrate(tailnet=acme, to_shard="use2", at=T0 - M)
         assert list(Placement.objects.filter(tailnet=acme).values_list("ends_at", flat=True)) == [
             None
         ]

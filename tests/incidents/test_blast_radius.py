@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from django.test import RequestFactory
 
+from fleet.services import tailnet_create
 from incidents.impact import incident_window_end
 from incidents.models import Incident
 from incidents.queries import incident_blast_radius, incidents_blast_radius
-from incidents.services import WindowSpec, incident_create, incident_post_update, tailnet_create
+from incidents.services import WindowSpec, incident_create, incident_post_update
 from public import api_v2
 from tests.conftest import T0
 

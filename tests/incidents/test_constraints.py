@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from fleet.services import tailnet_create
 from incidents.models import Incident, Placement, ShardImpact
-from incidents.services import tailnet_create
 from tests.conftest import T0
 
 M = timedelta(minutes=1)

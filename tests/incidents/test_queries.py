@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import pytest
 
 from customers.queries import tailnet_uptime_report
+from fleet.services import tailnet_create, tailnet_migrate
 from incidents.queries import (
     component_statuses_now,
     components_uptime,
@@ -13,13 +14,7 @@ from incidents.queries import (
     status_page_incidents,
     tailnet_incident_history,
 )
-from incidents.services import (
-    WindowSpec,
-    incident_create,
-    incident_post_update,
-    placement_migrate,
-    tailnet_create,
-)
+from incidents.services import WindowSpec, incident_create, incident_post_update
 from tests.conftest import T0
 
 M = timedelta(minutes=1)
@@ -77,7 +72,7 @@ def test_tailnets_created_after_the_incident_are_not_in_the_denominator(fleet, a
 def test_acme_history_shows_only_its_own_minutes_across_a_migration(fleet, acme, globex, committed):
     with committed():
         incident = _incident([("use1", "outage", T0, T0 + 24 * M)])
-        placement_migrate(tailnet=acme, to_shard="use2", at=T0 + 5 * M)
+        tailnet_migrate(tailnet=acme, to_shard="use2", at=T0 + 5 * M)
         _incident([("euw1", "outage", T0, T0 + 60 * M)], title="EU only")
 
     (entry,) = tailnet_incident_history(tailnet_id=acme.pk, since=T0 - 90 * 24 * 60 * M)
@@ -112,7 +107,7 @@ def test_acme_uptime_is_stitched_across_migrations(fleet, acme, committed):
     with committed():
         _incident([("use1", "partial", T0, T0 + 20 * M)])
         _incident([("use2", "outage", T0 + 10 * M, T0 + 40 * M)], title="use2 down")
-        placement_migrate(tailnet=acme, to_shard="use2", at=T0 + 30 * M)
+        tailnet_migrate(tailnet=acme, to_shard="use2", at=T0 + 30 * M)
 
     (day,) = tailnet_uptime_report(
         tailnet_id=acme.pk, first_day=DAY, last_day=DAY, now=T0 + 14 * 60 * M

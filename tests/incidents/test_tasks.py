@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from fleet.services import tailnet_create
 from incidents.models import Incident, TailnetImpact
-from incidents.services import WindowSpec, incident_create, tailnet_create
+from incidents.services import WindowSpec, incident_create
 from incidents.tasks import refresh_ongoing_impacts
 from statuspage.celery import app as celery_app
 from tests.conftest import T0, real_broker

@@ -48,7 +48,7 @@ class Inbox:
         ]
         del box
         return [
-            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[misc]
+            email.message_from_bytes(raw, policy=email.policy.default)
             for _, _, raw in sorted(found)
         ]
 

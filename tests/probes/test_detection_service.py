@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from fleet.services import tailnet_create
 from incidents.models import AuditEntry, Incident, ShardImpact, TailnetImpact
-from incidents.services import incident_create, tailnet_create
+from incidents.services import incident_create
 from probes.models import ShardState
 from probes.services import SampleIn, detection_run, samples_store
 from tests.conftest import T0

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from fleet.services import tailnet_create
 from incidents.models import Incident, Shard, ShardImpact, TailnetImpact
-from incidents.services import tailnet_create
 from probes.models import ProbeRegion, ProbeSample
 from probes.services import region_round
 

@@ -10,9 +10,10 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from customers.queries import tailnet_uptime_report
+from fleet.services import tailnet_create
 from incidents.models import AuditEntry, Incident, MonitoringGap, ShardImpact, TailnetImpact
 from incidents.queries import components_uptime
-from incidents.services import WindowSpec, incident_create, tailnet_create
+from incidents.services import WindowSpec, incident_create
 from plumbing.tokens import api_token_create
 from probes import tasks
 from probes.models import ShardState

@@ -34,6 +34,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
+from fleet.services import tailnet_create
 from incidents.models import (
     Component,
     ComponentGroup,
@@ -41,12 +42,7 @@ from incidents.models import (
     IncidentImpact,
     IncidentStatus,
 )
-from incidents.services import (
-    WindowSpec,
-    incident_create,
-    incident_post_update,
-    tailnet_create,
-)
+from incidents.services import WindowSpec, incident_create, incident_post_update
 from public import api_v2
 from tests.conftest import T0
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.template.loader import render_to_string
 
-from incidents.services import WindowSpec, incident_create, tailnet_create
+from fleet.services import tailnet_create
+from incidents.services import WindowSpec, incident_create
 from reports.models import Report
 from reports.queries import tailnet_reports
 from reports.services import report_submit, report_triage

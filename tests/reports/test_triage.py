@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from fleet.services import tailnet_create, tailnet_migrate
 from incidents.models import AuditEntry, Incident
-from incidents.services import WindowSpec, incident_create, placement_migrate, tailnet_create
+from incidents.services import WindowSpec, incident_create
 from reports.models import Report
 from reports.services import report_mark, report_submit, report_triage
 from reports.spikes import Point, find_spike
@@ -43,7 +44,7 @@ def tailnets_on_use1(people):
 
 @pytest.mark.django_db
 def test_a_report_is_placed_on_the_shard_its_tailnet_was_on_when_it_started(people):
-    placement_migrate(tailnet=people["acme"], to_shard="use2", at=NOW - 20 * MINUTE)
+    tailnet_migrate(tailnet=people["acme"], to_shard="use2", at=NOW - 20 * MINUTE)
     before = file_report(tailnet_name="acme", started_at=NOW - 30 * MINUTE)
     after = file_report(tailnet_name="acme", started_at=NOW - 10 * MINUTE)
 

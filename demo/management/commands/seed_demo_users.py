@@ -11,9 +11,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from customers.models import Membership
+from customers.models import Membership, Role
 from demo.story import OPERATOR_EMAIL, OPERATOR_PASSWORD, OPERATOR_USERNAME, PEOPLE
 from incidents.models import Tailnet
+from notifications.models import Subscription
+from notifications.services import recipient_add
 
 
 class Command(BaseCommand):
@@ -45,6 +47,10 @@ class Command(BaseCommand):
                     Membership.objects.update_or_create(
                         user=user, tailnet=tailnets[slug], defaults={"role": role}
                     )
+                    # Owners hear about their tailnet's own incidents (printed on the console).
+                    known = Subscription.objects.filter(tailnet=tailnets[slug], email=user.email)
+                    if role == Role.OWNER and not known.exists():
+                        recipient_add(tailnet=tailnets[slug], email=user.email, by=user)
             if not users.objects.filter(username=OPERATOR_USERNAME).exists():
                 users.objects.create_superuser(OPERATOR_USERNAME, OPERATOR_EMAIL, OPERATOR_PASSWORD)
                 created.append(OPERATOR_USERNAME)
@@ -56,4 +62,7 @@ class Command(BaseCommand):
         for person in PEOPLE:
             self.stdout.write(f"  {person.username} / {person.password}  {person.note}")
         self.stdout.write(f"  {OPERATOR_USERNAME} / {OPERATOR_PASSWORD}  staff, at /admin/")
-        self.stdout.write("Invitation and password reset emails are printed on this console.")
+        self.stdout.write(
+            "Invitation, password reset and notification emails are printed on this console "
+            "(owners are their tailnet's email recipients; see /t/<tailnet>/notifications/)."
+        )
