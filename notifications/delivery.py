@@ -135,12 +135,12 @@ def deliveries_send(
 
 def body_for(row: Delivery, *, sent_at: datetime, loaded: messages.Loaded | None = None) -> bytes:
     """A webhook delivery's body, in its subscription's format."""
-    notice = messages.notice_for(row, loaded)
     if row.subscription.format == WebhookFormat.SLACK:
+        notice = messages.notice_for(row, loaded)
         text = notice.text + (f"\n{notice.body}" if notice.body else "")
         payload = webhooks.slack_body(text, notice.link, "Details")
     else:
-        payload = messages.webhook_json(notice, sent_at=sent_at)
+        payload = messages.webhook_json(row, sent_at=sent_at, loaded=loaded)
     return json.dumps(payload, separators=(",", ":")).encode()
 
 

@@ -261,28 +261,32 @@ def _span(incident: Incident) -> str:
     )
 
 
-def webhook_json(notice: Notice, *, sent_at: datetime) -> dict[str, Any]:
-    """The JSON a webhook receives (format ``json``)."""
-    delivery = notice.delivery
+def webhook_json(
+    delivery: Delivery, *, sent_at: datetime, loaded: Loaded | None = None
+) -> dict[str, Any]:
+    """The JSON a webhook receives (format ``json``): facts only, so no words are
+    built for it."""
+    loaded = loaded or load([delivery])
     payload: dict[str, Any] = {
         "id": str(delivery.pk),
         "type": delivery.type,
-        "sent_at": sent_at.isoformat().replace("+00:00", "Z"),
+        "sent_at": _iso(sent_at),
     }
     if delivery.tailnet is not None:
         payload["tailnet"] = delivery.tailnet.slug
     if delivery.incident is not None:
-        payload["incident"] = incident_json(delivery.incident, notice.incident_url)
+        payload["incident"] = incident_json(delivery.incident, loaded.url_of(delivery.incident.pk))
     if delivery.tailnet is not None and delivery.incident is not None:
+        key = (delivery.incident.pk, delivery.tailnet.pk)
         payload["affected"] = {
-            "seconds": notice.seconds,
+            "seconds": loaded.seconds.get(key, 0),
             "windows": [
                 {
                     "from": _iso(stay.starts_at),
                     "to": _iso(stay.ends_at) if stay.ends_at is not None else None,
                     "shard": stay.shard,
                 }
-                for stay in notice.stays
+                for stay in loaded.stays.get(key, [])
             ],
         }
     return payload

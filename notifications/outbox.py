@@ -165,27 +165,43 @@ _TAILNET_SUBSCRIBERS = (
     f"JOIN {S} s ON s.tailnet_id = r.tailnet_id AND s.active AND s.confirmed_at IS NOT NULL "
     f"JOIN {T} t ON t.id = r.tailnet_id AND t.deleted_at IS NULL"
 )
-# A row starts a stretch of affected time unless another row of the tailnet reaches
-# its start; it ends one unless another goes on from its end.
+# Stretches of a tailnet's affected time, from its rows in start order (rows that
+# touch are one stretch: a live migration between two failing shards is not news).
+# Window functions, not a NOT EXISTS self-join: one pass over the incident's rows,
+# whatever the planner believes about a table the recompute has just rewritten.
+_OPEN = "MAX(CASE WHEN r.ends_at IS NULL THEN 1 ELSE 0 END)"
+_EDGES = (
+    "(SELECT r.tailnet_id, r.starts_at, "  # noqa: S608
+    f"{_OPEN} OVER before AS open_before, MAX(r.ends_at) OVER before AS end_before, "
+    f"{_OPEN} OVER upto AS open_upto, MAX(r.ends_at) OVER upto AS end_upto, "
+    "MIN(r.starts_at) OVER after AS next_start "
+    f"FROM {R} r WHERE r.incident_id = %(incident)s "
+    "WINDOW before AS (PARTITION BY r.tailnet_id ORDER BY r.starts_at, r.id "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), "
+    "upto AS (PARTITION BY r.tailnet_id ORDER BY r.starts_at, r.id "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), "
+    "after AS (PARTITION BY r.tailnet_id ORDER BY r.starts_at, r.id "
+    "ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING))"
+)
+# A row starts a stretch when no earlier row reaches its start; the last row of a
+# stretch is the one the next row does not start within; the stretch ends at the
+# latest end so far (unless a row of it is still open).
 _STARTS_STRETCH = (
-    f"NOT EXISTS (SELECT 1 FROM {R} o WHERE o.incident_id = r.incident_id "  # noqa: S608
-    "AND o.tailnet_id = r.tailnet_id AND o.starts_at < r.starts_at "
-    "AND (o.ends_at IS NULL OR o.ends_at >= r.starts_at))"
+    "COALESCE(r.open_before, 0) = 0 AND (r.end_before IS NULL OR r.end_before < r.starts_at)"
 )
-_ENDS_STRETCH = (
-    f"r.ends_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {R} o "  # noqa: S608
-    "WHERE o.incident_id = r.incident_id AND o.tailnet_id = r.tailnet_id "
-    "AND o.starts_at <= r.ends_at AND (o.ends_at IS NULL OR o.ends_at > r.ends_at))"
-)
+_ENDS_STRETCH = "r.open_upto = 0 AND (r.next_start IS NULL OR r.next_start > r.end_upto)"
 
 
-def _tailnet_select(kind: str, *, window: str, update: str = "0", where: str = "TRUE") -> str:
-    """Each affected-tailnet row of the incident that ``where`` picks, once per
-    subscriber of its tailnet."""
+def _tailnet_select(
+    kind: str, *, window: str, update: str = "0", where: str = "TRUE", rows: str = R
+) -> str:
+    """Each affected-tailnet row of the incident (or of ``rows``, a derived table of
+    them) that ``where`` picks, once per subscriber of its tailnet."""
     values = _values(kind, tailnet="r.tailnet_id", window=window, update=update)
+    incident = "r.incident_id = %(incident)s AND " if rows == R else ""
     return (
-        f"SELECT {values} FROM {R} r {_TAILNET_SUBSCRIBERS} "  # noqa: S608
-        f"WHERE r.incident_id = %(incident)s AND {where}"
+        f"SELECT {values} FROM {rows} r {_TAILNET_SUBSCRIBERS} "  # noqa: S608
+        f"WHERE {incident}{where}"
     )
 
 
@@ -204,12 +220,18 @@ def tailnet_deliveries_add(incident_id: int) -> int:
     if incident["resolved_at"] is None:
         return _insert(
             _tailnet_select(
-                EventType.INCIDENT_AFFECTED, window="r.starts_at", where=_STARTS_STRETCH
+                EventType.INCIDENT_AFFECTED,
+                window="r.starts_at",
+                where=_STARTS_STRETCH,
+                rows=_EDGES,
             ),
             params,
         ) + _insert(
             _tailnet_select(
-                EventType.INCIDENT_IMPACT_ENDED, window="r.ends_at", where=_ENDS_STRETCH
+                EventType.INCIDENT_IMPACT_ENDED,
+                window="r.end_upto",
+                where=_ENDS_STRETCH,
+                rows=_EDGES,
             ),
             params,
         )

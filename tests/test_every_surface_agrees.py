@@ -42,7 +42,7 @@ from incidents.models import Incident, MonitoringGap, Tailnet
 from incidents.queries import fleet_uptime_tally
 from incidents.services import WindowSpec, incident_create, incident_resolve
 from incidents.uptime import Tally, component_status_from_shards
-from notifications.messages import notice_for, webhook_json
+from notifications.messages import webhook_json
 from notifications.models import Delivery, Subscription
 from tests.conftest import PASSWORD, fleet_create
 
@@ -402,7 +402,7 @@ def check_notifications(model: Model, made, records) -> None:
                 continue
             resolved = Incident.objects.get(pk=incident.pk).resolved_at is not None
             assert owed[-1].type == ("incident.resolved" if resolved else "incident.affected")
-            payload = webhook_json(notice_for(owed[-1]), sent_at=NOW)
+            payload = webhook_json(owed[-1], sent_at=NOW)
             assert payload["affected"]["seconds"] == seconds, (tailnet.slug, incident.title)
 
 

@@ -265,3 +265,30 @@ def test_an_email_recipient_gets_the_tailnets_time_in_words(
     assert resolved["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert resolved["List-Unsubscribe"].strip().startswith("<https://")
     assert resolved["To"] == "oncall@acme.com"
+
+
+def test_a_migration_between_two_failing_shards_is_one_stretch_of_affected_time(
+    hooks, sink, committed, time_machine
+):
+    time_machine.move_to(T0 + 2 * M, tick=False)
+    with committed():
+        incident_create(
+            title="US East down",
+            body="Investigating.",
+            started_at=T0,
+            shard_impacts=[WindowSpec("use1", "outage", T0), WindowSpec("use2", "outage", T0)],
+            published=True,
+            at=T0 + 2 * M,
+        )
+    time_machine.move_to(T0 + 4 * M, tick=False)
+    with committed():
+        migrate("acme", "use2", T0 + 3 * M, "acme-2")
+    time_machine.move_to(T0 + 7 * M, tick=False)
+    with committed():
+        migrate("acme", "euw1", T0 + 6 * M, "acme-3")
+
+    assert kinds(sink, "/acme") == ["incident.affected", "incident.impact_ended"]
+    ended = received(sink, "/acme")[1]
+    assert ended["affected"]["seconds"] == 360
+    assert [w["shard"] for w in ended["affected"]["windows"]] == ["US East 1", "US East 2"]
+    assert Delivery.objects.get(type="incident.impact_ended").window_start == T0 + 6 * M
