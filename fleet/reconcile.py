@@ -109,6 +109,9 @@ def fleet_reconcile(
         raise ValidationError("as_of is more than 5 minutes in the future.")
     with _staging():
         count, errors, error_count = _stage(lines, progress=progress)
+        if count == 0 and not error_count:
+            # Surely a producer's mistake, and it would delete every tailnet.
+            raise MapInvalid([(0, "The map is empty: nothing was reconciled.")], 1)
         errors, error_count = _check_map(errors, error_count, as_of=as_of)
         if error_count:
             raise MapInvalid(errors, error_count)
@@ -161,6 +164,8 @@ def _parse(number: int, raw: bytes | str) -> tuple[tuple[Any, ...] | None, str |
         return None, None
     try:
         item = _DECODER.decode(raw.decode() if isinstance(raw, bytes) else raw)
+    except RecursionError:
+        return None, "Not JSON (nested too deep)."
     except ValueError as error:
         return None, f"Not JSON ({error})."
     if not isinstance(item, dict):

@@ -29,6 +29,18 @@ class ComponentsField(forms.ModelMultipleChoiceField):
         kwargs.setdefault("help_text", "Choose none to hear about the whole page.")
         super().__init__(**kwargs)
 
+    def _check_values(self, value: Any) -> Any:
+        # An id no database column can hold is no choice (not an OverflowError, a 500).
+        for item in value:
+            text = str(item)
+            if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": text[:40]},
+                )
+        return super()._check_values(value)  # type: ignore[misc]  # not in the stubs
+
 
 class EmailSubscribeForm(forms.Form):
     email = forms.EmailField(

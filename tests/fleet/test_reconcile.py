@@ -396,3 +396,22 @@ def test_the_map_needs_a_fleet_token(client, customers):
         assert get(client, secret).status_code == 403, scope
         assert put(client, "".join(TODAY), secret).status_code == 403, scope
     assert events() == []
+
+
+def test_an_empty_map_is_refused_rather_than_deleting_every_tailnet(
+    client, customers, control_plane
+):
+    with pytest.raises(MapInvalid) as refused:
+        fleet_reconcile(lines=["\n"], as_of=AS_OF)
+    assert refused.value.errors == [(0, "The map is empty: nothing was reconciled.")]
+
+    assert put(client, "\n", control_plane).status_code == 400
+    assert put(client, "", control_plane).status_code in (400, 415)  # no body: never a 500
+    assert events() == []
+    assert len(believed()) == 3
+
+
+def test_a_line_nested_too_deep_is_a_bad_line_not_a_crash(customers):
+    with pytest.raises(MapInvalid) as refused:
+        fleet_reconcile(lines=[line("acme", "use1"), "[" * 50_000 + "\n"], as_of=AS_OF)
+    assert refused.value.errors[0][0] == 2

@@ -376,3 +376,10 @@ def test_maintenance_notices_reach_public_subscribers_of_its_component(
     assert reminder["To"] == "dana@example.org"
     assert "Maintenance soon" in reminder["Subject"]
     assert "eve@example.org" not in [m["To"] for m in smtp.messages]
+
+
+@pytest.mark.parametrize("component", ["99999999999999999999999", "²", "-1", "1e3"])
+def test_a_component_that_cannot_exist_is_a_clear_error(client, fleet, component):
+    answer = client.post("/subscribe/", {"email": "erin@example.com", "components": [component]})
+    assert answer.status_code in (200, 400)
+    assert "Select a valid choice" in answer.content.decode()
