@@ -691,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         "DJANGO_SECRET_KEY": hashlib.sha256(os.urandom(32)).hexdigest(),
         "DJANGO_ALLOWED_HOSTS": f"{PUBLIC_HOST},127.0.0.1",
         "STATUSPAGE_PUBLIC_URL": f"https://{PUBLIC_HOST}",
+        # Behind a TLS proxy: only then is its X-Forwarded-Proto believed.
+        "TRUSTED_PROXY_HOPS": "1",
         "STATUSPAGE_VAR_DIR": str(work / "var"),
         "DATABASE_URL": url,
         "LOG_LEVEL": "WARNING",

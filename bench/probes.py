@@ -1129,7 +1129,7 @@ def measure_http(
     import probes.tasks
     from plumbing.tokens import api_token_create
 
-    _, secret = api_token_create(name=TOKEN_NAME, scope="probe")
+    _, secret = api_token_create(name=TOKEN_NAME, scope="probe", probe_region=regions["http"])
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
     # Warm-up + timed + in-process breakdown batches, on a 30 s grid ending now.
     # gunicorn's warm-up, then (after the timed ones) the test client's warm-up and

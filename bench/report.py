@@ -131,6 +131,8 @@ def environment(database: str, redis_url: str, prefix: str) -> None:
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
     os.environ["DJANGO_ALLOWED_HOSTS"] = HOST
     os.environ["DJANGO_CSRF_TRUSTED_ORIGINS"] = f"https://{HOST}"
+    # Behind a TLS proxy: only then is its X-Forwarded-Proto believed.
+    os.environ["TRUSTED_PROXY_HOPS"] = "1"
     from bench import setup_django
     from bench.data import database_ensure
 

@@ -1,19 +1,24 @@
-"""Memberships and invitations for operators.
+"""Memberships, invitations and accounts for operators.
 
 Staff see every tailnet's people here. An invitation can't be added here (its
 link's secret is only ever in the email the members page sends) but can be
 withdrawn; its stored digest is shown read-only. Tailnets can be millions of rows:
-both pages pick them with a search box, never a select of all of them.
+both pages pick them with a search box, never a select of all of them. Accounts are
+Django's user admin, with one more action: deactivating many at once, through the
+service that revokes the API tokens they made (as saving one account does).
 """
 
 from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import services
 from .models import Invitation, Membership
 
 
@@ -36,6 +41,11 @@ class MembershipAdmin(admin.ModelAdmin):
     @admin.display(description="Email", ordering="user__email")
     def user_email(self, obj: Membership) -> str:
         return obj.user.email
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Moving a membership to another person or tailnet would be a removal that
+        # revokes nothing: delete it and add another instead.
+        return ("user", "tailnet") if obj is not None else ()
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -131,3 +141,24 @@ class InvitationAdmin(admin.ModelAdmin):
             revoked_at=timezone.now()
         )
         self.message_user(request, f"Withdrew {count} invitation(s).", messages.SUCCESS)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    actions = ("deactivate",)
+
+    @admin.action(
+        description="Deactivate the selected accounts (the API tokens they made stop working)",
+        permissions=["change"],
+    )
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        count = services.users_deactivate(users=queryset)
+        self.message_user(
+            request,
+            f"Deactivated {count} account(s); the API tokens they made no longer work.",
+            messages.SUCCESS,
+        )

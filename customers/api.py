@@ -34,6 +34,7 @@ from incidents.figures import floor_pct
 from incidents.queries import TailnetIncident
 from incidents.uptime import Tally
 from plumbing.models import ApiToken
+from plumbing.site import absolute
 from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication
 
@@ -117,10 +118,9 @@ class TailnetApi(APIView):
         """``build()`` as the JSON bytes JSONRenderer gives (the only renderer of this
         API), cached per tailnet, data version and minute (``customers.pagecache``): the
         answer every member and dashboard polling this tailnet shares. Links in it are
-        absolute, so the scheme and host are part of what is cached."""
-        host = f"{self.request.scheme}://{self.request.get_host()}"
+        on the site's configured address (``plumbing.site``), the same for everyone."""
         body = cached_fragment(
-            kind=f"{kind}:{host}",
+            kind=kind,
             tailnet_id=self.access.tailnet.pk,
             now=timezone.now(),
             build=lambda: JSONRenderer().render(build()),
@@ -132,7 +132,7 @@ class TailnetApi(APIView):
         return {"slug": tailnet.slug, "name": tailnet.display_name}
 
     def incident_url(self, incident_id: int) -> str:
-        return self.request.build_absolute_uri(reverse("public:incident", args=[incident_id]))
+        return absolute(reverse("public:incident", args=[incident_id]))
 
 
 def _shard(stay: Stay | None) -> dict[str, str] | None:

@@ -14,19 +14,24 @@ holds), which is what Django compares with the session; anything that reads the
 password itself (changing it, the admin) loads it from the database.
 
 A change that bypasses ``save()`` (a bulk ``QuerySet.update()``) reaches signed-in
-pages within the minute. Authentication itself (``authenticate()``, passwords,
-permissions) is Django's, unchanged. With the cache down the row comes from the
-database, as with Django's backend.
+pages within the minute. Authentication itself (passwords, permissions) is Django's,
+checked within the sign-in limit (``customers.signin``): every door that signs in
+with a password goes through ``authenticate()``, so through here. With the cache down
+the row comes from the database, as with Django's backend.
 """
 
 import functools
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.http import HttpRequest
 
 from plumbing.cache import Columns, cached, forget
+
+from . import signin
 
 SECRET_COLUMNS = ("password",)
 
@@ -50,6 +55,28 @@ def _session_hash(user: Any, kept_hash: str) -> str:
 
 # Kept, not read per request: page +24-53 % req/s, p99 -18-39 % in `make bench-tailnet` ("page:").
 class CachedModelBackend(ModelBackend):
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        name = username if username is not None else kwargs.get(get_user_model().USERNAME_FIELD)
+        if name is None or password is None:
+            return None
+        check = functools.partial(super().authenticate, request, username, password, **kwargs)
+        return signin.password_checked(request, name, check)
+
+    async def aauthenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return await sync_to_async(self.authenticate)(request, username, password, **kwargs)
+
     def get_user(self, user_id: Any) -> Any:
         def load() -> tuple[Any, ...] | None:
             user = get_user_model()._default_manager.filter(pk=user_id).first()

@@ -4,68 +4,38 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
+from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, UserCreationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from plumbing import ratelimit
+from plumbing.site import site_parts
 
+from . import signin
 from .models import Role
 
-# Failed sign-ins allowed per username and client address in a window.
-LOGIN_RATE_DEFAULT = "5/15min"
 # Password reset requests per client address, and reset emails per address.
 RESET_RATE_PER_IP = "10/hour"
 RESET_RATE_PER_EMAIL = "3/hour"
 
 
-def client_address(request: HttpRequest | None) -> str:
-    """The address the request came from, as the web server saw it. Behind a proxy
-    this is the proxy unless TRUSTED_PROXY_HOPS says how many (plumbing/proxy.py)."""
-    if request is None:
-        return "-"
-    return request.META.get("REMOTE_ADDR") or "-"
+class LimitedPasswordChangeForm(PasswordChangeForm):
+    """Django's form, its check of the old password counted against the sign-in limit
+    (``customers.signin``): it is a password guess like any other."""
 
+    def __init__(self, user: Any, *args: Any, request: HttpRequest | None = None, **kwargs: Any):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
 
-class RateLimitedAuthenticationForm(AuthenticationForm):
-    """Django's sign-in form, refusing a username after too many failed attempts
-    from one address (``LOGIN_RATE``, default 5 per 15 minutes).
-
-    Only failures count, and a success clears the count. While refused, even the
-    right password is not checked, so guessing gets no signal. When the cache is
-    down, nothing is limited (see ``plumbing.ratelimit``).
-    """
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "rate_limited": (
-            "Too many failed sign-in attempts for this username. For your security, "
-            "please wait %(minutes)s minutes and try again, or reset your password."
-        ),
-    }
-
-    def _limit_key(self) -> tuple[str, int, int]:
-        limit, period = ratelimit.parse_rate(getattr(settings, "LOGIN_RATE", LOGIN_RATE_DEFAULT))
-        username = (self.data.get("username") or "").strip().casefold()
-        return f"login:{username}:{client_address(self.request)}", limit, period
-
-    def clean(self) -> dict[str, Any]:
-        key, limit, period = self._limit_key()
-        if ratelimit.is_limited(key, limit, period):
-            minutes = max(1, round(ratelimit.retry_after(period) / 60))
+    def clean_old_password(self) -> str:
+        old_password: str = self.cleaned_data["old_password"]
+        if not signin.password_checked(
+            self.request, self.user.get_username(), lambda: self.user.check_password(old_password)
+        ):
             raise ValidationError(
-                self.error_messages["rate_limited"],
-                code="rate_limited",
-                params={"minutes": minutes},
+                self.error_messages["password_incorrect"], code="password_incorrect"
             )
-        try:
-            cleaned = super().clean()
-        except ValidationError as error:
-            if error.code == "invalid_login":
-                ratelimit.hit(key, limit, period)
-            raise
-        ratelimit.reset(key, period)
-        return cleaned
+        return old_password
 
 
 class RateLimitedPasswordResetForm(PasswordResetForm):
@@ -81,7 +51,7 @@ class RateLimitedPasswordResetForm(PasswordResetForm):
     def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         limit, period = ratelimit.parse_rate(RESET_RATE_PER_IP)
-        if not ratelimit.hit(f"reset:ip:{client_address(self.request)}", limit, period):
+        if not ratelimit.hit(f"reset:ip:{signin.client_address(self.request)}", limit, period):
             minutes = max(1, round(ratelimit.retry_after(period) / 60))
             raise ValidationError(
                 "Too many password reset requests from your network. Please wait "
@@ -90,6 +60,13 @@ class RateLimitedPasswordResetForm(PasswordResetForm):
                 params={"minutes": minutes},
             )
         return cleaned
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The link is on the site's configured address: the request's Host is chosen
+        # by whoever asks for the mail, and the mail goes to someone else.
+        site = site_parts()
+        kwargs.update(domain_override=site.netloc + site.path, use_https=site.scheme == "https")
+        super().save(*args, **kwargs)
 
     def get_users(self, email: str) -> Any:
         limit, period = ratelimit.parse_rate(RESET_RATE_PER_EMAIL)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import login as auth_login
-from django.contrib.auth.views import LoginView, PasswordResetView, redirect_to_login
+from django.contrib.auth.views import PasswordChangeView, PasswordResetView, redirect_to_login
 from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -29,7 +29,7 @@ from .access import TailnetAccess, private, tailnet_view
 from .forms import (
     InvitedAccountForm,
     InviteForm,
-    RateLimitedAuthenticationForm,
+    LimitedPasswordChangeForm,
     RateLimitedPasswordResetForm,
     RoleForm,
 )
@@ -38,8 +38,6 @@ from .models import Invitation, Membership, Role
 # Invitation emails one tailnet may send per hour (a stolen admin session must not
 # turn the page into a mail cannon).
 INVITES_PER_HOUR = 30
-
-login = LoginView.as_view(authentication_form=RateLimitedAuthenticationForm)
 
 
 class RateLimitedPasswordResetView(PasswordResetView):
@@ -50,6 +48,16 @@ class RateLimitedPasswordResetView(PasswordResetView):
 
 
 password_reset = RateLimitedPasswordResetView.as_view()
+
+
+class LimitedPasswordChangeView(PasswordChangeView):
+    form_class = LimitedPasswordChangeForm
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
+
+
+password_change = LimitedPasswordChangeView.as_view()
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,6 @@ def invite(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
                     email=form.cleaned_data["email"],
                     role=form.cleaned_data["role"],
                     by=request.user,
-                    base_url=request.build_absolute_uri("/"),
                 )
             except ValidationError as error:
                 form.add_error(None, error)

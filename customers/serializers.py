@@ -11,6 +11,10 @@ from rest_framework import serializers
 
 from .queries import MAX_RANGE_DAYS, UPTIME_DAYS
 
+# No uptime is kept from before this day; an earlier one (0001-01-01) would also
+# overflow the date arithmetic of the default range.
+EARLIEST_DAY = date(2000, 1, 1)
+
 # --- Input --------------------------------------------------------------------------------
 
 
@@ -34,6 +38,11 @@ class UptimeRangeSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         today: date = self.context["today"]
         last = attrs.get("to") or today
+        for name, day in (("from", attrs.get("from")), ("to", last)):
+            if day is not None and day < EARLIEST_DAY:
+                raise serializers.ValidationError(
+                    {name: [f"{day.isoformat()} is before {EARLIEST_DAY.isoformat()}: no data."]}
+                )
         first = attrs.get("from") or last - timedelta(days=UPTIME_DAYS - 1)
         if last > today:
             raise serializers.ValidationError(

@@ -1,4 +1,5 @@
-"""Everything that changes who may see a tailnet: invitations and memberships.
+"""Everything that changes who may see a tailnet: invitations, memberships, accounts
+deactivated, and the API tokens that follow from them.
 
 Each service checks that ``by`` may do what it asks (the views let a person in
 through ``customers.access`` first; the rules live here, next to the writes),
@@ -18,11 +19,15 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Tailnet
+from plumbing.models import ApiToken
+from plumbing.site import absolute
+from plumbing.tokens import api_token_revoke
 
 from .models import Invitation, Membership, Role
 
@@ -56,10 +61,6 @@ def _manager(*, tailnet: Tailnet, by: Any, action: str) -> Membership:
 
 def _email_matches(user: Any, email: str) -> bool:
     return bool(user.email) and user.email.strip().casefold() == email.strip().casefold()
-
-
-def _public_base_url(base_url: str) -> str:
-    return (settings.STATUSPAGE_PUBLIC_URL or base_url).rstrip("/")
 
 
 def invitation_refusal(
@@ -102,15 +103,15 @@ def invitation_refusal(
 
 
 def membership_invite(
-    *, tailnet: Tailnet, email: str, role: str, by: Any, base_url: str = ""
+    *, tailnet: Tailnet, email: str, role: str, by: Any
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to ``tailnet`` as ``role`` and email them a single-use link.
 
     Only owners and admins invite; only an owner invites owners. A pending
     invitation to the same address is replaced (its link stops working). The link
-    is built on ``STATUSPAGE_PUBLIC_URL``, else on ``base_url`` (the request's
-    scheme and host). If the email cannot be sent, the invitation is deleted again
-    and a ``ValidationError`` says so. Returns the invitation and the link's secret,
+    is on the site's configured address (``plumbing.site``), never the request's
+    host. If the email cannot be sent, the invitation is deleted again and a
+    ``ValidationError`` says so. Returns the invitation and the link's secret,
     which is stored only as its SHA-256.
     """
     inviter = _manager(tailnet=tailnet, by=by, action="invite people")
@@ -139,7 +140,7 @@ def membership_invite(
         expires_at=now + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
 
-    link = _public_base_url(base_url) + reverse("members:accept", args=[secret])
+    link = absolute(reverse("members:accept", args=[secret]))
     context = {"invitation": invitation, "tailnet": tailnet, "inviter": by, "link": link}
     try:
         send_mail(
@@ -318,3 +319,85 @@ def membership_set_role(
         target.role = role
         target.save(update_fields=["role"])
     return target
+
+
+# --- The API tokens a person made stand only as long as the person does ------------------
+#
+# A token is a key its maker can keep a copy of: it stops working when its maker could
+# no longer make it. Every door that changes that (the members page, the admin, a user
+# saved or deleted anywhere) reaches these two services through the signals below, and
+# each token is revoked by ``api_token_revoke``, which also forgets the cached token.
+
+# Every scope but a tailnet's is made in the admin, by staff.
+OPERATOR_SCOPES = tuple(scope for scope in ApiToken.Scope if scope != ApiToken.Scope.TAILNET)
+
+
+def _revoke(tokens: QuerySet[ApiToken]) -> int:
+    revoked = 0
+    for token in tokens.filter(revoked_at__isnull=True):
+        api_token_revoke(token=token)
+        revoked += 1
+    return revoked
+
+
+def account_tokens_revoke(*, user: Any, deleted: bool = False) -> int:
+    """Revoke the tokens ``user`` made that their account no longer stands behind:
+    every one once it is inactive or ``deleted``; once it is not staff, every operator
+    token and every tailnet token for a tailnet they are not a member of. Returns how
+    many were revoked."""
+    made = ApiToken.objects.filter(created_by_id=user.pk)
+    if deleted or not user.is_active:
+        return _revoke(made)
+    if user.is_staff:
+        return 0
+    theirs = Membership.objects.filter(user_id=user.pk).values("tailnet_id")
+    return _revoke(made.exclude(scope=ApiToken.Scope.TAILNET, tailnet_id__in=theirs))
+
+
+def member_tokens_revoke(*, user_id: Any, tailnet_id: Any) -> int:
+    """Revoke the tokens someone made for a tailnet they are no longer a member of."""
+    return _revoke(
+        ApiToken.objects.filter(
+            created_by_id=user_id, scope=ApiToken.Scope.TAILNET, tailnet_id=tailnet_id
+        )
+    )
+
+
+def users_deactivate(*, users: QuerySet[Any]) -> int:
+    """Deactivate these accounts: each is saved (so its cached row is forgotten and the
+    tokens it made are revoked, see ``account_tokens_revoke``) rather than updated in
+    bulk, which would do neither. Returns how many were active."""
+    with transaction.atomic():
+        active = list(users.filter(is_active=True))
+        for user in active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+    return len(active)
+
+
+def _user_saved(instance: Any, created: bool, update_fields: Any = None, **_: Any) -> None:
+    # Signing in saves last_login alone: nothing that decides the tokens.
+    if created:
+        return
+    if update_fields is None or {"is_active", "is_staff"} & set(update_fields):
+        account_tokens_revoke(user=instance)
+
+
+def _user_deleting(instance: Any, **_: Any) -> None:
+    # Before the delete, while the tokens still name their maker (then it is cleared).
+    account_tokens_revoke(user=instance, deleted=True)
+
+
+def _membership_deleted(instance: Membership, **_: Any) -> None:
+    member_tokens_revoke(user_id=instance.user_id, tailnet_id=instance.tailnet_id)
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save, pre_delete
+
+    user = get_user_model()
+    post_save.connect(_user_saved, sender=user, dispatch_uid="services-tokens-user-save")
+    pre_delete.connect(_user_deleting, sender=user, dispatch_uid="services-tokens-user-del")
+    post_delete.connect(
+        _membership_deleted, sender=Membership, dispatch_uid="services-tokens-membership-del"
+    )

@@ -47,6 +47,8 @@ from incidents.figures import duration_text
 from incidents.models import ImpactLevel, Tailnet
 from incidents.uptime import Tally
 from plumbing.models import ApiToken
+from plumbing.params import whole_number
+from plumbing.site import absolute
 from plumbing.times import same_utc_day, utc
 from plumbing.tokens import api_token_create, api_token_revoke
 
@@ -275,8 +277,13 @@ def tokens(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
             )
         action = request.POST.get("action")
         if action == "revoke":
-            token_id = _int_or_none(request.POST.get("token"))
-            token = listed.filter(pk=token_id).first() if token_id is not None else None
+            token_id = whole_number(request.POST.get("token"))
+            if token_id is None:
+                return HttpResponseBadRequest(
+                    "Bad token: expected the id of one of this tailnet's tokens.\n",
+                    content_type="text/plain; charset=utf-8",
+                )
+            token = listed.filter(pk=token_id).first()
             if token is None:
                 raise Http404
             api_token_revoke(token=token)
@@ -306,27 +313,26 @@ def tokens(request: HttpRequest, access: TailnetAccess) -> HttpResponse:
         "form": form,
         "created": created[0] if created else None,
         "secret": created[1] if created else None,
-        "api_base": request.build_absolute_uri(
-            reverse("customers_api:status", args=[tailnet.slug])
-        ).removesuffix("/status"),
+        "api_base": absolute(reverse("customers_api:status", args=[tailnet.slug])).removesuffix(
+            "/status"
+        ),
         "nav": "tailnets",
     }
     return render(request, "customers/tokens.html", context, status=status)
-
-
-def _int_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
 
 
 # --- API documentation -----------------------------------------------------------------------
 
 
 def api_patterns() -> list[Any]:
-    """The customer-facing API routes that the schema and the docs page describe."""
+    """The public API routes that the schema and the docs page describe: the customer,
+    webhooks and report APIs and the Statuspage-v2 JSON. The staff APIs have their own
+    (statuspage/api_docs.py)."""
     return [
         path("api/v1/", include("customers.urls_api")),
         path("api/v1/", include("reports.urls_api")),
         path("api/v1/", include("notifications.urls_api")),
+        path("api/v2/", include("public.urls_v2")),
     ]
 
 
@@ -339,7 +345,12 @@ def _schema() -> dict[str, Any]:
 def api_docs(request: HttpRequest) -> HttpResponse:
     """The API's reference as plain HTML, from the same OpenAPI schema as
     /api/schema/: no script and nothing loaded from another site."""
-    schema = _schema()
+    context = {**api_docs_context(_schema()), "nav": None}
+    return render(request, "customers/tailnet_api_docs.html", context)
+
+
+def api_docs_context(schema: dict[str, Any]) -> dict[str, Any]:
+    """What a reference page shows of an OpenAPI schema: its operations and shapes."""
     components = schema.get("components", {}).get("schemas", {})
     operations = []
     for route, item in schema.get("paths", {}).items():
@@ -366,6 +377,10 @@ def api_docs(request: HttpRequest) -> HttpResponse:
                     "summary": op.get("summary", ""),
                     "description": op.get("description", ""),
                     "parameters": op.get("parameters", []),
+                    "request": [
+                        {"media_type": media_type, "schema": _type_of(body.get("schema", {}))}
+                        for media_type, body in op.get("requestBody", {}).get("content", {}).items()
+                    ],
                     "responses": responses,
                 }
             )
@@ -386,14 +401,12 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     ]
     for shape, (_, spec) in zip(shapes, sorted(components.items()), strict=True):
         shape["values"] = [str(value) for value in spec.get("enum", []) if value is not None]
-    context = {
+    return {
         "info": schema.get("info", {}),
         "operations": operations,
         "shapes": shapes,
         "shape_names": {shape["name"] for shape in shapes},
-        "nav": None,
     }
-    return render(request, "customers/tailnet_api_docs.html", context)
 
 
 def _type_of(spec: dict[str, Any]) -> str:

@@ -23,16 +23,24 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from plumbing.models import ApiToken
+from plumbing.parsers import strict_loads
 from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication, HasScope
 
-from .events import parse_at
+from .events import FIELDS, ID_MAX, TYPES, parse_at
 from .models import FleetEventSource, FleetRejection
 from .queries import believed_map
 from .reconcile import MapInvalid, fleet_reconcile
@@ -57,15 +65,11 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = f"At most {MAX_BYTES // (1024 * 1024)} MB per request."
 
 
-def _refuse(constant: str) -> Any:
-    raise ValueError(f"{constant} is not a number JSON allows.")
-
-
 def _json_body(request: Request) -> Any:
     """The body as JSON, read from the stream: not request.body (nor request.data,
     which reads it), where Django refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE
-    (2.5 MB), since this API's limit is its own, MAX_BYTES. NaN and Infinity are
-    refused, as strict JSON does."""
+    (2.5 MB), since this API's limit is its own, MAX_BYTES. Parsed as every API's
+    JSON is (``plumbing.parsers``): no NaN or Infinity, no deep nesting."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -77,10 +81,49 @@ def _json_body(request: Request) -> Any:
     raw = request.stream.read(MAX_BYTES + 1) if request.stream is not None else b""
     if len(raw) > MAX_BYTES:
         raise PayloadTooLarge()
-    try:
-        return json.loads(raw, parse_constant=_refuse)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError too
-        raise exceptions.ParseError(f"JSON parse error - {error}") from None
+    return strict_loads(raw)
+
+
+# --- The OpenAPI schema (the staff schema, /api/staff/docs/): the views read raw bodies,
+# so their shapes are declared here.
+
+_FleetEvents = inline_serializer(
+    "FleetEvent",
+    many=True,
+    fields={
+        "id": serializers.CharField(max_length=ID_MAX, help_text="The producer's id."),
+        "type": serializers.ChoiceField(choices=TYPES),
+        "at": serializers.DateTimeField(help_text="RFC 3339 with a time zone."),
+        "tailnet": serializers.SlugField(max_length=100, required=False),
+        "display_name": serializers.CharField(max_length=200, required=False),
+        "shard": serializers.SlugField(max_length=64, required=False),
+        "region": serializers.SlugField(max_length=32, required=False),
+        "public_name": serializers.CharField(max_length=100, required=False),
+        "probe_url": serializers.CharField(max_length=300, required=False),
+        "component": serializers.SlugField(max_length=64, required=False),
+    },
+    help_text="Beyond id, type and at, each type takes: "
+    + "; ".join(
+        f"{kind}: {', '.join(required)}"
+        + (f" (optional: {', '.join(optional)})" if optional else "")
+        for kind, (required, optional) in FIELDS.items()
+    )
+    + ".",
+)
+_AS_OF = OpenApiParameter(
+    "as_of",
+    OpenApiTypes.DATETIME,
+    OpenApiParameter.QUERY,
+    description="RFC 3339 with a time zone; default now.",
+)
+_REFUSED = {
+    400: OpenApiResponse(description="Errors, one per event or line; nothing written."),
+    401: OpenApiResponse(description="No valid bearer token."),
+    403: OpenApiResponse(description="Not a fleet-scoped token."),
+    413: OpenApiResponse(description="Too many events, lines or bytes."),
+    415: OpenApiResponse(description="Not the media type this takes."),
+    429: OpenApiResponse(description="Too many requests; see Retry-After."),
+}
 
 
 def _refused(status_code: int, body: dict[str, Any], *, events: int, reason: str) -> Response:
@@ -95,6 +138,20 @@ class FleetEventsIngestApi(APIView):
     throttle_classes = [FleetRateThrottle]
     throttle_scope = THROTTLE_SCOPE
 
+    @extend_schema(
+        summary="Send the fleet's events",
+        description="A batch is all or nothing; an id sent again with the same content "
+        "is a duplicate, with other content a conflict.",
+        request=inline_serializer("FleetEventsIn", {"events": _FleetEvents}),
+        responses={
+            200: inline_serializer(
+                "FleetEventsAccepted",
+                {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()},
+            ),
+            409: OpenApiResponse(description="Ids stored with other content: {conflicts}."),
+            **_REFUSED,
+        },
+    )
     def post(self, request: Request) -> Response:
         try:
             data = _json_body(request)
@@ -173,6 +230,16 @@ class FleetPlacementsApi(APIView):
     throttle_classes = [FleetRateThrottle]
     throttle_scope = THROTTLE_SCOPE
 
+    @extend_schema(
+        summary="The placements we believe",
+        description="Every tailnet's shard at as_of, as NDJSON in slug order.",
+        parameters=[_AS_OF],
+        responses={
+            (200, NDJSON): OpenApiResponse(OpenApiTypes.STR),
+            400: OpenApiResponse(description="A bad as_of."),
+            **{code: _REFUSED[code] for code in (401, 403, 429)},
+        },
+    )
     def get(self, request: Request) -> StreamingHttpResponse:
         lines = (
             json.dumps({"tailnet": slug, "shard": shard, "display_name": name}) + "\n"
@@ -180,6 +247,18 @@ class FleetPlacementsApi(APIView):
         )
         return StreamingHttpResponse(lines, content_type=NDJSON)
 
+    @extend_schema(
+        summary="Reconcile the whole map",
+        description=f"The control plane's map as NDJSON, one {{tailnet, shard, display_name}} "
+        f"object a line, at most {MAX_MAP_LINES:,} lines; what differs is corrected with "
+        "events at as_of.",
+        parameters=[_AS_OF],
+        request={NDJSON: OpenApiTypes.STR},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="What changed, counted."),
+            **_REFUSED,
+        },
+    )
     def put(self, request: Request) -> Response:
         as_of = _as_of(request)
         try:

@@ -25,6 +25,7 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -41,6 +42,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
 from plumbing.models import ApiToken
+from plumbing.params import whole_number
 
 from . import services
 from .audit import Actor, actor_for_request
@@ -302,16 +304,20 @@ class _SelectedObjectFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         value = self.value()
-        if not value or not value.isdigit():
+        pk = whole_number(value)
+        if value is None or pk is None:
             return []
-        obj = self.related_model._default_manager.filter(pk=value).first()
+        obj = self.related_model._default_manager.filter(pk=pk).first()
         return [(value, str(obj) if obj is not None else f"#{value} (gone)")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value is None:
             return queryset
-        return queryset.filter(**{str(self.parameter_name): int(value)})
+        pk = whole_number(value)
+        if pk is None:
+            raise IncorrectLookupParameters(f"Not an id: {value!r}")
+        return queryset.filter(**{str(self.parameter_name): pk})
 
 
 class _CachedChoicesInline(admin.TabularInline):
@@ -531,7 +537,7 @@ class TailnetAdmin(BaseAdmin):
         if obj.deleted_at is None:
             return "—"
         return format_html(
-            '<strong style="color: var(--error-fg)">Deleted {}</strong>', _utc(obj.deleted_at)
+            '<strong class="tailnet-deleted">Deleted {}</strong>', _utc(obj.deleted_at)
         )
 
     @admin.display(description="impacts")

@@ -34,17 +34,18 @@ from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from plumbing.models import ApiToken
+from plumbing.params import iso_datetime
+from plumbing.parsers import StrictJSONParser
+from plumbing.site import absolute
 from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication, HasScope
 
@@ -128,12 +129,20 @@ class StrictSerializer(serializers.Serializer):
 class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with a time zone; a naive time is refused rather than guessed."""
 
-    default_error_messages = {"naive": "The time zone is missing (use Z or +00:00)."}
+    default_error_messages = {
+        "invalid": (
+            "Not a date and time: ISO 8601 with a time zone, e.g. 2026-01-05T10:00:00Z "
+            "(month 1-12, a day the month has, an offset within ±23:59)."
+        ),
+        "naive": "The time zone is missing (use Z or +00:00).",
+    }
 
     def to_internal_value(self, value: Any) -> datetime:
         if isinstance(value, str):
-            parsed = parse_datetime(value)
-            if parsed is not None and timezone.is_naive(parsed):
+            parsed = iso_datetime(value)
+            if parsed is None:
+                self.fail("invalid")
+            if timezone.is_naive(parsed):
                 self.fail("naive")
         return super().to_internal_value(value)
 
@@ -318,9 +327,7 @@ class IncidentOut(serializers.Serializer):
     components = ComponentOut(source="affected_components", many=True)
 
     def get_shortlink(self, incident: Incident) -> str:
-        path = reverse("public:incident", args=[incident.pk])
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return absolute(reverse("public:incident", args=[incident.pk]))
 
 
 class IncidentDetailOut(IncidentOut):
@@ -475,7 +482,7 @@ class OperatorApi(APIView):
     permission_classes = [IsOperator]
     throttle_classes = [OperatorRateThrottle]
     throttle_scope = THROTTLE_SCOPE
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, DjangoValidationError):

@@ -9,25 +9,25 @@ app_name = "urls_api"
 
 urlpatterns = [
     path("incidents/", api.IncidentListCreateApi.as_view(), name="incidents"),
-    path("incidents/<int:incident_id>/", api.IncidentDetailApi.as_view(), name="incident"),
+    path("incidents/<id:incident_id>/", api.IncidentDetailApi.as_view(), name="incident"),
     path(
-        "incidents/<int:incident_id>/updates",
+        "incidents/<id:incident_id>/updates",
         api.IncidentUpdateCreateApi.as_view(),
         name="incident-updates",
     ),
     path(
-        "incidents/<int:incident_id>/publish",
+        "incidents/<id:incident_id>/publish",
         api.IncidentPublishApi.as_view(),
         name="incident-publish",
     ),
     path(
-        "incidents/<int:incident_id>/resolve",
+        "incidents/<id:incident_id>/resolve",
         api.IncidentResolveApi.as_view(),
         name="incident-resolve",
     ),
-    path("incidents/<int:incident_id>/impacts", api.ShardImpactAddApi.as_view(), name="impacts"),
+    path("incidents/<id:incident_id>/impacts", api.ShardImpactAddApi.as_view(), name="impacts"),
     path(
-        "incidents/<int:incident_id>/impacts/<int:impact_id>/close",
+        "incidents/<id:incident_id>/impacts/<id:impact_id>/close",
         api.ShardImpactCloseApi.as_view(),
         name="impact-close",
     ),

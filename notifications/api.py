@@ -16,12 +16,12 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from customers.api import NOT_FOUND, UNAUTHENTICATED, TailnetApi
 from incidents.api import StrictSerializer
+from plumbing.parsers import StrictJSONParser
 
 from . import services
 from .access import can_manage_subscriptions
@@ -78,7 +78,7 @@ def _problem(error: DjangoValidationError) -> dict[str, Any]:
 
 
 class WebhooksApi(TailnetApi):
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

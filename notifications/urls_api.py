@@ -8,5 +8,5 @@ app_name = "notifications_api"
 
 urlpatterns = [
     path("tailnets/<slug:slug>/webhooks", api.TailnetWebhooksApi.as_view(), name="webhooks"),
-    path("tailnets/<slug:slug>/webhooks/<int:pk>", api.TailnetWebhookApi.as_view(), name="webhook"),
+    path("tailnets/<slug:slug>/webhooks/<id:pk>", api.TailnetWebhookApi.as_view(), name="webhook"),
 ]

@@ -34,6 +34,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from customers.access import TailnetAccess, tailnet_view
+from plumbing.params import whole_number
 
 from . import links, queries, services
 from .access import can_manage_subscriptions
@@ -303,8 +304,9 @@ def _render_tailnet(
 def _own(access: TailnetAccess, raw: str | None) -> Subscription:
     """One of this tailnet's subscriptions, by the id a form sent; 404 otherwise."""
     found = None
-    if raw and raw.isdigit():
-        found = Subscription.objects.filter(tailnet=access.tailnet, pk=int(raw)).first()
+    pk = whole_number(raw)
+    if pk is not None:
+        found = Subscription.objects.filter(tailnet=access.tailnet, pk=pk).first()
     if found is None:
         raise Http404
     return found

@@ -32,6 +32,17 @@ class ApiToken(models.Model):
         on_delete=models.CASCADE,
         related_name="api_tokens",
     )
+    # The one probe region a probe token posts samples for. By label, as the tailnet.
+    # Empty on probe tokens made before tokens had one: ingestion refuses those until
+    # an operator binds them (the admin), and when their region is deleted.
+    probe_region = models.ForeignKey(
+        "probes.ProbeRegion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Probe tokens only: the region it posts samples for.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -52,6 +63,10 @@ class ApiToken(models.Model):
                 condition=Q(scope="tailnet", tailnet__isnull=False)
                 | (~Q(scope="tailnet") & Q(tailnet__isnull=True)),
                 name="apitoken_tailnet_iff_tailnet_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="probe") | Q(probe_region__isnull=True),
+                name="apitoken_probe_region_only_for_probes",
             ),
         ]
 

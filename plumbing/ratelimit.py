@@ -128,7 +128,7 @@ def _cache_count(window: str, period: int) -> int:
 
 def is_limited(key: str, limit: int, period: int) -> bool:
     """Whether ``key`` has used up its ``limit`` in this window, without counting a
-    hit (check first, count only failures: see the sign-in form).
+    hit (check first, count only failures: see customers.signin).
 
     Fails open: ``False`` when the cache is unavailable.
     """

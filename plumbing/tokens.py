@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -33,14 +34,16 @@ def digest(secret: str) -> str:
 
 
 def api_token_create(
-    *, name: str, scope: str, tailnet: Any = None, by: Any = None
+    *, name: str, scope: str, tailnet: Any = None, probe_region: Any = None, by: Any = None
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it and its secret, which is never stored."""
+    """Create a token; returns it and its secret, which is never stored. A probe token
+    posts samples only for its ``probe_region`` (without one, for none)."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         name=name,
         scope=scope,
         tailnet=tailnet,
+        probe_region=probe_region,
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         digest=digest(secret),
         created_by=by if by is not None and by.is_authenticated else None,
@@ -49,6 +52,18 @@ def api_token_create(
     with transaction.atomic():
         token.save()
     return token, secret
+
+
+def api_token_bind_region(*, token: ApiToken, region: Any) -> ApiToken:
+    """Bind a probe token made before tokens had a region to the one it posts for.
+    Once: a bound token stays bound (revoke it and create another to move it)."""
+    if token.scope != ApiToken.Scope.PROBE:
+        raise ValidationError({"probe_region": "Only probe tokens have a region."})
+    if token.probe_region_id not in (None, region.pk):
+        raise ValidationError({"probe_region": "This token is bound to another region."})
+    token.probe_region = region
+    token.save(update_fields=["probe_region"])
+    return token
 
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:

@@ -1,6 +1,7 @@
 """Everything the probes write: samples, rollups, detection's verdicts and the
 incidents they open and close."""
 
+import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -221,20 +222,59 @@ def detection_run(
         default_threshold = settings.SHARD_LATENCY_THRESHOLD_MS
         fast_window = recovery_window(timedelta(seconds=settings.PROBE_INTERVAL_SECONDS))
         changed: list[ShardState] = []
+        changed_json: list[str] = []
         for shard_id, state in states.items():
             samples = by_shard[shard_id]
-            detector = Detector.from_json(state.regions)
             threshold: int | None = getattr(state, "threshold", None)  # annotated in _states_for
-            changes = detector.feed(
-                samples, threshold_ms=threshold or default_threshold, fast_window=fast_window
-            )
-            for change in changes:
-                _apply(state, change, now=now)
+            try:
+                changes, regions_json = _detect_shard(
+                    state,
+                    samples,
+                    threshold_ms=threshold or default_threshold,
+                    fast_window=fast_window,
+                    now=now,
+                )
+            except Exception:
+                # One shard's bad data (a row no check let through) must not stop
+                # detection for every other shard, run after run.
+                logger.exception(
+                    "detection skipped shard %s: its samples could not be judged", shard_id
+                )
+                continue
             applied.extend(changes)
-            if _update_state(state, detector, last_sample_at=samples[-1].at, now=now) or changes:
+            if regions_json is not None:
                 changed.append(state)
-        _states_save(changed)
+                changed_json.append(regions_json)
+        _states_save(changed, regions_json=changed_json)
     return applied
+
+
+def _detect_shard(
+    state: ShardState,
+    samples: Sequence[Sample],
+    *,
+    threshold_ms: float,
+    fast_window: timedelta,
+    now: datetime,
+) -> tuple[list[Change], str | None]:
+    """Feed one shard's new samples to its detector and act on the verdicts; returns
+    them, and ``state.regions`` as JSON if ``state`` changed (None if not), to be saved
+    with the others. Its writes are in a savepoint, and the JSON is made inside it: a
+    failure undoes this shard's incidents, never another's."""
+    detector = Detector.from_json(state.regions)
+    changes = detector.feed(samples, threshold_ms=threshold_ms, fast_window=fast_window)
+    with transaction.atomic() if changes else contextlib.nullcontext():
+        for change in changes:
+            _apply(state, change, now=now)
+        dirty = _update_state(state, detector, last_sample_at=samples[-1].at, now=now)
+        # Raises here, not in the one statement that saves every shard's state.
+        return changes, _regions_json(state) if dirty or changes else None
+
+
+def _regions_json(state: ShardState) -> str:
+    """``state.regions`` as JSON, which has no NaN or Infinity (PostgreSQL's jsonb
+    refuses them, SQLite's JSON check too)."""
+    return json.dumps(state.regions, allow_nan=False)
 
 
 # Django's bulk_update builds a CASE WHEN per row and column: over a second of Python
@@ -250,7 +290,9 @@ _UPDATE_STATES_UNNEST = """
 """
 
 
-def _states_save(states: list[ShardState]) -> None:
+def _states_save(states: list[ShardState], *, regions_json: list[str] | None = None) -> None:
+    """Save detection's states in one statement; ``regions_json``, if given, is
+    ``_regions_json`` of each, already made."""
     if not states:
         return
     if connection.vendor != "postgresql":
@@ -263,7 +305,7 @@ def _states_save(states: list[ShardState]) -> None:
         [s.pk for s in states],
         [s.state for s in states],
         [s.since for s in states],
-        [json.dumps(s.regions) for s in states],
+        regions_json if regions_json is not None else [_regions_json(s) for s in states],
         [s.p95_ms for s in states],
         [s.last_sample_at for s in states],
         [s.incident_id for s in states],

@@ -3,8 +3,9 @@ Atlassian Statuspage's public API, so that existing clients, widgets and
 integrations read this page unchanged (checked against real responses in
 ``tests/api/fixtures``).
 
-The builders are plain functions ``(request, now) -> dict``; the request only lends
-the absolute base URL. Their output is a pure function of the database and ``now``,
+The builders are plain functions ``(request, now) -> dict``. Absolute links are on
+the site's configured address (``plumbing.site``), never the request's Host: the
+answers are cached publicly. Their output is a pure function of the database and ``now``,
 so a snapshot layer can capture it; the views are thin wrappers that add the
 headers. Every builder runs a fixed number of queries, however many components,
 incidents or updates there are.
@@ -39,18 +40,28 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from incidents.levels import worst_impact, worst_status
 from incidents.models import (
     Component,
     ComponentGroup,
+    ComponentStatus,
     Incident,
     IncidentComponent,
+    IncidentImpact,
     IncidentKind,
+    IncidentStatus,
     IncidentUpdate,
     ShardImpact,
 )
 from incidents.queries import component_statuses_now, incidents_blast_radius
+from plumbing.site import absolute
 
 JSON = dict[str, Any]
 Builder = Callable[[HttpRequest, datetime], JSON]
@@ -136,7 +147,7 @@ class _Page:
     updated_at: datetime | None = None
 
     def absolute(self, path: str) -> str:
-        return self.request.build_absolute_uri(path)
+        return absolute(path)
 
     def as_json(self) -> JSON:
         return {
@@ -530,7 +541,173 @@ def _view(build: Builder) -> Callable[[HttpRequest], JsonResponse]:
 
     view.__name__ = view.__qualname__ = f"{build.__name__}_view"
     view.__doc__ = build.__doc__
+    _describe(view, build)
     return view
+
+
+# --- The OpenAPI schema -----------------------------------------------------------------
+# The shapes the builders above return, for the published schema and /api/docs/. They
+# describe and never render: the builders write Statuspage's exact JSON themselves.
+
+# Statuspage's values are plain strings here: enums named by drf-spectacular would
+# collide with the customer API's (both have a "status").
+
+
+def _time(*, allow_null: bool = False) -> serializers.CharField:
+    return serializers.CharField(
+        allow_null=allow_null, help_text="UTC with milliseconds: 2026-01-05T10:02:00.000Z."
+    )
+
+
+def _one_of(values: Iterable[str]) -> str:
+    return "One of " + ", ".join(values) + "."
+
+
+class V2Page(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    url = serializers.CharField()
+    time_zone = serializers.CharField(help_text=f"Always {TIME_ZONE}.")
+    updated_at = _time()
+
+
+class V2Status(serializers.Serializer):
+    indicator = serializers.CharField(help_text=_one_of(INDICATORS))
+    description = serializers.CharField(help_text="In Statuspage's words.")
+
+
+class V2Component(serializers.Serializer):
+    id = serializers.CharField(help_text="The component's slug, or group-<id> for a group.")
+    name = serializers.CharField()
+    status = serializers.CharField(help_text=_one_of(ComponentStatus.values))
+    created_at = _time()
+    updated_at = _time()
+    position = serializers.IntegerField()
+    description = serializers.CharField(allow_null=True)
+    showcase = serializers.BooleanField()
+    start_date = serializers.DateField(allow_null=True)
+    group_id = serializers.CharField(allow_null=True)
+    page_id = serializers.CharField()
+    group = serializers.BooleanField()
+    only_show_if_degraded = serializers.BooleanField()
+    components = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="A group's components' ids."
+    )
+
+
+class V2ComponentChange(serializers.Serializer):
+    code = serializers.CharField(allow_null=True, help_text="The component's id.")
+    name = serializers.CharField(allow_null=True)
+    old_status = serializers.CharField(allow_null=True)
+    new_status = serializers.CharField(allow_null=True)
+
+
+class V2IncidentUpdate(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField(help_text=_one_of(IncidentStatus.values))
+    body = serializers.CharField(help_text="Markdown.")
+    incident_id = serializers.CharField()
+    created_at = _time()
+    updated_at = _time()
+    display_at = _time()
+    affected_components = V2ComponentChange(many=True, allow_null=True)
+    deliver_notifications = serializers.BooleanField()
+    custom_tweet = serializers.CharField(allow_null=True)
+    tweet_id = serializers.CharField(allow_null=True)
+
+
+class V2Incident(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField(help_text=_one_of(IncidentStatus.values))
+    created_at = _time()
+    updated_at = _time()
+    monitoring_at = _time(allow_null=True)
+    resolved_at = _time(allow_null=True)
+    impact = serializers.CharField(help_text=_one_of(IncidentImpact.values))
+    shortlink = serializers.CharField()
+    started_at = _time()
+    page_id = serializers.CharField()
+    incident_updates = V2IncidentUpdate(many=True, help_text="Newest first.")
+    components = V2Component(many=True)
+    scheduled_for = serializers.CharField(
+        allow_null=True, required=False, help_text="Maintenances only."
+    )
+    scheduled_until = serializers.CharField(
+        allow_null=True, required=False, help_text="Maintenances only."
+    )
+    affected_tailnets = serializers.IntegerField()
+    affected_tailnets_share = serializers.FloatField(
+        help_text="Of the tailnets that existed during its window, 0 to 1."
+    )
+    affected_shards = serializers.ListField(
+        child=serializers.CharField(), help_text="Public shard names."
+    )
+
+
+class V2Summary(serializers.Serializer):
+    page = V2Page()
+    components = V2Component(many=True)
+    incidents = V2Incident(many=True)
+    scheduled_maintenances = V2Incident(many=True)
+    status = V2Status()
+
+
+class V2PageStatus(serializers.Serializer):
+    page = V2Page()
+    status = V2Status()
+
+
+class V2Components(serializers.Serializer):
+    page = V2Page()
+    components = V2Component(many=True)
+
+
+class V2Incidents(serializers.Serializer):
+    page = V2Page()
+    incidents = V2Incident(many=True)
+
+
+class V2Maintenances(serializers.Serializer):
+    page = V2Page()
+    scheduled_maintenances = V2Incident(many=True)
+
+
+SHAPES: dict[str, type[serializers.Serializer]] = {
+    "summary": V2Summary,
+    "status": V2PageStatus,
+    "components": V2Components,
+    "incidents": V2Incidents,
+    "incidents_unresolved": V2Incidents,
+    "scheduled_maintenances": V2Maintenances,
+    "scheduled_maintenances_upcoming": V2Maintenances,
+    "scheduled_maintenances_active": V2Maintenances,
+}
+
+
+def _describe(view: Callable[..., Any], build: Builder) -> None:
+    """Let drf-spectacular list this plain Django view: its generator takes a view
+    whose ``cls`` attribute is an APIView (the mark ``APIView.as_view()`` and
+    ``@api_view`` leave) and reads the operation off that class's ``get``. The class
+    only describes; ``view`` answers (Statuspage's headers, its 405, no DRF)."""
+    words = " ".join((build.__doc__ or "").replace("``", "").split())
+
+    class Described(APIView):
+        authentication_classes = []
+        permission_classes = [AllowAny]
+
+        @extend_schema(
+            operation_id=f"v2_{build.__name__}",
+            summary=words,
+            tags=["statuspage-v2"],
+            responses={200: SHAPES[build.__name__]},
+        )
+        def get(self, request: Request) -> Response:
+            raise NotImplementedError
+
+    Described.__name__ = Described.__qualname__ = f"{build.__name__}_view"
+    view.cls = Described  # type: ignore[attr-defined]
+    view.initkwargs = {}  # type: ignore[attr-defined]
 
 
 summary_view = _view(summary)

@@ -4,8 +4,8 @@ One item per incident update, not per incident: feed readers notify on items the
 have not seen (by guid/id) and mostly ignore edits of items they already have, so
 "Resolved" posted an hour after "Investigating" must be an item of its own to be
 noticed. Each item links to the update on the incident's permalink page. Only
-published incidents appear; links are absolute (Django's syndication framework
-builds them from the request's host).
+published incidents appear; links are absolute, on the site's configured address
+(``plumbing.site``), never the request's Host: the feeds are cached publicly.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 
 from incidents.models import ComponentStatus, Incident, IncidentStatus, IncidentUpdate
 from incidents.queries import public_updates
+from plumbing.site import absolute
 
 FEED_ITEMS = 50
 TITLE = "Coordination service status"
@@ -41,10 +42,10 @@ class IncidentUpdatesRss(Feed):
     description = DESCRIPTION
 
     def link(self) -> str:
-        return reverse("public:status")
+        return absolute(reverse("public:status"))
 
     def feed_url(self) -> str:
-        return reverse("public:feed_rss")
+        return absolute(reverse("public:feed_rss"))
 
     def items(self) -> list[IncidentUpdate]:
         return public_updates(limit=FEED_ITEMS)
@@ -85,7 +86,7 @@ class IncidentUpdatesRss(Feed):
 
     def item_link(self, item: IncidentUpdate) -> str:
         url = reverse("public:incident", args=[item.incident_id])
-        return f"{url}#update-{item.pk}"
+        return absolute(f"{url}#update-{item.pk}")
 
     # The guid (Atom: id) is the absolute item link: unique per update, and stable.
     item_guid_is_permalink = True
@@ -105,7 +106,7 @@ class IncidentUpdatesAtom(IncidentUpdatesRss):
     subtitle = DESCRIPTION
 
     def feed_url(self) -> str:
-        return reverse("public:feed_atom")
+        return absolute(reverse("public:feed_atom"))
 
     def item_title(self, item: IncidentUpdate) -> str:
         # An Atom title is text (type="text"): escaped once, by the XML writer.

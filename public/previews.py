@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.html import strip_tags
 
 from incidents import levels
 from incidents.models import ComponentStatus, Incident, IncidentImpact, IncidentStatus
+from plumbing.site import absolute
 
 if TYPE_CHECKING:
     from .views import Banner, Card
@@ -147,12 +147,9 @@ def _sentences(*parts: str) -> str:
 
 
 def absolute_url(path: str) -> str:
-    """``path`` on the page's public address (STATUSPAGE_PUBLIC_URL's scheme and host,
-    as the snapshot's absolute links); "" when it is not set."""
-    public = urlsplit(settings.STATUSPAGE_PUBLIC_URL)
-    if not (public.scheme and public.netloc):
-        return ""
-    return f"{public.scheme}://{public.netloc}{path}"
+    """``path`` on the page's public address (``plumbing.site``) if STATUSPAGE_PUBLIC_URL
+    is set; else "": a guessed address is not worth announcing to link unfurlers."""
+    return absolute(path) if settings.STATUSPAGE_PUBLIC_URL else ""
 
 
 def _site() -> str:

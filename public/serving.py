@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from csp.utils import build_policy
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.http.response import HttpResponseBase
@@ -201,10 +202,14 @@ class SnapshotWSGI:
 
 
 def security_headers(*, secure: bool) -> list[tuple[str, str]]:
-    """The headers Django's SecurityMiddleware and XFrameOptionsMiddleware add to
-    every page, from the same settings: the one place the fast path takes them from
-    (tests/public/test_snapshot.py holds them against a live page's)."""
+    """The headers Django's SecurityMiddleware, XFrameOptionsMiddleware and
+    django-csp's CSPMiddleware add to every page, from the same settings: the one
+    place the fast path takes them from (tests/public/test_snapshot.py holds them
+    against a live page's)."""
     headers = [("X-Frame-Options", settings.X_FRAME_OPTIONS.upper())]
+    policy = build_policy()
+    if policy:
+        headers.append(("Content-Security-Policy", policy))
     if secure and settings.SECURE_HSTS_SECONDS:
         hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
         if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:

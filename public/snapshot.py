@@ -60,6 +60,7 @@ from incidents.models import (
     Component,
     Incident,
 )
+from plumbing.site import site_parts
 
 logger = logging.getLogger(__name__)
 
@@ -176,19 +177,11 @@ class Miss:
 
 
 def _capture_origin() -> tuple[str, str, bool]:
-    """(host, port, secure) the snapshot's absolute links (feeds, JSON) are built
-    for: STATUSPAGE_PUBLIC_URL when set, else the first allowed host."""
-    public = urlsplit(settings.STATUSPAGE_PUBLIC_URL) if settings.STATUSPAGE_PUBLIC_URL else None
-    if public is not None and public.hostname:
-        secure = public.scheme == "https"
-        port = str(public.port or (443 if secure else 80))
-        host = public.netloc
-        return host, port, secure
-    secure = bool(settings.SECURE_SSL_REDIRECT or not settings.DEBUG)
-    for host in settings.ALLOWED_HOSTS:
-        if host != "*":
-            return host.lstrip("."), "443" if secure else "80", secure
-    return "localhost", "443" if secure else "80", secure
+    """(host, port, secure) the snapshot's pages are rendered for: the site's own
+    address (``plumbing.site``)."""
+    site = site_parts()
+    secure = site.scheme == "https"
+    return site.netloc, str(site.port or (443 if secure else 80)), secure
 
 
 class _Capturer:

@@ -9,6 +9,7 @@ number of queries however many components, incidents or updates there are.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -46,9 +47,12 @@ from incidents.queries import (
     status_page_incidents,
 )
 from incidents.uptime import DayUptime, total
+from plumbing.params import whole_number
 
 from . import previews
 from .badge import badge_for_status
+
+logger = logging.getLogger(__name__)
 
 UPTIME_DAYS = 90
 RECENT_DAYS = 14
@@ -405,20 +409,18 @@ class Month:
     cards: list[Card]
 
 
-def _page_number(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise Http404("No such page.")
-    return int(raw)
-
-
 @require_safe
 def history(request: HttpRequest) -> HttpResponse:
     """Incidents and maintenance by month, newest first, three months a page,
     optionally only those that touched one component (``?component=<slug>``)."""
     now = timezone.now()
-    page = _page_number(request.GET.get("page"))
+    raw_page = request.GET.get("page") or "1"
+    page = whole_number(raw_page, minimum=1)
+    if page is None:
+        return HttpResponseBadRequest(
+            "Bad page number: page must be a whole number, 1 or more.\n",
+            content_type="text/plain; charset=utf-8",
+        )
     slug = request.GET.get("component", "")
     components = list(Component.objects.select_related("group"))
     component = next((c for c in components if c.slug == slug), None)
@@ -512,5 +514,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as error:  # any database error means "not ready"
-        return JsonResponse({"status": "error", "database": str(error)[:200]}, status=503)
+        # The error names the database's host and port: for the log, not the world.
+        logger.warning("healthz: database unavailable (%s)", error)
+        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})

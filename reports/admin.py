@@ -67,6 +67,7 @@ class ReportAdmin(admin.ModelAdmin):
         "status",
         "incident_link",
         "from_member",
+        "over_limit",
         "honeypot",
     )
     list_filter = (
@@ -78,6 +79,7 @@ class ReportAdmin(admin.ModelAdmin):
         "via",
         "honeypot",
         "from_member",
+        "over_limit",
     )
     list_select_related = ("shard", "tailnet", "incident")
     search_fields = ("tailnet_name", "email", "description", "public_id")
@@ -100,6 +102,7 @@ class ReportAdmin(admin.ModelAdmin):
         "description",
         "via",
         "client_hash",
+        "over_limit",
         "honeypot",
         "created_at",
         "triaged_at",

@@ -13,7 +13,6 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +21,8 @@ from rest_framework.views import APIView
 from customers.access import member_tailnets
 from customers.models import Membership
 from plumbing.models import ApiToken
+from plumbing.parsers import StrictJSONParser
+from plumbing.site import absolute
 from plumbing.throttles import FailOpenScopedThrottle
 from plumbing.tokens import BearerTokenAuthentication
 
@@ -99,7 +100,7 @@ class ReportCreateApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ReportRateThrottle]
     throttle_scope = "report_api"
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         request=_ReportIn,
@@ -140,7 +141,7 @@ class ReportCreateApi(APIView):
                 for field, field_errors in form.errors.get_json_data().items()
             }
             return Response(problems, status=status.HTTP_400_BAD_REQUEST)
-        report, wait = services.report_submit_limited(
+        report, limited = services.report_submit_limited(
             cleaned=form.cleaned_data,
             tailnet=form.member_tailnet,
             client_address=request.META.get("REMOTE_ADDR"),
@@ -148,13 +149,14 @@ class ReportCreateApi(APIView):
             via=Via.API,
         )
         if report is None:
+            assert limited is not None
             return Response(
-                {"detail": TOO_MANY},
+                {"detail": TOO_MANY[limited.by]},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
-                headers={"Retry-After": str(wait)},
+                headers={"Retry-After": str(limited.wait)},
             )
         answer = queries.report_answer(report=report, user=request.user, auth=token)
-        url = request.build_absolute_uri(reverse("reports:thanks", args=[report.public_id]))
+        url = absolute(reverse("reports:thanks", args=[report.public_id]))
         return Response(
             {
                 "id": report.public_id,

@@ -74,9 +74,18 @@ class Report(models.Model):
     email = models.EmailField(blank=True)
     description = models.TextField(max_length=DESCRIPTION_MAX, blank=True)
     via = models.CharField(max_length=4, choices=Via.choices, default=Via.FORM)
-    # A keyed hash of the client address: enough to tell that reports came from one
-    # source (abuse, duplicates), not enough to recover the address.
+    # A keyed hash of the client's IPv4 address or IPv6 /64 network (services.
+    # client_source): enough to tell that reports came from one source (rate limits,
+    # spikes, duplicates), not enough to recover the address.
     client_hash = models.CharField(max_length=32, blank=True, db_index=True)
+    # A database default too: a row inserted without it (by the previous release
+    # during a deploy, or by raw SQL) was not over any limit.
+    over_limit = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Filed by a member or the tailnet's token beyond the tailnet's report "
+        "budget: saved all the same, and flagged.",
+    )
     honeypot = models.BooleanField(
         default=False, help_text="The hidden field was filled in: almost surely a bot."
     )

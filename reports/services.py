@@ -5,8 +5,10 @@ shard, is it a spike) happens in triage, queued after the commit. If the queue i
 unreachable the report is still saved and the periodic sweep triages it later.
 """
 
+import ipaddress
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,12 +42,31 @@ MARKABLE = (
 _COUNTING = (ReportStatus.TRIAGED,)
 
 
-def client_hash(address: str | None) -> str:
-    """A keyed hash of a client address (the key is SECRET_KEY): equal addresses
-    give equal hashes, and the address can't be brute-forced back without the key."""
+def client_source(address: str | None) -> str:
+    """What tells one reporter from another: an IPv4 address, or the /64 network of
+    an IPv6 address (one site's or one device's, which picks any address in it at
+    will). "" when there is no address."""
     if not address:
         return ""
-    return salted_hmac("reports.client-address", address).hexdigest()[:32]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+def client_hash(address: str | None) -> str:
+    """A keyed hash of a client's source (``client_source``; the key is SECRET_KEY):
+    equal sources give equal hashes, and the address can't be brute-forced back
+    without the key. What rate limits and spikes count reporters by."""
+    source = client_source(address)
+    if not source:
+        return ""
+    return salted_hmac("reports.client-address", source).hexdigest()[:32]
 
 
 def report_submit(
@@ -60,6 +81,7 @@ def report_submit(
     client_address: str | None = None,
     reporter: Any = None,
     via: str = Via.FORM,
+    over_limit: bool = False,
     at: datetime | None = None,
 ) -> Report:
     """Save a report, then (after the commit) queue its triage.
@@ -83,6 +105,7 @@ def report_submit(
         description=description,
         via=via,
         client_hash=client_hash(client_address),
+        over_limit=over_limit,
         honeypot=honeypot,
         status=ReportStatus.NOISE if honeypot else ReportStatus.NEW,
         triaged_at=now if honeypot else None,
@@ -105,21 +128,42 @@ def report_submit(
     return report
 
 
-def within_rate(*, client_address: str | None, tailnet_name: str) -> int | None:
-    """None if a report may be saved, else the seconds to wait. Both limits are
-    counted: per client address, and per tailnet name as typed (so the answer is
-    the same whether that tailnet exists). Fails open when the cache is down."""
-    rates = [(f"report:addr:{client_hash(client_address)}", settings.REPORT_RATE_PER_IP)]
-    if tailnet_name:
-        rates.append((f"report:tailnet:{tailnet_name.lower()}", settings.REPORT_RATE_PER_TAILNET))
-    limits = [(key, *ratelimit.parse_rate(rate)) for key, rate in rates]
+@dataclass(frozen=True)
+class Limited:
+    """A limit a report reached: ``by`` "address" or "tailnet" (the name typed by
+    someone anonymous), or "member" (the tailnet's members' and tokens' budget)."""
+
+    by: str
+    wait: int  # seconds until the limit's window ends
+
+
+def within_rate(
+    *, client_address: str | None, tailnet_name: str, tailnet: Tailnet | None = None
+) -> Limited | None:
+    """None if a report is within its limits, else the one it reached. Fails open
+    when the cache is down.
+
+    A vouched report (``tailnet``: a member's, or the tailnet token's) counts against
+    its tailnet's own budget only, so nobody else can use it up. Anyone else's counts
+    per client address (``client_source``) and per tailnet name as typed (the answer
+    the same whether that tailnet exists)."""
+    if tailnet is not None:
+        rates = [("member", f"report:member:{tailnet.pk}", settings.REPORT_RATE_PER_MEMBER_TAILNET)]
+    else:
+        rates = [
+            ("address", f"report:addr:{client_hash(client_address)}", settings.REPORT_RATE_PER_IP)
+        ]
+        if tailnet_name:
+            name = tailnet_name.lower()
+            rates.append(("tailnet", f"report:tailnet:{name}", settings.REPORT_RATE_PER_TAILNET))
+    limits = [(key, *ratelimit.parse_rate(rate)) for _, key, rate in rates]
     allowed = ratelimit.hit_many(limits)
-    waits = [
-        ratelimit.retry_after(period)
-        for (_, _, period), ok in zip(limits, allowed, strict=True)
+    reached = [
+        Limited(by=by, wait=ratelimit.retry_after(period))
+        for (by, _, _), (_, _, period), ok in zip(rates, limits, allowed, strict=True)
         if not ok
     ]
-    return max(waits) if waits else None
+    return max(reached, key=lambda limited: limited.wait) if reached else None
 
 
 def report_submit_limited(
@@ -130,13 +174,17 @@ def report_submit_limited(
     reporter: Any,
     via: str,
     honeypot: bool = False,
-) -> tuple[Report | None, int | None]:
+) -> tuple[Report | None, Limited | None]:
     """The form's and the API's door: the rate limits, then ``report_submit`` of a
-    validated ``ReportForm``'s data. ``(report, None)``, or ``(None, seconds to
-    wait)`` when a limit is reached (nothing saved)."""
-    wait = within_rate(client_address=client_address, tailnet_name=cleaned["tailnet"])
-    if wait is not None:
-        return None, wait
+    validated ``ReportForm``'s data. ``(report, None)``, or ``(None, the limit)``
+    when someone anonymous reached a limit (nothing saved). A vouched report over its
+    tailnet's budget is saved all the same, flagged ``over_limit``: a member is never
+    turned away."""
+    limited = within_rate(
+        client_address=client_address, tailnet_name=cleaned["tailnet"], tailnet=tailnet
+    )
+    if limited is not None and tailnet is None:
+        return None, limited
     report = report_submit(
         what=cleaned["what"],
         started_at=cleaned["started_at"],
@@ -148,6 +196,7 @@ def report_submit_limited(
         client_address=client_address,
         reporter=reporter,
         via=via,
+        over_limit=limited is not None,
     )
     return report, None
 
@@ -251,9 +300,13 @@ def _spike_around(*, report: Report, shard: Shard, window: timedelta) -> Spike |
             created_at__lte=report.created_at + window,
         )
         .exclude(tailnet__isnull=True)
-        .values_list("pk", "created_at", "tailnet_id")
+        .values_list("pk", "created_at", "tailnet_id", "client_hash")
     )
-    points = [Point(at=created, tailnet=tailnet_id, key=pk) for pk, created, tailnet_id in rows]
+    # Reports without an address ("") count as one source: distinct they can't be shown.
+    points = [
+        Point(at=created, tailnet=tailnet_id, source=source, key=pk)
+        for pk, created, tailnet_id, source in rows
+    ]
     return find_spike(points, threshold=settings.REPORT_SPIKE_THRESHOLD, window=window)
 
 
@@ -278,7 +331,8 @@ def _spike_incident(*, shard: Shard, spike: Spike, at: datetime) -> Incident:
     body = (
         f"Opened as a draft by outage reports: {len(spike.points)} reports from "
         f"{spike.tailnets} tailnets on {shard.public_name} between "
-        f"{spike.starts_at:%H:%M} and {spike.ends_at:%H:%M} UTC ({labels}). "
+        f"{spike.starts_at:%H:%M} and {spike.ends_at:%H:%M} UTC, sent from "
+        f"{spike.sources} addresses ({labels}). "
         "Check the probes, then publish, edit or resolve it."
     )
     return incident_create(

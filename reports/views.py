@@ -14,10 +14,18 @@ from . import queries, services
 from .forms import ReportForm
 from .models import Report, Via
 
-TOO_MANY = (
-    "You have sent several reports in the last few minutes, and we have them all. "
-    "Please wait a few minutes before sending another."
-)
+# Said only to someone anonymous, whose report was not saved (a member's always is).
+TOO_MANY = {
+    "address": (
+        "You have sent several reports in the last few minutes. This one was not saved. "
+        "Please wait a few minutes before sending another."
+    ),
+    "tailnet": (
+        "Many reports naming this tailnet came in over the last few minutes. This one was "
+        "not saved. Please wait a few minutes before sending another, or sign in as a "
+        "member of the tailnet to report it now."
+    ),
+}
 
 
 @never_cache
@@ -28,11 +36,11 @@ def report_form(request: HttpRequest) -> HttpResponse:
     memberships = list(member_tailnets(user=request.user)) if request.user.is_authenticated else []
     data = request.POST if request.method == "POST" else None
     form = ReportForm(data, memberships=memberships)
-    status, wait = 200, None
+    status, limited = 200, None
     if form.is_bound and not form.is_valid():
         status = 400
     elif form.is_bound:
-        report, wait = services.report_submit_limited(
+        report, limited = services.report_submit_limited(
             cleaned=form.cleaned_data,
             tailnet=form.member_tailnet,
             honeypot=form.is_bot,
@@ -45,13 +53,14 @@ def report_form(request: HttpRequest) -> HttpResponse:
             done = HttpResponseRedirect(reverse("reports:thanks", args=[report.public_id]))
             done.status_code = 303
             return done
-        form.add_error(None, TOO_MANY)
+        assert limited is not None
+        form.add_error(None, TOO_MANY[limited.by])
         status = 429
     form.describe_fields()
     context = {"form": form, "nav": "report", "memberships": memberships}
     response = render(request, "reports/form.html", context, status=status)
-    if wait is not None:
-        response["Retry-After"] = str(wait)
+    if limited is not None:
+        response["Retry-After"] = str(limited.wait)
     return response
 
 

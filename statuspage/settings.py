@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "csp",
     "plumbing",
     "incidents",
     "fleet",
@@ -78,6 +80,7 @@ TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # The public pages from their snapshot: no database on that path (public/snapshot.py).
     "public.serving.SnapshotMiddleware",
     "plumbing.proxy.TrustedProxyMiddleware",
@@ -270,7 +273,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Security (production values unless DEBUG) ----------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only a proxy we were told about may say the visitor used https: without one, any
+# client could send X-Forwarded-Proto and be treated as secure.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_HOPS > 0 else None
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # Sessions are read from the cache, kept in the database, and work with the cache down
 # (plumbing/sessions.py); a cached copy lives at most SESSION_CACHE_SECONDS.
@@ -288,9 +293,33 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response, the snapshot's included
+# (public.serving): scripts, styles and everything else from this site only, so no
+# inline script or style anywhere. The snapshot serves the same bytes to everyone, so
+# a nonce cannot work.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, with JSON that refuses NaN, Infinity and deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "plumbing.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -309,13 +338,17 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coordination service status: customer API",
-    "DESCRIPTION": "Each tailnet's status, incidents and uptime; outage reports.",
+    "DESCRIPTION": "Each tailnet's status, incidents, uptime and latency; its webhooks; "
+    "outage reports; and the public status in Atlassian Statuspage's v2 shape. "
+    "The operator, probe and fleet APIs are described to staff at /api/staff/docs/.",
     "VERSION": "1",
+    # ``<id:…>`` (plumbing.params.IdConverter) is a row id.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    # The published schema covers the customer and report APIs only
-    # (customers.views.api_patterns); its check is a test that generating it warns of
-    # nothing. The deploy check would walk every API, operator and probe ones included.
+    # The public schema covers the customer-facing APIs (customers.views.api_patterns),
+    # the staff one (statuspage.api_docs) the rest; their check is a test that
+    # generating them warns of nothing. The deploy check would walk every API at once.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
@@ -372,14 +405,19 @@ PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")
 # Who may read /metrics without a token (a Prometheus on the same host/network).
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
-# Outage reports: a spike of this many reports from this many distinct tailnets on one
-# shard within REPORT_SPIKE_WINDOW_MINUTES opens a draft incident (source=reports).
+# Outage reports: a spike of this many reports from this many distinct tailnets and
+# this many distinct client addresses (IPv6: /64 networks) on one shard within
+# REPORT_SPIKE_WINDOW_MINUTES opens a draft incident (source=reports). Behind a proxy,
+# the addresses are the visitors' only with TRUSTED_PROXY_HOPS set.
 REPORT_SPIKE_THRESHOLD = env_int("REPORT_SPIKE_THRESHOLD", 5)
 REPORT_SPIKE_WINDOW_MINUTES = env_int("REPORT_SPIKE_WINDOW_MINUTES", 10)
-# Per client address and per tailnet, in the cache; when the cache is down, reports
-# are still saved (fail open).
+# Anonymous reports per client address (IPv6: /64) and per tailnet name as typed, in the
+# cache: over either, 429 and nothing saved. Members' and their tailnet tokens' reports
+# have a budget per tailnet of their own: over it, saved all the same and flagged. When
+# the cache is down, reports are still saved (fail open).
 REPORT_RATE_PER_IP = env("REPORT_RATE_PER_IP", "5/10min")
 REPORT_RATE_PER_TAILNET = env("REPORT_RATE_PER_TAILNET", "20/10min")
+REPORT_RATE_PER_MEMBER_TAILNET = env("REPORT_RATE_PER_MEMBER_TAILNET", "20/10min")
 # Publishing the triage task gives up after this long so the form answers at once.
 REPORT_PUBLISH_TIMEOUT_SECONDS = float(env("REPORT_PUBLISH_TIMEOUT_SECONDS", "0.5"))
 # Notifications: maintenance reminders this long before the start; webhooks time out,

@@ -143,7 +143,8 @@ def _rows():
 # --- Creating, reading, listing -----------------------------------------------------------
 
 
-def test_alices_alerting_tool_opens_a_draft_incident(api, fleet, alice, alice_token):
+def test_alices_alerting_tool_opens_a_draft_incident(api, fleet, alice, alice_token, settings):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     response = api.post(body=_outage())
 
     assert response.status_code == 201, response.content
@@ -154,7 +155,7 @@ def test_alices_alerting_tool_opens_a_draft_incident(api, fleet, alice, alice_to
     assert (data["kind"], data["status"], data["impact"]) == ("incident", "investigating", "major")
     assert data["published"] is False
     assert data["started_at"] == "2026-01-05T10:05:00Z"
-    assert data["shortlink"] == f"http://testserver/incidents/{incident.pk}/"
+    assert data["shortlink"] == f"https://status.example.com/incidents/{incident.pk}/"
     assert [(c["code"], c["status"]) for c in data["components"]] == [
         ("coordination-us-east", "partial_outage")
     ]

@@ -110,7 +110,8 @@ def test_the_signed_out_page_points_back_to_the_status_page(client, people, sett
 # --- Password reset ------------------------------------------------------------------------
 
 
-def test_alice_resets_her_password_by_email(client, people):
+def test_alice_resets_her_password_by_email(client, people, settings):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     response = client.post("/accounts/password_reset/", {"email": "ALICE@acme.com"})
     assert response.status_code == 302
     done = client.get(response["Location"]).content.decode()
@@ -121,7 +122,7 @@ def test_alice_resets_her_password_by_email(client, people):
     assert message.to == ["alice@acme.com"]
     assert message.subject == "Reset your password for Coordination service status"
     assert "&amp;" not in message.body  # plain text, not HTML-escaped
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", message.body).group(1)
+    link = re.search(r"https://status.example.com(/accounts/reset/\S+/)", message.body).group(1)
 
     form = client.get(link, follow=True)
     assert "Choose a new password" in form.content.decode()

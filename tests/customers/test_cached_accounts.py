@@ -90,8 +90,9 @@ def test_a_tokens_second_call_reads_nothing_but_the_page_it_asks_for(people, at_
 
 
 def test_a_dashboard_polling_status_is_answered_from_the_cache_and_told_at_once(
-    people, time_machine, committed
+    people, time_machine, committed, settings
 ):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     _, secret = api_token_create(name="Grafana", scope="tailnet", tailnet=people["acme"])
     dashboard = APIClient()
     dashboard.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
@@ -107,7 +108,7 @@ def test_a_dashboard_polling_status_is_answered_from_the_cache_and_told_at_once(
     now = dashboard.get("/api/v1/tailnets/acme/status").json()
     assert now["affected"] is True
     assert [i["title"] for i in now["incidents"]] == ["Logins failing in US East 1"]
-    assert now["incidents"][0]["url"] == "http://testserver/incidents/{}/".format(
+    assert now["incidents"][0]["url"] == "https://status.example.com/incidents/{}/".format(
         now["incidents"][0]["id"]
     )
 

@@ -35,7 +35,14 @@ METHODS = ("get", "head", "options", "post", "put", "patch", "delete")
 UNKNOWN = "no-such-tailnet"
 PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 # A value for each path parameter that is not the tailnet.
-FILLERS = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.UUID(int=1))}
+FILLERS = {
+    "int": "1",
+    "id": "1",
+    "str": "x",
+    "slug": "x",
+    "path": "x",
+    "uuid": str(uuid.UUID(int=1)),
+}
 
 
 def _routes(patterns: list, prefix: str = "") -> Iterator[str]:
@@ -58,7 +65,7 @@ def _routes(patterns: list, prefix: str = "") -> Iterator[str]:
 
 def customer_routes() -> list[str]:
     """Every route under the customer prefixes that names a tailnet (its first
-    parameter), e.g. "t/<slug:slug>/members/<int:pk>/remove/"."""
+    parameter), e.g. "t/<slug:slug>/members/<id:pk>/remove/"."""
     return sorted(
         {
             route
@@ -88,7 +95,7 @@ def test_the_walk_finds_every_customer_route():
         "api/v1/tailnets/<slug:slug>/uptime",
         "api/v1/tailnets/<slug:slug>/latency",
     } <= set(ROUTES)
-    assert url_for("t/<slug:slug>/members/<int:pk>/remove/", "acme") == "/t/acme/members/1/remove/"
+    assert url_for("t/<slug:slug>/members/<id:pk>/remove/", "acme") == "/t/acme/members/1/remove/"
 
 
 @dataclass(frozen=True)

@@ -288,10 +288,11 @@ def test_the_invited_address_matches_whatever_its_case(people):
     assert Membership.objects.get(user=people["carol"]).role == "admin"
 
 
-def test_the_link_falls_back_to_the_address_the_page_was_opened_at(people, settings):
+def test_without_a_public_url_the_link_is_on_the_first_allowed_host(people, settings):
     settings.STATUSPAGE_PUBLIC_URL = ""
-    invite(client_for(people["alice"]), "carol@example.net")
-    assert "http://testserver/invite/" in mail.outbox[0].body
+    settings.ALLOWED_HOSTS = ["status.example.com", "testserver"]
+    invite(client_for(people["alice"]), "carol@example.net")  # opened at testserver
+    assert "https://status.example.com/invite/" in mail.outbox[0].body
 
 
 def test_a_link_works_once(people):

@@ -58,7 +58,10 @@ def fields(serializer) -> set[str]:
 # --- /status -----------------------------------------------------------------------------
 
 
-def test_status_says_acme_is_affected_now_in_plain_words(script, people, at_now, committed):
+def test_status_says_acme_is_affected_now_in_plain_words(
+    script, people, at_now, committed, settings
+):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     with committed():
         incident = outage(["use1"], NOW - 20 * M, None, title="Logins failing")
 
@@ -80,7 +83,7 @@ def test_status_says_acme_is_affected_now_in_plain_words(script, people, at_now,
         "Existing connections keep working; logging in, approving devices and changing ACLs "
         "are blocked."
     )
-    assert item["url"] == f"http://testserver/incidents/{incident.pk}/"
+    assert item["url"] == f"https://status.example.com/incidents/{incident.pk}/"
     assert body["maintenance"] == []
     assert body["as_of"] == "2026-01-06T10:00:00Z"
     assert "private" in response["Cache-Control"]

@@ -17,8 +17,8 @@ def ams(db):
 
 
 @pytest.fixture
-def probe_token(db):
-    _, secret = api_token_create(name="ams probe", scope="probe")
+def probe_token(ams):
+    _, secret = api_token_create(name="ams probe", scope="probe", probe_region=ams)
     return secret
 
 
@@ -120,13 +120,13 @@ def test_without_a_probe_token_nothing_is_stored(client, fleet, ams):
 def test_a_revoked_token_is_refused(client, fleet, ams):
     from plumbing.tokens import api_token_revoke
 
-    token, secret = api_token_create(name="old probe", scope="probe")
+    token, secret = api_token_create(name="old probe", scope="probe", probe_region=ams)
     api_token_revoke(token=token)
     assert _post(client, {"region": "ams", "samples": [_sample()]}, secret).status_code == 401
 
 
 def test_tokens_are_stored_hashed_and_record_their_last_use(client, fleet, ams):
-    token, secret = api_token_create(name="ams probe", scope="probe")
+    token, secret = api_token_create(name="ams probe", scope="probe", probe_region=ams)
     assert secret not in token.digest
     assert token.prefix == secret[:9]
     _post(client, {"region": "ams", "samples": [_sample()]}, secret)

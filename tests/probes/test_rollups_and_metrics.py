@@ -113,7 +113,7 @@ def test_metrics_are_hidden_from_the_internet_unless_a_token_is_given(client, fl
         "/metrics", REMOTE_ADDR="203.0.113.9", headers={"Authorization": f"Bearer {secret}"}
     )
     assert allowed.status_code == 200
-    _, probe_secret = api_token_create(name="probe", scope="probe")
+    _, probe_secret = api_token_create(name="probe", scope="probe", probe_region=ams)
     denied = client.get(
         "/metrics", REMOTE_ADDR="203.0.113.9", headers={"Authorization": f"Bearer {probe_secret}"}
     )

@@ -18,6 +18,7 @@ def _live_views(settings, tmp_path):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("SnapshotMiddleware")]
     settings.SNAPSHOT_DIR = tmp_path / "snapshot"
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "status.example.com"]
+    settings.STATUSPAGE_PUBLIC_URL = "http://status.example.com"
 
 
 @pytest.fixture

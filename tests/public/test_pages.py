@@ -503,9 +503,15 @@ def test_history_is_by_month_three_a_page(client, five_months):
     assert 'href="?page=1"' in page
 
 
-@pytest.mark.parametrize("page", ["3", "0", "-1", "abc", "1.5"])
-def test_a_page_that_does_not_exist_is_404(client, five_months, page):
-    assert client.get(f"/history/?page={page}").status_code == 404
+def test_a_page_that_does_not_exist_is_404(client, five_months):
+    assert client.get("/history/?page=3").status_code == 404
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "²", "\u0661", "9" * 5000])
+def test_a_page_number_that_is_not_one_is_a_400_naming_it(client, five_months, page):
+    response = client.get("/history/", {"page": page})
+    assert response.status_code == 400
+    assert "page must be a whole number" in response.content.decode()
 
 
 def test_history_filtered_by_component(client, five_months):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from csp.middleware import CSPMiddleware
 from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.http import HttpResponse, HttpResponseServerError
@@ -286,8 +287,11 @@ def _call_wsgi(app, path, *, method="GET", query="", secure=False, **headers):
 
 def fallback(rf, method, path, *, secure=False, **headers):
     """The snapshot answering for a snapshotted page whose live view failed, as
-    Django's stack returns it (SecurityMiddleware outside, as in settings)."""
-    stack = SecurityMiddleware(SnapshotMiddleware(lambda request: HttpResponseServerError()))
+    Django's stack returns it (SecurityMiddleware and CSPMiddleware outside, as in
+    settings)."""
+    stack = SecurityMiddleware(
+        CSPMiddleware(SnapshotMiddleware(lambda request: HttpResponseServerError()))
+    )
     response = stack(rf.generic(method, path, secure=secure, **headers))
     return response.status_code, dict(response.items()), response.content
 
@@ -327,7 +331,13 @@ def test_the_wsgi_fast_path_hands_everything_else_to_django(fleet, settings):
     _call_wsgi(fast, "/admin/", secure=True)
     _call_wsgi(fast, "/")  # plain http: Django redirects it to https
     assert len(handed) == 4
-    # Behind a proxy that terminated TLS (SECURE_PROXY_SSL_HEADER), it answers.
+    # X-Forwarded-Proto from anyone but a trusted proxy is not believed...
+    _call_wsgi(fast, "/", HTTP_X_FORWARDED_PROTO="https")
+    assert len(handed) == 5
+    # ...behind one that terminated TLS (TRUSTED_PROXY_HOPS sets
+    # SECURE_PROXY_SSL_HEADER), it answers.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    fast = SnapshotWSGI(django)
     status, headers, _ = _call_wsgi(fast, "/", HTTP_X_FORWARDED_PROTO="https")
     assert status == 200
     assert "Strict-Transport-Security" in headers
@@ -604,6 +614,7 @@ def test_a_new_web_process_with_the_database_down_serves_the_snapshot(fleet, sna
         "STATUSPAGE_VAR_DIR": str(snapshot_dir.parent / "var"),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_DEBUG": "0",
+        "TRUSTED_PROXY_HOPS": "1",  # a proxy terminates TLS (X-Forwarded-Proto)
         "PYTHONWARNINGS": "ignore",
     }
     run = subprocess.run(  # noqa: S603 - our own interpreter, fixed script
@@ -625,6 +636,7 @@ def test_a_new_web_process_with_the_database_down_serves_the_snapshot(fleet, sna
         assert headers["Cache-Control"] == CACHE_CONTROL
         assert "Strict-Transport-Security" in headers
         assert headers["X-Frame-Options"] == "DENY"
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
 
 
 def broker_down():

@@ -408,14 +408,15 @@ def by_id(items: list[dict]) -> dict[str, dict]:
 # --- Scenarios --------------------------------------------------------------------------
 
 
-def test_all_operational(client, world):
+def test_all_operational(client, world, settings):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     status = get(client, "/api/v2/status.json")
     assert status["status"] == {"indicator": "none", "description": "All Systems Operational"}
     page = status["page"]
     assert page == {
         "id": "coordination",
         "name": "Coordination service status",
-        "url": "http://testserver",
+        "url": "https://status.example.com",
         "time_zone": "Etc/UTC",
         "updated_at": page["updated_at"],
     }
@@ -439,8 +440,9 @@ def test_all_operational(client, world):
     assert summary["components"][1]["start_date"] == "2025-01-05"
 
 
-def test_an_open_partial_outage_in_us_east(client, world, committed):
+def test_an_open_partial_outage_in_us_east(client, world, committed, settings):
     """acme (on use1) cannot log in; the page says so and says who was hit."""
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     with committed():
         incident = partial_outage_in_us_east(world)
 
@@ -461,7 +463,7 @@ def test_an_open_partial_outage_in_us_east(client, world, committed):
     assert shown["updated_at"] == "2026-01-05T10:05:00.000Z"
     assert shown["resolved_at"] is None
     assert shown["monitoring_at"] is None
-    assert shown["shortlink"] == f"http://testserver/incidents/{incident.pk}/"
+    assert shown["shortlink"] == f"https://status.example.com/incidents/{incident.pk}/"
     identified, investigating = shown["incident_updates"]  # newest first
     assert identified["status"] == "identified"
     assert identified["display_at"] == "2026-01-05T10:05:00.000Z"

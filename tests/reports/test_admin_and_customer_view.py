@@ -152,8 +152,8 @@ def test_bulk_actions_mark_reports_duplicate_noise_or_resolved(staff_client, peo
 def test_a_spike_draft_is_shown_prominently_with_a_link_to_it(staff_client, people, settings):
     settings.REPORT_SPIKE_THRESHOLD = 2
     tailnet_create(slug="t0", display_name="t0", shard="use1", at=NOW - timedelta(days=3))
-    for name in ("acme", "t0"):
-        report_triage(report_id=file_report(tailnet_name=name).pk)
+    for name, address in (("acme", "192.0.2.1"), ("t0", "192.0.2.2")):
+        report_triage(report_id=file_report(tailnet_name=name, client_address=address).pk)
 
     html = staff_client.get("/admin/reports/report/").content.decode()
     incident = Report.objects.first().incident

@@ -36,7 +36,8 @@ def post(api, body, **headers):
     return api.post("/api/v1/reports", body, format="json", **headers)
 
 
-def test_a_script_files_a_report_and_gets_the_public_answer(api, people, outage_on_use1):
+def test_a_script_files_a_report_and_gets_the_public_answer(api, people, outage_on_use1, settings):
+    settings.STATUSPAGE_PUBLIC_URL = "https://status.example.com"
     response = post(
         api,
         {"what": "change_acl", "started_at": "2026-01-05T10:25:00Z", "tailnet": "acme"},
@@ -46,7 +47,7 @@ def test_a_script_files_a_report_and_gets_the_public_answer(api, people, outage_
     body = response.json()
     report = Report.objects.get()
     assert body["id"] == report.public_id
-    assert body["url"] == f"http://testserver/report/thanks/{report.public_id}/"
+    assert body["url"] == f"https://status.example.com/report/thanks/{report.public_id}/"
     assert response["Location"] == body["url"]
     assert (report.via, report.tailnet_name, report.from_member) == ("api", "acme", False)
     assert body["answer"]["your_shard"] is None  # a typed name is not a membership

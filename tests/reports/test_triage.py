@@ -1,6 +1,7 @@
 """Triage: the shard through the placement at the reported time; a spike opens
 exactly one draft incident (source=reports) and never publishes it."""
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -20,9 +21,12 @@ from reports.spikes import Point, find_spike
 from .conftest import NOW
 
 MINUTE = timedelta(minutes=1)
+_addresses = (f"10.0.{n // 256}.{n % 256}" for n in itertools.count(1))
 
 
 def file_report(*, tailnet_name="", at=NOW, started_at=None, what="login", **extra):
+    """A report from someone at an address of their own, unless one is given."""
+    extra.setdefault("client_address", next(_addresses))
     return report_submit(
         what=what,
         started_at=started_at or at - 5 * MINUTE,
@@ -175,7 +179,11 @@ def test_concurrent_triage_of_a_spike_opens_one_draft(settings):
     # Saved without the service: its after-commit triage would run them one by one here.
     reports = [
         Report.objects.create(
-            what="login", started_at=NOW - 5 * MINUTE, tailnet_name=f"t{n}", created_at=NOW
+            what="login",
+            started_at=NOW - 5 * MINUTE,
+            tailnet_name=f"t{n}",
+            client_hash=f"reporter-{n}",
+            created_at=NOW,
         )
         for n in range(8)
     ]
@@ -211,6 +219,7 @@ points = st.lists(
         Point,
         at=st.integers(0, 60).map(lambda m: T + m * MINUTE),
         tailnet=st.integers(0, 6),
+        source=st.integers(0, 6),
     ),
     max_size=25,
 )
@@ -219,7 +228,8 @@ points = st.lists(
 def brute_force(pts, threshold, window):
     for first in pts:
         inside = [p for p in pts if first.at <= p.at <= first.at + window]
-        if len({p.tailnet for p in inside}) >= threshold:
+        tailnets, sources = {p.tailnet for p in inside}, {p.source for p in inside}
+        if len(tailnets) >= threshold and len(sources) >= threshold:
             return True
     return False
 
@@ -232,5 +242,6 @@ def test_find_spike_agrees_with_brute_force(pts, threshold, minutes):
     assert (spike is not None) == brute_force(pts, threshold, window)
     if spike is not None:
         assert spike.tailnets >= threshold
+        assert spike.sources >= threshold
         assert spike.ends_at - spike.starts_at <= window
         assert all(spike.starts_at <= p.at <= spike.ends_at for p in spike.points)
