@@ -352,6 +352,9 @@ class Gunicorn(_Server):
             str(self.workers),
             "--worker-class",
             self.worker_class,
+            # gunicorn.conf.py's threads would turn sync workers into gthread ones.
+            "--threads",
+            "1",
             "--log-level",
             "warning",
             "--worker-tmp-dir",

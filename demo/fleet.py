@@ -64,7 +64,11 @@ REGIONS = (
 SHARDS_PER_REGION = 6
 SHARD_SLUGS = [f"{r.prefix}{n}" for r in REGIONS for n in range(1, SHARDS_PER_REGION + 1)]
 NEW_SHARD = "use6"  # added during the window; rebalancing fills it
-PROBE_URL = "http://127.0.0.1:8787/s/{slug}/key?v=88"  # the simulator (probes/simulator.py)
+# Where a demo shard's probes measure: the simulator (probes/simulator.py), wherever
+# PROBE_SIMULATOR_URL says it listens.
+PROBE_PATH = "/s/{slug}/key?v=88"
+
+
 # Where the demo's probes measure from: the vantage points of ``manage.py seed_probe_regions``.
 PROBE_REGIONS = {
     "nyc": "New York",

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from customers.queries import LATENCY_DAYS
@@ -40,8 +41,8 @@ from demo import latency, story
 from demo.fleet import (
     COORDINATION_SLUGS,
     PINNED,
+    PROBE_PATH,
     PROBE_REGIONS,
-    PROBE_URL,
     REGIONS,
     SHARD_SLUGS,
     SHARDS_PER_REGION,
@@ -90,6 +91,11 @@ def day_text(value: datetime) -> str:
     return f"{value:%B} {value.day}"
 
 
+def probe_url(slug: str) -> str:
+    """Where the demo shard ``slug`` is probed: the simulator at PROBE_SIMULATOR_URL."""
+    return settings.PROBE_SIMULATOR_URL.rstrip("/") + PROBE_PATH.format(slug=slug)
+
+
 def demo_fleet_present() -> str | None:
     """What shows the demo fleet is already there, or None."""
     if ComponentGroup.objects.filter(name=story.GROUP_NAME).exists():
@@ -103,6 +109,19 @@ def demo_fleet_present() -> str | None:
     if component:
         return f"component {component!r}"
     return None
+
+
+def demo_probe_urls_align() -> int:
+    """Point the demo shards' probes at the simulator where ``PROBE_SIMULATOR_URL``
+    says it is now (a fleet seeded earlier may have measured another port). Returns
+    how many shards changed."""
+    changed = 0
+    for shard in Shard.objects.filter(slug__in=SHARD_SLUGS).only("pk", "slug", "probe_url"):
+        if shard.probe_url != probe_url(shard.slug):
+            shard.probe_url = probe_url(shard.slug)
+            shard.save(update_fields=["probe_url"])
+            changed += 1
+    return changed
 
 
 def operator_ensure() -> Any:
@@ -206,7 +225,7 @@ class Seeder:
                     region=region.slug,
                     public_name=f"{region.label} {number}",
                     component=self.components[coordination_slug(region.slug)],
-                    probe_url=PROBE_URL.format(slug=info.slug),
+                    probe_url=probe_url(info.slug),
                     latency_threshold_ms=region.latency_threshold_ms,
                     created_at=as_datetime(info.created),
                 )

@@ -5,7 +5,8 @@ from collections.abc import Iterable
 
 from celery import shared_task
 from django.db import transaction
-from kombu.exceptions import OperationalError
+
+from plumbing import broker
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,8 @@ def enqueue_recompute(incident_ids: Iterable[int]) -> None:
 
     def publish() -> None:
         for incident_id in ids:
-            try:
-                recompute_tailnet_impacts.delay(incident_id)
-            except (OperationalError, ConnectionError, OSError) as error:
-                logger.warning(
-                    "could not queue recompute of incident %s (%s); the sweep will",
-                    incident_id,
-                    error,
-                )
+            what = f"recompute of incident {incident_id}"
+            if not broker.publish(recompute_tailnet_impacts, (incident_id,), what=what):
+                return  # the breaker is open for the rest too
 
     transaction.on_commit(publish)

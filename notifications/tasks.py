@@ -3,7 +3,8 @@
 import logging
 
 from celery import shared_task
-from kombu.exceptions import OperationalError
+
+from plumbing import broker
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,4 @@ def remind() -> int:
 
 def enqueue_delivery() -> None:
     """Ask a worker to send now; if the broker is down, beat's sweep will."""
-    try:
-        deliver.delay()
-    except (OperationalError, ConnectionError, OSError) as error:
-        logger.warning("could not queue notification delivery (%s); the sweep will", error)
+    broker.publish(deliver, what="notification delivery")

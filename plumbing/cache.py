@@ -17,20 +17,26 @@ tests/plumbing/test_cache.py holds them to what Django does.
 
 Below them, ``cached()`` and ``forget()``: rows read on every request (the signed-in
 user, memberships, API tokens, sessions) cached briefly and forgotten by the change
-that makes them wrong, on whichever cache backend is configured.
+that makes them wrong, on whichever cache backend is configured. A forget that cannot
+reach the cache is written to the database and replayed once the cache is back, so a
+change made while the cache is down still wins over what the cache held before.
 """
 
 import hashlib
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import redis
+from django.conf import settings
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
+from django.core.signals import setting_changed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -160,14 +166,19 @@ def cached(
 ) -> T | None:
     """What is cached under ``key`` in cache ``using``, or else ``load()`` (from the
     database), cached for ``timeout`` seconds unless it was forgotten moments ago.
-    ``None`` is not cached. With the cache down every call loads."""
+    ``None`` is not cached. With the cache down every call loads; once it is back, the
+    forgets lost meanwhile are replayed before anything it kept is trusted (below)."""
     from django.core.cache import caches
 
     cache = caches[using]
 
     try:
         value = cache.get(key)
+        if value is not None and _failed_since_replay(using):
+            _replay_here(using)  # before trusting anything the cache kept (below)
+            value = cache.get(key)
     except Exception as error:
+        _failed(using)
         cache_failed(logger, f"cache: {key!r} not read", error)
         return load()
     if value is not None and not isinstance(value, Forgotten):
@@ -187,20 +198,123 @@ def cached(
 
 def forget(keys: list[str], *, using: str = "default") -> None:
     """Forget what ``cached()`` keeps under ``keys``, now and again once the current
-    transaction commits (see above). Best effort: with the cache down there is nothing
-    to forget for longer than the entries' own short lifetimes."""
+    transaction commits (see above). With the cache down (or its breaker open) the
+    forget is recorded in the database, with the change if it is not committed yet,
+    and replayed once the cache is back (below)."""
     from django.core.cache import caches
     from django.db import transaction
 
     cache = caches[using]
+    recorded = False
 
     def mark() -> None:
+        nonlocal recorded
         marker = Forgotten(until=time.time() + FORGET_SECONDS)
         try:
             cache.set_many(dict.fromkeys(keys, marker), timeout=math.ceil(FORGET_SECONDS) + 1)
         except Exception as error:
-            cache_failed(logger, f"cache: {keys!r} not forgotten", error)
+            cache_failed(logger, f"cache: {keys!r} not forgotten until the cache is back", error)
+            if not recorded:
+                forget_later(keys, using=using)
+                recorded = True
+            else:  # recorded before the commit, seen by a replay only from now on
+                _failed(using)
 
     if keys:
         mark()
         transaction.on_commit(mark, robust=True)
+
+
+# --- Forgets lost while the cache was down ------------------------------------------------
+#
+# The one rule: a change made while the cache is down wins once it is back. A forget
+# that cannot reach the cache is recorded in the database (``LostForget``), where the
+# change itself is, and replayed (its markers set, its row deleted) before anything the
+# cache kept from before is trusted again:
+# - by a process that saw the cache fail (a read or a forget in ``cached()`` or
+#   ``forget()``; every signed-in request reads its session there first), at its first
+#   read that finds something cached in it afterwards: one small query, once;
+# - by every process, through the ``plumbing.replay_lost_forgets`` task every minute
+#   (beat), for those that did not see the outage.
+# A process that saw no failure reads nothing from the database for this. A row older
+# than the longest a copy is kept is deleted unreplayed: what it was to forget has
+# expired by then.
+
+# Cache failures this process saw, by cache alias, and how many of them a finished replay
+# covers: counters, so a failure seen while a replay runs is never taken as covered.
+_failures: Counter[str] = Counter()
+_replayed: dict[str, int] = {}
+REPLAY_BATCH = 500
+
+
+def _failed(using: str) -> None:
+    _failures[using] += 1
+
+
+def _failed_since_replay(using: str) -> bool:
+    return _failures[using] != _replayed.get(using, 0)
+
+
+def _replay_here(using: str) -> None:
+    seen = _failures[using]
+    replay_lost_forgets(using)
+    _replayed[using] = seen
+
+
+def _caches_configured(*, setting: str, **_: Any) -> None:
+    """Caches configured anew (each test does) have failed nowhere yet."""
+    if setting == "CACHES":
+        _failures.clear()
+        _replayed.clear()
+
+
+setting_changed.connect(_caches_configured, dispatch_uid="plumbing.cache.caches_configured")
+
+
+def forget_later(keys: list[str], *, using: str = "default") -> None:
+    """Record that ``keys`` are to be forgotten once cache ``using`` is back: for a
+    caller whose cache write just failed, as ``forget()`` does."""
+    from .models import LostForget
+
+    _failed(using)
+    LostForget.objects.bulk_create([LostForget(key=key, cache_alias=using) for key in keys])
+
+
+def longest_kept() -> timedelta:
+    """The longest a copy cached by ``cached()`` (or a session) lives, with the margin
+    of a forget's marker."""
+    seconds = max(settings.SESSION_CACHE_SECONDS, settings.ACCOUNT_CACHE_SECONDS)
+    return timedelta(seconds=seconds + math.ceil(FORGET_SECONDS) + 1)
+
+
+def replay_lost_forgets(using: str | None = None) -> int:
+    """Forget now what was lost while a cache was down (cache ``using``, or every cache):
+    the markers set as ``forget()`` sets them, then the rows deleted. Returns how many
+    keys were forgotten. Raises when a cache cannot be written: the rows stay for the
+    next replay."""
+    from django.core.cache import caches
+    from django.utils import timezone
+
+    from .models import LostForget
+
+    lost = LostForget.objects.order_by()
+    if using is not None:
+        lost = lost.filter(cache_alias=using)
+    forgotten = 0
+    while True:
+        rows = list(lost.values_list("pk", "key", "cache_alias", "lost_at")[:REPLAY_BATCH])
+        expired_before = timezone.now() - longest_kept()
+        keys: dict[str, set[str]] = {}
+        for _, key, alias, lost_at in rows:
+            if lost_at >= expired_before and alias in settings.CACHES:
+                keys.setdefault(alias, set()).add(key)
+        marker = Forgotten(until=time.time() + FORGET_SECONDS)
+        for alias, some in keys.items():
+            caches[alias].set_many(
+                dict.fromkeys(some, marker), timeout=math.ceil(FORGET_SECONDS) + 1
+            )
+            forgotten += len(some)
+        if rows:
+            LostForget.objects.filter(pk__in=[row[0] for row in rows]).delete()
+        if len(rows) < REPLAY_BATCH:
+            return forgotten

@@ -1,5 +1,5 @@
-"""The one model of the shared plumbing: API tokens, for probes, metrics scrapers,
-operators' tools and each tailnet's own API."""
+"""The models of the shared plumbing: API tokens, for probes, metrics scrapers,
+operators' tools and each tailnet's own API; and the forgets the cache missed."""
 
 from django.conf import settings
 from django.db import models
@@ -76,3 +76,17 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class LostForget(models.Model):
+    """A ``plumbing.cache.forget()`` that could not reach the cache (down, or left alone
+    by its breaker). The change it forgets is in the database, so this is too: the key
+    is forgotten once the cache is back (``plumbing.cache.replay_lost_forgets``), then
+    the row deleted. Never shown anywhere: a key may hold a session's key."""
+
+    key = models.CharField(max_length=250)  # the key as given to forget(), unprefixed
+    cache_alias = models.CharField(max_length=100)
+    lost_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.cache_alias}: {self.key} (lost {self.lost_at:%Y-%m-%d %H:%M:%S})"

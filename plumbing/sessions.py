@@ -13,7 +13,9 @@ what a status page needs on top (``SESSION_ENGINE = "plumbing.sessions"``):
   five minutes.
 - **Signing out is final.** Deleting a session forgets its cached copy the way
   ``plumbing.cache.forget`` does: a request that read the session just before
-  cannot put it back in the cache just after.
+  cannot put it back in the cache just after. With the cache down, the forget (and a
+  saved change the cache could not take) is replayed once the cache is back: the old
+  copy is never trusted again.
 """
 
 import logging
@@ -25,7 +27,7 @@ from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.utils import timezone
 
-from plumbing.cache import cache_failed, cached, forget
+from plumbing.cache import cache_failed, cached, forget, forget_later
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class SessionStore(cached_db.SessionStore):
             self._cache.set(self.cache_key, data, settings.SESSION_CACHE_SECONDS)
         except Exception as error:
             cache_failed(logger, "session cache: not cached", error)
+            if not must_create:  # a new key has no older copy
+                # The copy the cache may hold is older than this save.
+                forget_later([self.cache_key], using=settings.SESSION_CACHE_ALIAS)
 
     def delete(self, session_key: str | None = None) -> None:
         DBStore.delete(self, session_key)

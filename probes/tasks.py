@@ -8,7 +8,8 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from kombu.exceptions import OperationalError
+
+from plumbing import broker
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,8 @@ def detect_soon() -> None:
             return
     except Exception as error:  # the cache only saves work; never lose a run to it
         logger.warning("detection dedup unavailable (%s); queueing anyway", error)
-    try:
-        detect.apply_async(countdown=delay)
-    except (OperationalError, ConnectionError, OSError) as error:
-        logger.warning("could not queue detection (%s); the next round will", error)
+    if not broker.publish(detect, what="detection", countdown=delay):
+        # The next round queues it again.
         _forget_pending()
 
 

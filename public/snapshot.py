@@ -47,19 +47,19 @@ from django.core.handlers.wsgi import WSGIRequest, get_script_name
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q
+from django.db.models import F, Q
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 from django.utils import timezone
 from django.utils.http import http_date
-from kombu.exceptions import OperationalError as BrokerError
 
 from incidents import signals
 from incidents.models import (
     Component,
     Incident,
 )
+from plumbing import broker
 from plumbing.site import site_parts
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ FORMAT = 1
 
 class SnapshotError(Exception):
     """The snapshot was not rebuilt; the last one stays in service."""
+
+
+class SnapshotBusy(SnapshotError):
+    """Another rebuild holds the lock (and the caller chose not to wait)."""
 
 
 # --- Paths -------------------------------------------------------------------------------
@@ -356,10 +360,10 @@ def _current_generation(directory: Path) -> Path | None:
         return None
 
 
-def _load(generation: Path, reuse: dict[str, Entry]) -> dict[str, Entry]:
-    """Read a generation into memory; bodies already in memory are not re-read.
-    Every body is checked against the manifest: a torn or truncated file fails the
-    whole generation instead of being served."""
+def _load(generation: Path, reuse: dict[str, Entry]) -> tuple[dict[str, Entry], dict[str, Any]]:
+    """Read a generation into memory (its entries, and its manifest); bodies already
+    in memory are not re-read. Every body is checked against the manifest: a torn or
+    truncated file fails the whole generation instead of being served."""
     manifest = _read_manifest(generation)
     entries: dict[str, Entry] = {}
     for path, meta in manifest["entries"].items():
@@ -376,7 +380,7 @@ def _load(generation: Path, reuse: dict[str, Entry]) -> dict[str, Entry]:
             else:
                 packed = _read_checked(generation, packed_meta["file"], packed_meta["sha256"])
         entries[path] = _entry(path, body, meta, packed)
-    return entries
+    return entries, manifest
 
 
 def _read_checked(generation: Path, file: str, sha256: str) -> bytes:
@@ -416,11 +420,48 @@ class SnapshotStore:
         self._next_check = 0.0
         self._failed: str | None = None
         self._lock = threading.Lock()
+        # The published version the generation in memory was built from, and when.
+        self.version = -1
+        self.built_at: float | None = None
+        self._next_follow = 0.0
+        self._following = threading.Lock()  # held while a follow thread runs
+        self._follow_failing = False
 
     def get(self, path: str) -> Entry | None:
-        if time.monotonic() >= self._next_check:
+        now = time.monotonic()
+        if now >= self._next_check:
             self.refresh()
+        if now >= self._next_follow:
+            self.follow()
         return self.entries.get(path)
+
+    def follow(self) -> None:
+        """At most every ``SNAPSHOT_FOLLOW_SECONDS``, in a thread of its own (never on a
+        visitor's request): if published data changed since the snapshot in memory
+        was built, rebuild it. Visitors meanwhile get the copy in memory, which says
+        "As of …"; with the database down that is all they get, and all is well."""
+        seconds = settings.SNAPSHOT_FOLLOW_SECONDS
+        if not seconds or not self._following.acquire(blocking=False):
+            return
+        self._next_follow = time.monotonic() + seconds
+        threading.Thread(target=self._follow, name="snapshot-follow", daemon=True).start()
+
+    def _follow(self) -> None:
+        from django.db import connections
+
+        try:
+            snapshot_follow(known=self.version)
+            if self._follow_failing:
+                logger.info("snapshot: following published changes again")
+            self._follow_failing = False
+        except (DatabaseError, SnapshotError) as error:
+            if not self._follow_failing:  # once per outage, not once a second
+                logger.warning("snapshot: cannot follow published changes (%s)", error)
+            self._follow_failing = True
+        finally:
+            connections.close_all()  # this thread's own
+            self._next_check = 0.0  # a rebuild may have swapped a generation in
+            self._following.release()
 
     def expire(self) -> None:
         """Look at the disk on the next request (a rebuild in this process)."""
@@ -440,10 +481,12 @@ class SnapshotStore:
                 candidates += [g for g in _generations(self.directory) if g.name != current.name]
             for generation in candidates:
                 try:
-                    self.entries = _load(generation, reuse=self.entries)
+                    self.entries, manifest = _load(generation, reuse=self.entries)
                 except (OSError, ValueError, KeyError, TypeError) as error:
                     logger.warning("snapshot: cannot load %s (%s)", generation, error)
                     continue
+                self.version = manifest.get("version", -1)
+                self.built_at = datetime.fromisoformat(manifest["built_at"]).timestamp()
                 self.generation = generation.name
                 self._failed = None if generation is current else current.name
                 return
@@ -493,19 +536,23 @@ class RebuildResult:
     unchanged: list[str] = field(default_factory=list)
     carried_over: list[str] = field(default_factory=list)  # failed now: the last good copy stays
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why not snapshotted
+    failed: dict[str, str] = field(default_factory=dict)  # path -> how its page failed
 
 
 @contextlib.contextmanager
-def _build_lock(directory: Path) -> Iterator[None]:
+def _build_lock(directory: Path, *, wait: bool = True) -> Iterator[None]:
     """One rebuild at a time per directory, across processes: two interleaving
-    builds could otherwise swap an older snapshot in after a newer one."""
+    builds could otherwise swap an older snapshot in after a newer one. Without
+    ``wait``, SnapshotBusy if another holds it."""
     with open(directory / ".lock", "a+b") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait else 0.0)
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not wait:
+                    raise SnapshotBusy("another rebuild is running") from None
                 if time.monotonic() > deadline:
                     raise SnapshotError("another rebuild has held the lock too long") from None
                 time.sleep(0.05)
@@ -520,17 +567,21 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
+def snapshot_rebuild(
+    *, requested_at: float | None = None, if_behind: bool = False, wait: bool = True
+) -> RebuildResult:
     """Render every public page and swap the result in as the current snapshot.
 
     ``requested_at`` (epoch seconds, set when a change queued this rebuild): skip if
     a rebuild already started after it, so a burst of changes costs one or two
-    rebuilds, not one each. Raises SnapshotError if the database is unreachable
-    (the last snapshot stays in service).
+    rebuilds, not one each. ``if_behind``: skip unless published data changed since
+    the current snapshot was built (``PublishedVersion``). ``wait=False``: SnapshotBusy
+    rather than wait for another rebuild. Raises SnapshotError if the database is
+    unreachable (the last snapshot stays in service).
     """
     directory = Path(settings.SNAPSHOT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    with _build_lock(directory):
+    with _build_lock(directory, wait=wait):
         current = _current_generation(directory)
         try:
             previous = _read_manifest(current) if current else None
@@ -543,6 +594,10 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
         started_at = time.time()
         try:
             connection.ensure_connection()
+            # Read first: a change committed during the build bumps past it.
+            version = published_version()
+            if if_behind and previous and previous.get("version", -1) >= version:
+                return RebuildResult(generation=None)
             paths = snapshot_paths(now=timezone.now())
         except DatabaseError as error:
             raise SnapshotError(f"the database is unreachable: {error}") from error
@@ -558,6 +613,8 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
             for path, outcome in capture(paths):
                 before = old.get(path)
                 if isinstance(outcome, Miss):
+                    if outcome.failed:
+                        result.failed[path] = outcome.reason
                     if outcome.failed and before and _keep(before, current, staging):
                         entries[path] = before
                         result.carried_over.append(path)
@@ -596,6 +653,7 @@ def snapshot_rebuild(*, requested_at: float | None = None) -> RebuildResult:
                 "sequence": sequence,
                 "started_at": started_at,
                 "built_at": timezone.now().isoformat(),
+                "version": version,
                 "entries": entries,
             }
             _write(staging / MANIFEST, json.dumps(manifest, indent=1).encode())
@@ -668,6 +726,46 @@ def _prune(directory: Path, *, keep: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+# --- Following published changes on every web host ------------------------------------
+
+
+def published_version() -> int:
+    from .models import PublishedVersion
+
+    return PublishedVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
+
+
+def published_version_bump() -> None:
+    """Count a committed change to published data (after its commit)."""
+    from .models import PublishedVersion
+
+    now = timezone.now()
+    if not PublishedVersion.objects.filter(pk=1).update(version=F("version") + 1, changed_at=now):
+        PublishedVersion.objects.bulk_create(
+            [PublishedVersion(pk=1, version=1, changed_at=now)], ignore_conflicts=True
+        )
+
+
+def snapshot_follow(*, known: int = -1) -> RebuildResult | None:
+    """Rebuild this host's snapshot now if published data changed since it was built;
+    ``known`` is the version the caller already serves. None if nothing was behind,
+    or another rebuild is running (the next look tries again). Runs under the web's
+    database deadline (``plumbing.deadline``): a hung database ends it."""
+    from django.db import connections
+
+    from plumbing.deadline import watchdog
+
+    token = watchdog.arm(connections["default"], settings.WEB_DATABASE_TIMEOUT_SECONDS or 30)
+    try:
+        if published_version() <= known:
+            return None
+        return snapshot_rebuild(if_behind=True, wait=False)
+    except SnapshotBusy:
+        return None
+    finally:
+        watchdog.disarm(token)
+
+
 # --- After-commit rebuilds ---------------------------------------------------------------
 
 # The rebuild queued by the current transaction of a connection (see request_rebuild).
@@ -681,10 +779,7 @@ def queue_rebuild() -> None:
     change it follows is committed): the periodic rebuild catches up within a minute."""
     from .tasks import rebuild_snapshot
 
-    try:
-        rebuild_snapshot.delay(requested_at=time.time())
-    except (BrokerError, ConnectionError, OSError) as error:
-        logger.warning("could not queue a snapshot rebuild (%s); the periodic one will", error)
+    broker.publish(rebuild_snapshot, (time.time(),), what="a snapshot rebuild")
 
 
 def request_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -699,6 +794,10 @@ def request_rebuild(*, using: str = DEFAULT_DB_ALIAS) -> None:
     def publish() -> None:
         if _pending.get(conn) is publish:
             del _pending[conn]
+        try:
+            published_version_bump()
+        except DatabaseError as error:  # committed already; the minute's rebuild shows it
+            logger.warning("could not bump the published version (%s)", error)
         queue_rebuild()
 
     _pending[conn] = publish

@@ -20,8 +20,11 @@ def rebuild_snapshot(requested_at: float | None = None) -> int:
     from .snapshot import SnapshotError, snapshot_rebuild
 
     try:
-        return len(snapshot_rebuild(requested_at=requested_at).changed)
+        result = snapshot_rebuild(requested_at=requested_at)
     except SnapshotError as error:
         # Visitors keep the last snapshot; beat tries again within a minute.
         logger.warning("snapshot not rebuilt: %s", error)
         return 0
+    if result.failed:
+        logger.error("snapshot: these pages failed to render: %s", ", ".join(result.failed))
+    return len(result.changed)

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from .publisher import publish
+from plumbing import broker
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,9 @@ def enqueue_triage(report_id: int) -> None:
     wrong here (broker refused, slow, misconfigured) is logged and swallowed, since
     the person already has a saved report and the sweep triages it later.
     """
-    if triage_report.app.conf.task_always_eager:  # tests, and setups without workers
-        triage_report.apply_async((report_id,))
-        return
-    try:
-        publish(triage_report, (report_id,), timeout=settings.REPORT_PUBLISH_TIMEOUT_SECONDS)
-    except Exception as error:  # the report is saved: never turn this into a 500
-        logger.warning(
-            "could not queue triage of report %s (%s: %s); the sweep will",
-            report_id,
-            type(error).__name__,
-            error,
-        )
+    broker.publish(
+        triage_report,
+        (report_id,),
+        what=f"triage of report {report_id}",
+        timeout=settings.REPORT_PUBLISH_TIMEOUT_SECONDS,
+    )

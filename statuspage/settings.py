@@ -81,6 +81,8 @@ TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # A request's database work has a deadline (plumbing/deadline.py).
+    "plumbing.deadline.DeadlineMiddleware",
     # The public pages from their snapshot: no database on that path (public/snapshot.py).
     "public.serving.SnapshotMiddleware",
     "plumbing.proxy.TrustedProxyMiddleware",
@@ -119,6 +121,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A web request's database work is cut off after this long: a hung database costs a
+# visitor this wait and a 503, never a worker for good (plumbing/deadline.py).
+WEB_DATABASE_TIMEOUT_SECONDS = float(env("WEB_DATABASE_TIMEOUT_SECONDS", "10"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT_SECONDS", 3
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, Celery workers and beat all write to the same file: WAL lets readers run
     # beside one writer, IMMEDIATE takes the write lock up front (no deadlock on
@@ -168,7 +177,10 @@ if CELERY_BROKER_URL == "filesystem://":
     for _folder in ("queue", "processed", "control"):
         (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -179,9 +191,18 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+if CELERY_BROKER_URL != "filesystem://":
+    # A task a killed worker had taken is handed out again after this long (Redis; its
+    # default is an hour): the longest any task may run, plus a margin.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60
+    )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing happens after a commit, inside a web request: give up fast when the
-# broker is down (the periodic sweep catches up) instead of hanging the request.
+# Publishing after a commit (plumbing.broker): a short timeout, then the broker is
+# left alone for a while; the periodic sweeps catch up.
+BROKER_PUBLISH_TIMEOUT_SECONDS = float(env("BROKER_PUBLISH_TIMEOUT_SECONDS", "1"))
+BROKER_BREAKER_SECONDS = env_int("BROKER_BREAKER_SECONDS", 30)
+# What Celery's own publishes (beat, tasks queueing tasks) do when the broker is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,
@@ -238,6 +259,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    # Forgets lost while the cache was down (plumbing/cache.py): replayed for the web
+    # processes that did not see the outage themselves.
+    "replay-lost-forgets": {
+        "task": "plumbing.replay_lost_forgets",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "notifications-remind": {
         "task": "notifications.remind",
         "schedule": 60.0,
@@ -258,7 +286,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -387,6 +415,9 @@ STATUSPAGE_PUBLIC_URL = env("STATUSPAGE_PUBLIC_URL", "")
 # The public pages as last rendered, served when the database is slow or down. Each
 # web host reads it from its own disk, so the rebuild task must write where it reads.
 SNAPSHOT_DIR = Path(env("SNAPSHOT_DIR", str(VAR_DIR / "snapshot")))
+# How often each web process looks whether published data changed since its snapshot
+# was built, and then rebuilds it in the background (0: leave it to the workers).
+SNAPSHOT_FOLLOW_SECONDS = float(env("SNAPSHOT_FOLLOW_SECONDS", "1"))
 # Default control-plane latency above which a shard counts as degraded (per-shard
 # override on Shard.latency_threshold_ms).
 SHARD_LATENCY_THRESHOLD_MS = env_int("SHARD_LATENCY_THRESHOLD_MS", 1000)

@@ -45,3 +45,6 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("api/v1/", include("notifications.urls_api")),
 ]
+
+# Database unreachable: a 503 page; anything else: a 500 page (statuspage.views).
+handler500 = "statuspage.views.server_error"

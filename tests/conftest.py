@@ -1,4 +1,5 @@
 import contextlib
+import socket
 import uuid
 
 import kombu.pools
@@ -39,6 +40,9 @@ def _own_snapshot_dir(settings, tmp_path):
     """Each test has its own (empty) snapshot: none left on disk answers for the
     live views, and rebuilds queued by a test never write into var/."""
     settings.SNAPSHOT_DIR = tmp_path / "snapshot"
+    # Web processes follow published changes in a thread of their own; tests that
+    # mean it turn it on (a thread would not see a test's uncommitted rows).
+    settings.SNAPSHOT_FOLLOW_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +65,11 @@ def _own_cache(settings):
 @pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run inline in tests; tests of broker failure point at a closed port."""
+    from plumbing import broker
+
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+    broker.reset()  # a broker one test broke is not left alone in the next
     yield
     celery_app.conf.task_always_eager = False
 
@@ -179,3 +186,33 @@ def people(fleet):
         "globex": globex,
         **fleet,
     }
+
+
+# --- Outages ----------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+@contextlib.contextmanager
+def database_unreachable():
+    """Every new database connection really fails: on PostgreSQL the server's address
+    is a closed local port (connection refused), on SQLite the file cannot be opened.
+    The test's own connection (holding its transaction) is put back afterwards."""
+    from django.db import connections
+
+    original = connections["default"]
+    broken_settings = dict(original.settings_dict)
+    if original.vendor == "postgresql":
+        broken_settings.update(HOST="127.0.0.1", PORT=str(closed_port()))
+    else:
+        broken_settings["NAME"] = "/nonexistent/directory/db.sqlite3"
+    connections["default"] = original.__class__(broken_settings, alias="default")
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        connections["default"] = original

@@ -5,7 +5,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTSIDE = {"demo", "tests", "bench", ".venv", "node_modules", "var", "static", "templates"}
+OUTSIDE = {
+    "demo",
+    "tests",
+    "faults",
+    "bench",
+    ".venv",
+    "node_modules",
+    "var",
+    "static",
+    "templates",
+}
 
 
 def _imports(path: Path) -> set[str]:

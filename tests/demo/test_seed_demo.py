@@ -158,6 +158,20 @@ def test_a_second_run_changes_nothing(seeded):
     assert counts() == before
 
 
+def test_the_probes_go_where_the_simulator_listens(db, settings):
+    settings.PROBE_SIMULATOR_URL = "http://127.0.0.1:18787"
+    seed()
+    urls = set(Shard.objects.values_list("probe_url", flat=True))
+    assert urls
+    assert all(url.startswith("http://127.0.0.1:18787/s/") for url in urls)
+
+    settings.PROBE_SIMULATOR_URL = "http://127.0.0.1:28787/"  # the next start, another port
+    out = seed()
+
+    assert f"{len(urls)} shards probed at http://127.0.0.1:28787/" in out
+    assert Shard.objects.get(slug="use1").probe_url == "http://127.0.0.1:28787/s/use1/key?v=88"
+
+
 def test_the_fleet_came_through_the_feed_and_sending_it_again_adds_nothing(seeded):
     events = FleetEvent.objects.all()
     assert set(events.values_list("source", flat=True)) == {"api"}  # as the control plane

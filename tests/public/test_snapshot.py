@@ -4,8 +4,8 @@ the database is not (public/snapshot.py, public/serving.py)."""
 import contextlib
 import hashlib
 import json
+import logging
 import os
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from csp.middleware import CSPMiddleware
 from django.core.management import CommandError, call_command
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseServerError
 from django.middleware.security import SecurityMiddleware
 from django.test import Client
@@ -31,7 +31,7 @@ from public import snapshot
 from public.serving import CACHE_CONTROL, SnapshotMiddleware, SnapshotWSGI
 from public.snapshot import SnapshotError, snapshot_rebuild
 from public.tasks import rebuild_snapshot
-from tests.conftest import T0, real_broker
+from tests.conftest import T0, closed_port, database_unreachable, real_broker
 
 M = timedelta(minutes=1)
 NOW = T0 + 30 * M
@@ -90,35 +90,10 @@ def flaky_page(settings, monkeypatch):
     return FLAKY
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends
-
-
 def _unreachable_database_url() -> str:
     if connection.vendor == "postgresql":
-        return f"postgres://postgres@127.0.0.1:{_closed_port()}/statuspage"
+        return f"postgres://postgres@127.0.0.1:{closed_port()}/statuspage"
     return "sqlite:////nonexistent/directory/db.sqlite3"
-
-
-@contextlib.contextmanager
-def database_unreachable():
-    """Every new database connection really fails: on PostgreSQL the server's address
-    is a closed local port (connection refused), on SQLite the file cannot be opened.
-    The test's own connection (holding its transaction) is put back afterwards."""
-    original = connections["default"]
-    broken_settings = dict(original.settings_dict)
-    if original.vendor == "postgresql":
-        broken_settings.update(HOST="127.0.0.1", PORT=str(_closed_port()))
-    else:
-        broken_settings["NAME"] = "/nonexistent/directory/db.sqlite3"
-    connections["default"] = original.__class__(broken_settings, alias="default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections["default"] = original
 
 
 def _incident(*, title=TITLE, published=True, at=T0):
@@ -456,6 +431,24 @@ def test_a_page_that_fails_keeps_its_last_good_copy(client, fleet, flaky_page):
     page = client.get("/flaky/")
     assert page.status_code == 200
     assert page.content == b"first"
+
+
+def test_the_command_fails_loudly_when_a_page_does_not_render(fleet, flaky_page):
+    call_command("rebuild_snapshot", stdout=StringIO())
+    flaky_page["fail"] = True
+    err = StringIO()
+
+    with pytest.raises(CommandError, match="1 failed"):
+        call_command("rebuild_snapshot", stdout=StringIO(), stderr=err)
+
+    assert "failed    /flaky/: answered 500 (its last good copy stays)" in err.getvalue()
+
+
+def test_the_task_logs_a_page_that_does_not_render_as_an_error(fleet, flaky_page, caplog):
+    flaky_page["fail"] = True
+    with caplog.at_level(logging.ERROR, logger="public.tasks"):
+        rebuild_snapshot()
+    assert "these pages failed to render: /flaky/" in caplog.text
 
 
 def test_last_modified_moves_only_when_the_bytes_change(client, fleet, flaky_page, time_machine):

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -18,7 +19,7 @@ from django.utils import timezone
 from customers.queries import LATENCY_DAYS
 from demo import story
 from demo.fleet import PROBE_REGIONS, REGIONS, Clock
-from demo.seed import Seeder, demo_fleet_present, operator_ensure
+from demo.seed import Seeder, demo_fleet_present, demo_probe_urls_align, operator_ensure
 from incidents.models import (
     Component,
     Incident,
@@ -87,9 +88,11 @@ class Command(BaseCommand):
         if found is not None:
             with transaction.atomic():
                 created_user = operator_ensure() is not None
+                moved = demo_probe_urls_align()
             self.stdout.write(
                 f"Demo fleet already present ({found} exists); nothing to seed."
                 + (" Created the operator login." if created_user else "")
+                + (f" {moved} shards probed at {settings.PROBE_SIMULATOR_URL}." if moved else "")
             )
             self._print_login()
             return

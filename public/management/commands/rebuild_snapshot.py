@@ -21,12 +21,18 @@ class Command(BaseCommand):
             self.stdout.write(f"changed   {path}")
         for path in result.removed:
             self.stdout.write(f"removed   {path}")
-        for path in result.carried_over:
-            self.stderr.write(f"failed    {path} (its last good copy stays)")
+        for path, reason in result.failed.items():
+            kept = "its last good copy stays" if path in result.carried_over else "not served"
+            self.stderr.write(f"failed    {path}: {reason} ({kept})")
         for path, reason in result.skipped.items():
-            self.stdout.write(f"skipped   {path}: {reason}")
-        self.stdout.write(
+            if path not in result.failed:
+                self.stdout.write(f"skipped   {path}: {reason}")
+        summary = (
             f"Snapshot {result.generation}: {len(result.changed)} changed, "
             f"{len(result.unchanged)} unchanged, {len(result.removed)} removed, "
-            f"{len(result.carried_over)} failed."
+            f"{len(result.failed)} failed."
         )
+        if result.failed:
+            # A page that does not render is broken for every visitor: say so loudly.
+            raise CommandError(f"{summary} The log has each failure's traceback.")
+        self.stdout.write(summary)
