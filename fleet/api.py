@@ -60,6 +60,10 @@ class FleetRateThrottle(PerTokenThrottle):
     default_rate = "600/min"
 
 
+# How long one fleet feed request may work in the database (a map of 100,000 lines).
+FLEET_DATABASE_DEADLINE_SECONDS = 600
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = f"At most {MAX_BYTES // (1024 * 1024)} MB per request."
@@ -137,6 +141,9 @@ class FleetEventsIngestApi(APIView):
     permission_classes = [HasScope.of(ApiToken.Scope.FLEET.value)]
     throttle_classes = [FleetRateThrottle]
     throttle_scope = THROTTLE_SCOPE
+    # Whole batches and whole maps: longer than a page's database deadline
+    # (plumbing/deadline.py), so that the control plane's big requests are not cut off.
+    database_deadline_seconds = FLEET_DATABASE_DEADLINE_SECONDS
 
     @extend_schema(
         summary="Send the fleet's events",
@@ -229,6 +236,9 @@ class FleetPlacementsApi(APIView):
     permission_classes = [HasScope.of(ApiToken.Scope.FLEET.value)]
     throttle_classes = [FleetRateThrottle]
     throttle_scope = THROTTLE_SCOPE
+    # Whole batches and whole maps: longer than a page's database deadline
+    # (plumbing/deadline.py), so that the control plane's big requests are not cut off.
+    database_deadline_seconds = FLEET_DATABASE_DEADLINE_SECONDS
 
     @extend_schema(
         summary="The placements we believe",

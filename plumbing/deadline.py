@@ -17,6 +17,10 @@ Three bounds, from the outside in:
   with an OperationalError, Django drops the connection at the end of the request,
   and the next request connects afresh.
 
+A view that works on the whole fleet on purpose (the fleet feed's batches and map)
+declares its own bound, ``database_deadline_seconds`` on the view (or its class): the
+middleware then gives the request that long, statement timeout included.
+
 The 503 itself is ``statuspage.views.server_error``'s: a database that cannot be
 reached is "temporarily unavailable", not a bug.
 """
@@ -108,20 +112,58 @@ class DeadlineMiddleware:
         seconds = settings.WEB_DATABASE_TIMEOUT_SECONDS
         if not seconds:
             return self.get_response(request)
-        token = watchdog.arm(connections["default"], seconds)
+        connection = connections["default"]
+        request._database_deadline = watchdog.arm(connection, seconds)  # type: ignore[attr-defined]
         try:
             return self.get_response(request)
         finally:
-            watchdog.disarm(token)
+            watchdog.disarm(request._database_deadline)  # type: ignore[attr-defined]
+            if getattr(request, "_database_deadline_extended", False):
+                _set_statement_timeout(connection, seconds, only_if_connected=True)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        seconds = getattr(view, "database_deadline_seconds", None) or getattr(
+            getattr(view, "cls", None), "database_deadline_seconds", None
+        )
+        if not seconds or not hasattr(request, "_database_deadline"):
+            return
+        connection = connections["default"]
+        watchdog.disarm(request._database_deadline)
+        request._database_deadline = watchdog.arm(connection, seconds)
+        request._database_deadline_extended = True  # type: ignore[attr-defined]
+        _set_statement_timeout(connection, seconds)
+
+
+def _set_statement_timeout(
+    connection: BaseDatabaseWrapper, seconds: float, *, only_if_connected: bool = False
+) -> None:
+    """This web connection's statement timeout, if web connections have one."""
+    if connection.vendor != "postgresql" or not _bounded:
+        return
+    if only_if_connected and (connection.connection is None or not connection.is_usable()):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET statement_timeout = {int(seconds * 1000)}")
+
+
+_bounded = False  # whether this process's connections get the web's statement timeout
 
 
 def _statement_timeout(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    if connection.vendor == "postgresql" and settings.WEB_DATABASE_TIMEOUT_SECONDS:
-        milliseconds = int(settings.WEB_DATABASE_TIMEOUT_SECONDS * 1000)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET statement_timeout = {milliseconds}")
+    if settings.WEB_DATABASE_TIMEOUT_SECONDS:
+        _set_statement_timeout(connection, settings.WEB_DATABASE_TIMEOUT_SECONDS)
 
 
 def bound_web_connections() -> None:
     """Give this process's new database connections the web's statement timeout."""
+    global _bounded
+    _bounded = True
     connection_created.connect(_statement_timeout, dispatch_uid="plumbing.deadline")
+
+
+def unbound_web_connections() -> None:
+    global _bounded
+    _bounded = False
+    connection_created.disconnect(dispatch_uid="plumbing.deadline")

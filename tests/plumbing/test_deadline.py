@@ -139,9 +139,42 @@ def test_web_connections_get_a_statement_timeout(settings):
     try:
         assert _in_a_thread_of_its_own(shown).get("value") == "7s"
     finally:
-        from django.db.backends.signals import connection_created
+        deadline.unbound_web_connections()
 
-        connection_created.disconnect(dispatch_uid="plumbing.deadline")
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_view_that_works_on_the_whole_fleet_gets_its_own_deadline(settings, rf):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: statement_timeout")
+    settings.WEB_DATABASE_TIMEOUT_SECONDS = 0.5
+    deadline.bound_web_connections()
+
+    def long_view(request):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            shown = cursor.fetchone()[0]
+            cursor.execute("SELECT pg_sleep(1)")  # past the page deadline, within its own
+        return HttpResponse(shown)
+
+    long_view.database_deadline_seconds = 30  # type: ignore[attr-defined]
+
+    def request_then_show():
+        def as_django_does(request):
+            middleware.process_view(request, long_view, (), {})
+            return long_view(request)
+
+        middleware = deadline.DeadlineMiddleware(as_django_does)
+        answered = middleware(rf.post("/api/v1/fleet/events"))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return answered.getvalue(), cursor.fetchone()[0]
+
+    try:
+        outcome = _in_a_thread_of_its_own(request_then_show)
+    finally:
+        deadline.unbound_web_connections()
+    assert outcome.get("value") == (b"30s", "500ms"), outcome  # then back to the web's
 
 
 def test_a_request_within_its_deadline_is_untouched(rf, db):
