@@ -332,6 +332,7 @@ def api_patterns() -> list[Any]:
         path("api/v1/", include("customers.urls_api")),
         path("api/v1/", include("reports.urls_api")),
         path("api/v1/", include("notifications.urls_api")),
+        path("api/v1/", include("reliability.urls_api")),
         path("api/v2/", include("public.urls_v2")),
     ]
 

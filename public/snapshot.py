@@ -69,6 +69,7 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_PATHS: tuple[str, ...] = (
     "/",
     "/history/",
+    "/reliability/",
     "/api/v2/summary.json",
     "/api/v2/status.json",
     "/api/v2/components.json",

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "customers",
     "reports",
     "notifications",
+    "reliability",
     "demo",
 ]
 

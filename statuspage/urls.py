@@ -44,6 +44,7 @@ urlpatterns = [
     # subscriptions page and its webhooks API.
     path("", include("notifications.urls")),
     path("api/v1/", include("notifications.urls_api")),
+    path("", include("reliability.urls")),
 ]
 
 # Database unreachable: a 503 page; anything else: a 500 page (statuspage.views).

@@ -15,6 +15,7 @@ APPS = (
     "reports",
     "public",
     "notifications",
+    "reliability",
     "demo",
 )
 # Who may import whom, from the bottom up; an app may import only those below it.
@@ -27,6 +28,7 @@ ALLOWED = {
     "reports": {"customers", "incidents", "plumbing"},
     "public": {"incidents", "plumbing"},
     "notifications": {"customers", "incidents", "plumbing"},
+    "reliability": {"incidents", "plumbing", "public"},
     "demo": {"customers", "fleet", "incidents", "notifications", "plumbing", "probes", "reports"},
 }
 

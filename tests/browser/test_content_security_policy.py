@@ -41,6 +41,7 @@ def test_a_visitors_pages_break_no_rule_of_the_policy(open_page, acme_story):  #
     paths = [
         "/",
         "/history/",
+        "/reliability/",
         f"/incidents/{incident.pk}/",
         "/report/",
         "/subscribe/",

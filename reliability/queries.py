@@ -1,0 +1,303 @@
+"""The reliability report's reads: a fixed number of queries whatever the number of
+incidents or tailnets (six, or one when cached).
+
+Per incident, the database aggregates its impact windows and updates; per month, it
+sums tailnet-seconds (placements, and affected-tailnet rows each second once at its
+worst level) with window functions, so no tailnet ever passes through Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from fractions import Fraction
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Exists, Max, Min, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from incidents import levels
+from incidents.models import (
+    Incident,
+    IncidentUpdate,
+    MonitoringGap,
+    Placement,
+    ShardImpact,
+    TailnetImpact,
+)
+from incidents.queries import incidents_blast_radius
+from incidents.uptime import Tally, epoch_second
+from plumbing.cache import cache_failed
+from public.snapshot import published_version
+
+from .report import IncidentTimes, MonthFigures, incident_figures, month_start, months_report
+
+logger = logging.getLogger(__name__)
+
+CACHE_SECONDS = 120
+_RANK = {level: rank for rank, level in enumerate(levels.BY_RANK)}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _sql(vendor: str) -> dict[str, str]:
+    """The few spellings that differ: an instant's whole epoch second, max and min."""
+    if vendor == "postgresql":
+        return {
+            "epoch": "CAST(FLOOR(EXTRACT(EPOCH FROM {})) AS BIGINT)",
+            "greatest": "GREATEST",
+            "least": "LEAST",
+        }
+    return {"epoch": "CAST(strftime('%%s', {}) AS INTEGER)", "greatest": "MAX", "least": "MIN"}
+
+
+def _months_cte(first: int, last: int, stop: int) -> tuple[str, list[int]]:
+    """``months(idx, ms, me)``: each month's first and stop second, cut at ``stop``."""
+    rows, params = [], []
+    for index in range(first, last + 1):
+        begin = epoch_second(month_start(index))
+        end = min(epoch_second(month_start(index + 1)), stop)
+        if end > begin:
+            rows.append("(%s, %s, %s)")
+            params += [index, begin, end]
+    if not rows:
+        rows, params = ["(%s, %s, %s)"], [first, 0, 0]
+    return f"months (idx, ms, me) AS (VALUES {', '.join(rows)})", params
+
+
+# Monitoring gaps in the range: seconds no probe region reported on a shard.
+_GAPS_CTE = """
+gaps AS (
+    SELECT g.shard_id AS sh,
+           {greatest}({epoch_gap_start}, {lo}) AS s,
+           {least}(COALESCE({epoch_gap_end}, {hi}), {hi}) AS e
+    FROM {gap} g
+    WHERE g.starts_at < %s AND (g.ends_at IS NULL OR g.ends_at > %s)
+)"""
+
+# Each tailnet's affected time (k = 0), and the part of it inside a monitoring gap of
+# its shard (k = 1, which is data all the same), cut into pieces at every boundary;
+# each piece takes the worst level of the rows covering it (a second counts once, at
+# its worst), then is cut at month boundaries and summed per month and level.
+_LOST_SQL = """
+WITH {months}, {gaps},
+impact AS (
+    SELECT ti.tailnet_id AS t, ti.shard_id AS sh,
+           {greatest}({epoch_start}, {lo}) AS s,
+           {least}(COALESCE({epoch_end}, {hi}), {hi}) AS e,
+           {rank} AS r
+    FROM {tailnetimpact} ti JOIN {incident} i ON i.id = ti.incident_id
+    WHERE i.published = %s AND ti.starts_at < %s AND (ti.ends_at IS NULL OR ti.ends_at > %s)
+),
+all_rows AS (
+    SELECT 0 AS k, t, s, e, r FROM impact
+    UNION ALL
+    SELECT 1 AS k, i.t, {greatest}(i.s, g.s) AS s, {least}(i.e, g.e) AS e, 1 AS r
+    FROM impact i JOIN gaps g ON g.sh = i.sh AND i.s < g.e AND i.e > g.s
+),
+live AS (SELECT k, t, s, e, r FROM all_rows WHERE e > s AND r > 0),
+points AS (SELECT k, t, s AS p FROM live UNION SELECT k, t, e AS p FROM live),
+pieces AS (
+    SELECT k, t, p AS s, LEAD(p) OVER (PARTITION BY k, t ORDER BY p) AS e FROM points
+),
+worst AS (
+    SELECT g.k, g.t, g.s, g.e, MAX(l.r) AS r
+    FROM pieces g JOIN live l ON l.k = g.k AND l.t = g.t AND l.s <= g.s AND l.e >= g.e
+    WHERE g.e IS NOT NULL
+    GROUP BY g.k, g.t, g.s, g.e
+)
+SELECT m.idx, w.k, w.r, SUM({least}(w.e, m.me) - {greatest}(w.s, m.ms))
+FROM worst w JOIN months m ON w.s < m.me AND w.e > m.ms
+GROUP BY m.idx, w.k, w.r
+"""
+
+# Every tailnet's placed seconds per month (k = 0), and those of them in a monitoring
+# gap of the shard it was on (k = 1): the T of the uptime rule is the difference.
+_PLACED_SQL = """
+WITH {months}, {gaps},
+placed AS (
+    SELECT p.shard_id AS sh, {epoch_start} AS s, COALESCE({epoch_end}, {hi}) AS e
+    FROM {placement} p
+    WHERE p.starts_at < %s AND (p.ends_at IS NULL OR p.ends_at > %s)
+)
+SELECT 0, m.idx, SUM({least}(p.e, m.me) - {greatest}(p.s, m.ms))
+FROM placed p JOIN months m ON p.s < m.me AND p.e > m.ms
+GROUP BY m.idx
+UNION ALL
+SELECT 1, m.idx, SUM({least}(p.e, g.e, m.me) - {greatest}(p.s, g.s, m.ms))
+FROM placed p JOIN gaps g ON g.sh = p.sh AND p.s < g.e AND p.e > g.s
+JOIN months m ON p.s < m.me AND p.e > m.ms AND g.s < m.me AND g.e > m.ms
+GROUP BY m.idx
+"""
+
+
+def monthly_tallies(*, first: int, last: int, now: datetime) -> dict[int, Tally]:
+    """Per month index: tailnet-seconds with data, and those in outage, partial outage
+    and degraded performance by published incidents and maintenance. Seconds in a
+    monitoring gap of a tailnet's shard have no data unless an impact covers them
+    (``incidents.queries.fleet_uptime_tally``'s rule, and the same figures). Two queries."""
+    sql = _sql(connection.vendor)
+    start, end = month_start(first), min(month_start(last + 1), now)
+    if end <= start:
+        return {}
+    lo, hi = epoch_second(start), epoch_second(end)
+    months, month_params = _months_cte(first, last, hi)
+    adapt = connection.ops.adapt_datetimefield_value
+    epoch = sql["epoch"].format
+    bounds = {"lo": lo, "hi": hi, **sql}  # whole numbers computed here, not input
+    gaps = _GAPS_CTE.format(
+        epoch_gap_start=epoch("g.starts_at"),
+        epoch_gap_end=epoch("g.ends_at"),
+        gap=MonitoringGap._meta.db_table,
+        **bounds,
+    )
+    in_range = [adapt(end), adapt(start)]
+    lost: dict[tuple[int, int], dict[int, int]] = {}
+    placed: dict[tuple[int, int], int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LOST_SQL.format(
+                months=months,
+                gaps=gaps,
+                epoch_start=epoch("ti.starts_at"),
+                epoch_end=epoch("ti.ends_at"),
+                rank=levels.sql_rank("ti.level"),
+                tailnetimpact=TailnetImpact._meta.db_table,
+                incident=Incident._meta.db_table,
+                **bounds,
+            ),
+            [*month_params, *in_range, True, *in_range],
+        )
+        for index, kind, rank, seconds in cursor.fetchall():
+            lost.setdefault((kind, index), {})[rank] = int(seconds)
+        cursor.execute(
+            _PLACED_SQL.format(
+                months=months,
+                gaps=gaps,
+                epoch_start=epoch("p.starts_at"),
+                epoch_end=epoch("p.ends_at"),
+                placement=Placement._meta.db_table,
+                **bounds,
+            ),
+            [*month_params, *in_range, *in_range],
+        )
+        for kind, index, seconds in cursor.fetchall():
+            placed[(kind, index)] = int(seconds or 0)
+    tallies = {}
+    for index in range(first, last + 1):
+        by_rank = lost.get((0, index), {})
+        outage = by_rank.get(_RANK["outage"], 0)
+        partial = by_rank.get(_RANK["partial"], 0)
+        degraded = by_rank.get(_RANK["degraded"], 0)
+        with_data = (
+            placed.get((0, index), 0)
+            - placed.get((1, index), 0)
+            + sum(lost.get((1, index), {}).values())
+        )
+        tallies[index] = Tally(
+            total_seconds=max(with_data, outage + partial + degraded),
+            outage_seconds=outage,
+            partial_seconds=partial,
+            degraded_seconds=degraded,
+        )
+    return tallies
+
+
+def counted_incidents(*, start: datetime, end: datetime) -> list[Incident]:
+    """Published incidents that started in [start, end), and published maintenance
+    that had impact windows (planned work that hurt no one is not counted), each
+    with its windows and updates aggregated. One query."""
+    windows = ShardImpact.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
+    updates = IncidentUpdate.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
+    has_windows = Exists(ShardImpact.objects.filter(incident=OuterRef("pk")))
+    return list(
+        Incident.objects.filter(published=True, started_at__gte=start, started_at__lt=end)
+        .filter(Q(kind=Incident.Kind.INCIDENT) | has_windows)
+        .annotate(
+            has_windows=has_windows,
+            open_windows=Exists(
+                ShardImpact.objects.filter(incident=OuterRef("pk"), ends_at__isnull=True)
+            ),
+            first_window_at=Subquery(windows.annotate(m=Min("starts_at")).values("m")),
+            last_window_end=Subquery(windows.annotate(m=Max("ends_at")).values("m")),
+            first_update_at=Subquery(updates.annotate(m=Min("display_at")).values("m")),
+        )
+        .only(
+            "id",
+            "kind",
+            "impact",
+            "started_at",
+            "detected_at",
+            "resolved_at",
+            "published_at",
+        )
+        .order_by("started_at", "id")
+    )
+
+
+def _times(incident: Incident) -> IncidentTimes:
+    extra = incident.__dict__
+    window_ends: tuple[datetime | None, ...] = ()
+    if extra["has_windows"]:
+        window_ends = (None,) if extra["open_windows"] else (_aware(extra["last_window_end"]),)
+    return IncidentTimes(
+        pk=incident.pk,
+        kind=incident.kind,
+        impact=incident.impact,
+        started_at=incident.started_at,
+        detected_at=incident.detected_at,
+        resolved_at=incident.resolved_at,
+        published_at=incident.published_at,
+        first_window_at=_aware(extra["first_window_at"]),
+        window_ends=window_ends,
+        first_update_at=_aware(extra["first_update_at"]),
+    )
+
+
+def reliability_report(*, first: int, last: int, now: datetime) -> list[MonthFigures]:
+    """The figures of the months ``first`` to ``last`` (indexes), oldest first, as of
+    ``now``. Six queries: incidents, blast radius (three), tallies (two)."""
+    # Not yet started (maintenance scheduled later this month) is not yet counted.
+    incidents = counted_incidents(start=month_start(first), end=min(month_start(last + 1), now))
+    with_windows = [incident for incident in incidents if incident.__dict__["has_windows"]]
+    blast = incidents_blast_radius(incidents=with_windows, as_of=now)
+    return months_report(
+        first=first,
+        last=last,
+        incidents=[incident_figures(_times(incident), now=now) for incident in incidents],
+        blast_percent={pk: Fraction(radius.percent) for pk, radius in blast.items()},
+        tallies=monthly_tallies(first=first, last=last, now=now),
+    )
+
+
+def report_as_of(now: datetime | None = None) -> datetime:
+    """The figures are as of the start of the minute, on the page and in the API alike."""
+    return (now or timezone.now()).replace(second=0, microsecond=0)
+
+
+def cached_reliability_report(
+    *, first: int, last: int, now: datetime | None = None
+) -> tuple[datetime, list[MonthFigures]]:
+    """``reliability_report`` as of the start of the current minute, cached per range,
+    minute and version of the published data (a change is seen at once; one query
+    when cached). Returns the figures' "as of" with them."""
+    as_of = report_as_of(now)
+    key = f"reliability:v1:{first}:{last}:{as_of:%Y%m%d%H%M}:{published_version()}"
+    report = None
+    try:
+        report = cache.get(key)
+    except Exception as error:  # best effort: a cache that is down costs six queries
+        cache_failed(logger, "reliability cache: get", error)
+    if report is None:
+        report = reliability_report(first=first, last=last, now=as_of)
+        try:
+            cache.set(key, report, CACHE_SECONDS)
+        except Exception as error:
+            cache_failed(logger, "reliability cache: set", error)
+    return as_of, report

@@ -1,0 +1,11 @@
+"""The public reliability API, mounted at /api/v1/ (and described in the public schema)."""
+
+from django.urls import path
+
+from . import api
+
+app_name = "reliability_api"
+
+urlpatterns = [
+    path("reliability", api.ReliabilityReportApi.as_view(), name="report"),
+]
