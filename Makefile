@@ -10,7 +10,7 @@ PORT ?= 8000
 DEMO_ENV := DJANGO_DEBUG=1 PROBE_INTERVAL_SECONDS=5 PROBE_AUTO_PUBLISH=1 \
 	NOTIFY_WEBHOOK_ALLOW_LOOPBACK=1 STATUSPAGE_PUBLIC_URL=http://$(HOST):$(PORT)
 
-.PHONY: run test install lint check bench-data bench-impact bench-smoke clean
+.PHONY: run test test-faults install lint check bench-data bench-impact bench-smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ run: $(STAMP)
 ## make test: the whole suite; SQLite by default, PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set.
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-faults: the fault suite (faults/): gunicorn, a Celery worker, beat and the
+## simulator behind a TCP proxy of the suite's own that refuses or hangs PostgreSQL,
+## the cache and the broker. Needs the servers: FAULTS_PG_ADMIN_URL (a superuser; the
+## suite drops and creates its own database `faults`) and FAULTS_REDIS_URL (dbs 11, 12).
+FAULTS_PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+FAULTS_REDIS_URL ?= redis://127.0.0.1:6379
+test-faults: $(STAMP)
+	FAULTS_PG_ADMIN_URL=$(FAULTS_PG_ADMIN_URL) FAULTS_REDIS_URL=$(FAULTS_REDIS_URL) \
+		$(PY) -m pytest faults --rootdir=. -o testpaths=faults -p no:django -p no:randomly \
+		-p no:xdist -W ignore::pytest.PytestConfigWarning -v -s $(FAULTS_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

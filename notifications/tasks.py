@@ -18,7 +18,7 @@ def deliver() -> int:
     return deliver_due()
 
 
-@shared_task(name="notifications.remind", ignore_result=True, time_limit=60)
+@shared_task(name="notifications.remind", ignore_result=True, time_limit=60, soft_time_limit=50)
 def remind() -> int:
     """Owe the maintenance reminders that have come due."""
     from .outbox import maintenance_reminders_add
