@@ -53,6 +53,7 @@ from .models import (
     AuditEntry,
     Component,
     ComponentGroup,
+    FollowUp,
     ImpactLevel,
     Incident,
     IncidentComponent,
@@ -707,6 +708,21 @@ class IncidentUpdateInline(admin.StackedInline):
         return obj.body_html if obj.pk else "—"  # sanitized by incidents.markdown
 
 
+class FollowUpInline(admin.TabularInline):
+    """The improvements this incident led to. Public on its page once the postmortem
+    is published; written through ``services.follow_up_add`` and its siblings."""
+
+    model = FollowUp
+    fields = ("text", "owner", "status", "done_on")
+    ordering = ("created_at", "id")
+    extra = 0
+    verbose_name = "follow-up"
+    verbose_name_plural = (
+        "follow-ups (plain text; public once the postmortem is published; a done one "
+        "needs its UTC done date)"
+    )
+
+
 class IncidentForm(forms.ModelForm):
     body = forms.CharField(
         label="First update",
@@ -766,7 +782,7 @@ class IncidentAdmin(BaseAdmin):
     ordering = ("-started_at", "-id")
     list_per_page = 50
     actions = ("publish_selected", "recompute_affected_tailnets", "resolve_selected")
-    inlines = (IncidentComponentInline, ShardImpactInline, IncidentUpdateInline)
+    inlines = (IncidentComponentInline, ShardImpactInline, IncidentUpdateInline, FollowUpInline)
 
     ADD_FIELDSETS = (
         (
@@ -1036,6 +1052,30 @@ class IncidentAdmin(BaseAdmin):
                     incident=incident, status=update.status, body=update.body, by=_by(request)
                 )
                 for update in formset.new_objects
+            ]
+        elif formset.model is FollowUp:
+            for follow_up in formset.deleted_objects:
+                services.follow_up_remove(follow_up=follow_up, by=_by(request))
+            for follow_up, fields in formset.changed_objects:
+                services.follow_up_change(
+                    follow_up=follow_up,
+                    changes={
+                        name: getattr(follow_up, name)
+                        for name in fields
+                        if name in services.FOLLOW_UP_FIELDS
+                    },
+                    by=_by(request),
+                )
+            formset.new_objects = [
+                services.follow_up_add(
+                    incident=incident,
+                    text=follow_up.text,
+                    owner=follow_up.owner,
+                    status=follow_up.status,
+                    done_on=follow_up.done_on,
+                    by=_by(request),
+                )
+                for follow_up in formset.new_objects
             ]
         else:
             super().save_formset(request, form, formset, change)
@@ -1331,7 +1371,8 @@ def _audit_summary(entry: AuditEntry) -> str:
         return "—"
     parts = []
     for field, value in changes.items():
-        if isinstance(value, list) and len(value) == 2 and entry.action == "incident.edit":
+        edits = ("incident.edit", "follow_up.change")
+        if isinstance(value, list) and len(value) == 2 and entry.action in edits:
             text = f"{field}: {value[0]!s:.40} → {value[1]!s:.40}"
         else:
             text = f"{field}: {value!s:.60}"

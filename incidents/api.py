@@ -1,5 +1,6 @@
 """The operator API, ``/api/v1/incidents/…``: what alerting tools and operators'
-scripts use to open, update, publish and resolve incidents and maintenance.
+scripts use to open, update, publish and resolve incidents and maintenance, and to
+record the follow-ups (improvements) an incident led to.
 
 Who may call it: a staff-scoped bearer token, or a staff user's session (with
 CSRF, as DRF's SessionAuthentication enforces). Views are thin: a serializer
@@ -12,13 +13,14 @@ Responses use Statuspage's field names where they overlap (``name``,
 ``incident_updates``, ``components``, ``shortlink``, ``postmortem_body``) so
 tools written for its manage API feel at home; ``title`` is there too.
 
-Retries: ``POST /incidents/`` and ``POST /incidents/<id>/updates`` accept an
-``Idempotency-Key`` header. The key is stored in the audit entry of the write it
-made (in the same transaction), so a retry with the same key from the same token
-(or user) within 24 hours returns the incident instead of writing twice. The
-database rather than the cache: a key is recorded exactly when its write
-commits, retries are serialised by a row lock on the caller's token (or user),
-and the API keeps working when Redis is down — which is when it is needed most.
+Retries: ``POST /incidents/``, ``POST /incidents/<id>/updates`` and ``POST
+/incidents/<id>/follow-ups`` accept an ``Idempotency-Key`` header. The key is stored
+in the audit entry of the write it made (in the same transaction), so a retry with
+the same key from the same token (or user) within 24 hours returns the incident (or
+the follow-up) instead of writing twice. The database rather than the cache: a key
+is recorded exactly when its write commits, retries are serialised by a row lock on
+the caller's token (or user), and the API keeps working when Redis is down — which
+is when it is needed most.
 """
 
 import logging
@@ -56,6 +58,8 @@ from .models import (
     AuditEntry,
     Component,
     ComponentStatus,
+    FollowUp,
+    FollowUpStatus,
     ImpactLevel,
     Incident,
     IncidentComponent,
@@ -158,7 +162,9 @@ class ComponentStatusesField(serializers.DictField):
 
     def to_internal_value(self, data: Any) -> dict[Component, str]:
         statuses: dict[str, str] = super().to_internal_value(data)
-        found = {c.slug: c for c in Component.objects.filter(slug__in=list(statuses))}
+        # A slug no column can hold (a NUL byte, which PostgreSQL refuses) is unknown.
+        names = [slug for slug in statuses if "\x00" not in slug]
+        found = {c.slug: c for c in Component.objects.filter(slug__in=names)}
         unknown = sorted(set(statuses) - set(found))
         if unknown:
             raise serializers.ValidationError([f"Unknown component {slug!r}." for slug in unknown])
@@ -255,6 +261,37 @@ class ImpactCloseIn(StrictSerializer):
     at = AwareDateTimeField(required=False, help_text="When the window ended; default now.")
 
 
+class FollowUpIn(StrictSerializer):
+    text = serializers.CharField(max_length=500, help_text="Plain text: the improvement.")
+    owner = serializers.CharField(
+        max_length=120, help_text="Plain text: who owns it, a person or team name."
+    )
+    status = serializers.ChoiceField(choices=FollowUpStatus.choices, default=FollowUpStatus.OPEN)
+    done_on = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="The UTC date it was done (YYYY-MM-DD): required when done, none when open.",
+    )
+
+
+class FollowUpEditIn(StrictSerializer):
+    text = serializers.CharField(max_length=500, required=False)
+    owner = serializers.CharField(max_length=120, required=False)
+    status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
+    done_on = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="Required when it becomes done; reopening clears it.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                {"detail": ["Nothing to change: send text, owner, status or done_on."]}
+            )
+        return attrs
+
+
 class ListFilterIn(serializers.Serializer):
     status = serializers.CharField(required=False, help_text="One or more, comma-separated.")
     kind = serializers.ChoiceField(choices=IncidentKind.choices, required=False)
@@ -299,6 +336,17 @@ class WindowOut(serializers.Serializer):
     level = serializers.CharField()
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField(allow_null=True)
+
+
+class FollowUpOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    incident_id = serializers.IntegerField()
+    text = serializers.CharField()
+    owner = serializers.CharField()
+    status = serializers.ChoiceField(choices=FollowUpStatus.choices)
+    done_on = serializers.DateField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
 class IncidentOut(serializers.Serializer):
@@ -658,3 +706,100 @@ class ShardImpactCloseApi(OperatorApi):
             raise exceptions.NotFound(f"No impact window {impact_id} on incident {incident_id}.")
         services.shard_impact_close(impact=impact, at=at, by=_actor(request))
         return Response(WindowOut(impact).data)
+
+
+def _follow_up_or_404(incident_id: int, follow_up_id: int) -> FollowUp:
+    """The follow-up of this incident: another incident's is not found here."""
+    _incident_or_404(incident_id)
+    follow_up = (
+        FollowUp.objects.select_related("incident")
+        .filter(pk=follow_up_id, incident_id=incident_id)
+        .first()
+    )
+    if follow_up is None:
+        raise exceptions.NotFound(f"No follow-up {follow_up_id} on incident {incident_id}.")
+    return follow_up
+
+
+def _replay_follow_up(entry: AuditEntry, data: Mapping[str, Any]) -> Response:
+    """The follow-up an earlier POST with the same Idempotency-Key recorded."""
+    if entry.request_digest != request_digest(data):
+        return Response(
+            {
+                "detail": "This Idempotency-Key was already used for a different request; "
+                "send a new key for a new request."
+            },
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    changes = entry.changes if isinstance(entry.changes, dict) else {}
+    recorded = changes.get("follow_up_id")
+    follow_up = (
+        FollowUp.objects.filter(pk=recorded, incident_id=entry.incident_id).first()
+        if isinstance(recorded, int) and entry.incident_id is not None
+        else None
+    )
+    if follow_up is None:
+        return Response(
+            {"detail": "The follow-up recorded with this Idempotency-Key was removed since."},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return Response(
+        FollowUpOut(follow_up).data,
+        status=status.HTTP_201_CREATED,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+class FollowUpListCreateApi(OperatorApi):
+    """GET: the incident's follow-ups, oldest first. POST: record one (text, owner,
+    status open or done, done_on when done); takes an Idempotency-Key."""
+
+    def get(self, request: Request, incident_id: int) -> Response:
+        incident = _incident_or_404(incident_id)
+        follow_ups = incident.follow_ups.order_by("created_at", "id")
+        return Response(FollowUpOut(follow_ups, many=True).data)
+
+    def post(self, request: Request, incident_id: int) -> Response:
+        incident = _incident_or_404(incident_id)
+        key = _idempotency_key(request)
+        given = FollowUpIn(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        done_on = data.get("done_on")
+        # The request as its digest sees it (a date is not JSON).
+        digested = {**data, "done_on": None if done_on is None else done_on.isoformat()}
+        with transaction.atomic():
+            if key:
+                _lock_caller(request)
+                earlier = _earlier_write(
+                    request, key=key, action="follow_up.add", incident_id=incident_id
+                )
+                if earlier is not None:
+                    return _replay_follow_up(earlier, digested)
+            follow_up = services.follow_up_add(
+                incident=incident,
+                text=data["text"],
+                owner=data["owner"],
+                status=data["status"],
+                done_on=done_on,
+                by=_actor(request, key=key, data=digested),
+            )
+        return Response(FollowUpOut(follow_up).data, status=status.HTTP_201_CREATED)
+
+
+class FollowUpDetailApi(OperatorApi):
+    """PATCH: change its text, owner, status or done date. DELETE: remove it."""
+
+    def patch(self, request: Request, incident_id: int, follow_up_id: int) -> Response:
+        follow_up = _follow_up_or_404(incident_id, follow_up_id)
+        given = FollowUpEditIn(data=request.data)
+        given.is_valid(raise_exception=True)
+        changed = services.follow_up_change(
+            follow_up=follow_up, changes=given.validated_data, by=_actor(request)
+        )
+        return Response(FollowUpOut(changed).data)
+
+    def delete(self, request: Request, incident_id: int, follow_up_id: int) -> Response:
+        follow_up = _follow_up_or_404(incident_id, follow_up_id)
+        services.follow_up_remove(follow_up=follow_up, by=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

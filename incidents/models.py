@@ -4,7 +4,10 @@ Times are stored in UTC. Every window is half-open, [starts_at, ends_at), and an
 ``ends_at`` of NULL means "still going on".
 """
 
+from datetime import UTC
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -380,6 +383,71 @@ class IncidentUpdate(models.Model):
     @property
     def body_html(self) -> str:
         return render_markdown(self.body)
+
+
+class FollowUpStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
+class FollowUp(models.Model):
+    """An improvement an incident led to: what, who owns it, and whether it is done
+    (and when). Shown on the incident's public page once its postmortem is
+    published; written by ``services.follow_up_add`` and its siblings."""
+
+    Status = FollowUpStatus
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="follow_ups")
+    text = models.CharField(max_length=500, help_text="Plain text: the improvement.")
+    owner = models.CharField(max_length=120, help_text="Plain text: a person or team name.")
+    status = models.CharField(
+        max_length=4, choices=FollowUpStatus.choices, default=FollowUpStatus.OPEN
+    )
+    done_on = models.DateField(
+        null=True, blank=True, help_text="The UTC date it was done; only when done."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "follow-up"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=FollowUpStatus.values), name="followup_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="done", done_on__isnull=False)
+                | Q(status="open", done_on__isnull=True),
+                name="followup_done_on_iff_done",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def clean(self) -> None:
+        super().clean()
+        if self.status == FollowUpStatus.DONE and self.done_on is None:
+            raise ValidationError({"done_on": "A done follow-up needs the date it was done."})
+        if self.status == FollowUpStatus.OPEN and self.done_on is not None:
+            raise ValidationError(
+                {"done_on": "An open follow-up has no done date: mark it done, or clear the date."}
+            )
+        if self.done_on is not None:
+            today = timezone.now().astimezone(UTC).date()
+            if self.done_on > today:
+                raise ValidationError(
+                    {"done_on": f"{self.done_on} is in the future (today is {today}, UTC)."}
+                )
+            started = getattr(self.incident, "started_at", None) if self.incident_id else None
+            if started is not None and self.done_on < started.astimezone(UTC).date():
+                raise ValidationError(
+                    {
+                        "done_on": f"{self.done_on} is before the incident started "
+                        f"({started.astimezone(UTC).date()})."
+                    }
+                )
 
 
 class ImpactLevel(models.TextChoices):

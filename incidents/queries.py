@@ -15,6 +15,7 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
@@ -22,9 +23,10 @@ from django.db.models.functions import Coalesce, Greatest, Least, TruncSecond
 from django.utils import timezone
 
 from . import levels
-from .impact import BlastRadius, incident_window_end, overlap, union_seconds
+from .impact import BlastRadius, incident_window_end, overlap, span_seconds, union_seconds
 from .models import (
     Component,
+    FollowUp,
     Incident,
     IncidentComponent,
     IncidentUpdate,
@@ -417,6 +419,94 @@ def public_incident(*, incident_id: int) -> Incident:
     """One published incident for its public page (raises Incident.DoesNotExist
     for drafts and unknown ids). Four queries."""
     return _public_incidents().get(pk=incident_id)
+
+
+def postmortem_published(incident: Incident, *, now: datetime) -> bool:
+    """Its postmortem is public: written, and stamped published by ``now``."""
+    stamped = incident.postmortem_published_at
+    return bool(incident.postmortem.strip()) and stamped is not None and stamped <= now
+
+
+def public_follow_ups(*, incident: Incident, now: datetime) -> list[FollowUp]:
+    """The improvements an incident led to, oldest first, once its postmortem is
+    published; none before (and no query). One query."""
+    if not postmortem_published(incident, now=now):
+        return []
+    return list(FollowUp.objects.filter(incident=incident).order_by("created_at", "id"))
+
+
+def quarter_of(value: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar quarter ``value`` is in: [its first instant, the next's)."""
+    value = value.astimezone(UTC)
+    first_month = (value.month - 1) // 3 * 3 + 1
+    start = datetime(value.year, first_month, 1, tzinfo=UTC)
+    year, month = divmod(first_month - 1 + 3, 12)
+    return start, datetime(value.year + year, month + 1, 1, tzinfo=UTC)
+
+
+def resolve_seconds(
+    *, started_at: datetime, first_window_at: datetime | None, resolved_at: datetime
+) -> int:
+    """Time to resolve, as /reliability/ counts it: from impact start (the incident's
+    start or its first impact window, whichever was earlier) to its resolution, in
+    whole seconds (each instant cut to its second)."""
+    start = min(started_at, first_window_at or started_at)
+    return span_seconds(start, resolved_at, as_of=resolved_at)
+
+
+@dataclass(frozen=True)
+class QuarterResolve:
+    """The median time to resolve of a UTC quarter's resolved incidents."""
+
+    start: datetime  # the quarter's first instant
+    incidents: int
+    median_seconds: float | None
+
+    @property
+    def label(self) -> str:
+        return f"Q{(self.start.month - 1) // 3 + 1} {self.start.year}"
+
+
+def quarter_resolve_median(*, at: datetime) -> QuarterResolve:
+    """Of the published incidents (maintenance aside) that started in the UTC quarter
+    of ``at`` and are resolved: how many, and the median of their times to resolve
+    (``resolve_seconds``; the mean of the middle two for an even count). One query."""
+    start, end = quarter_of(at)
+    first_window = (
+        ShardImpact.objects.filter(incident=OuterRef("pk"))
+        .order_by()
+        .values("incident")
+        .annotate(m=Min("starts_at"))
+        .values("m")
+    )
+    rows = (
+        Incident.objects.filter(
+            published=True,
+            kind=Incident.Kind.INCIDENT,
+            started_at__gte=start,
+            started_at__lt=end,
+            resolved_at__isnull=False,
+        )
+        .annotate(first_window_at=Subquery(first_window))
+        .order_by()
+        .values_list("started_at", "first_window_at", "resolved_at")
+    )
+    seconds = sorted(
+        resolve_seconds(
+            started_at=started_at,
+            first_window_at=_aware_or_none(first_window_at),
+            resolved_at=resolved_at,
+        )
+        for started_at, first_window_at, resolved_at in rows
+        if resolved_at is not None  # the filter's promise, for the type checker
+    )
+    if not seconds:
+        return QuarterResolve(start=start, incidents=0, median_seconds=None)
+    middle = len(seconds) // 2
+    median = (
+        float(seconds[middle]) if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
+    )
+    return QuarterResolve(start=start, incidents=len(seconds), median_seconds=median)
 
 
 def status_page_incidents(*, now: datetime, recent_days: int = 14) -> list[Incident]:

@@ -31,4 +31,14 @@ urlpatterns = [
         api.ShardImpactCloseApi.as_view(),
         name="impact-close",
     ),
+    path(
+        "incidents/<id:incident_id>/follow-ups",
+        api.FollowUpListCreateApi.as_view(),
+        name="follow-ups",
+    ),
+    path(
+        "incidents/<id:incident_id>/follow-ups/<id:follow_up_id>",
+        api.FollowUpDetailApi.as_view(),
+        name="follow-up",
+    ),
 ]

@@ -43,7 +43,11 @@ from incidents.queries import (
     history_incidents,
     incidents_blast_radius,
     oldest_published_incident_start,
+    postmortem_published,
+    public_follow_ups,
     public_incident,
+    quarter_resolve_median,
+    resolve_seconds,
     status_page_incidents,
 )
 from incidents.uptime import DayUptime, total
@@ -342,6 +346,38 @@ def _time_to_resolve(incident: Incident) -> str | None:
     return f"{duration_text(seconds)} from the start"
 
 
+@dataclass(frozen=True)
+class AgainstQuarter:
+    """Where a resolved incident stands against its UTC quarter, as text."""
+
+    line: str  # "Resolved in 24 min; median this quarter 41 min"
+    quarter: str  # "Q1 2026"
+    incidents: int  # the quarter's resolved incidents the median is of
+
+
+def _against_quarter(incident: Incident) -> AgainstQuarter | None:
+    """A resolved incident's time to resolve beside the median of its quarter's
+    (both as /reliability/ counts them); None for maintenance and open incidents.
+    One query."""
+    if incident.kind != Incident.Kind.INCIDENT or incident.resolved_at is None:
+        return None
+    windows = [window.starts_at for window in incident.shard_impacts.all()]  # prefetched
+    own = resolve_seconds(
+        started_at=incident.started_at,
+        first_window_at=min(windows, default=None),
+        resolved_at=incident.resolved_at,
+    )
+    quarter = quarter_resolve_median(at=incident.started_at)
+    if quarter.median_seconds is None:  # it is one of them: only if the clock went back
+        return None
+    return AgainstQuarter(
+        line=f"Resolved in {duration_text(own)}; median this quarter "
+        f"{duration_text(quarter.median_seconds)}",
+        quarter=quarter.label,
+        incidents=quarter.incidents,
+    )
+
+
 def _component_statuses(incident: Incident, *, ongoing: bool) -> list[tuple[Component, str]]:
     """Each component an operator named, at its status now (ongoing) or at the
     worst status it had during the incident (afterwards)."""
@@ -368,11 +404,7 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
         raise Http404("No such incident.") from None
     now = timezone.now()
     (card,) = incident_cards([incident], now=now)
-    postmortem_public = bool(
-        incident.postmortem.strip()
-        and incident.postmortem_published_at is not None
-        and incident.postmortem_published_at <= now
-    )
+    postmortem_public = postmortem_published(incident, now=now)
     context = {
         "card": card,
         "incident": incident,
@@ -382,6 +414,8 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
         "time_to_resolve": _time_to_resolve(incident),
         "nav": None,
         "postmortem_public": postmortem_public,
+        "follow_ups": public_follow_ups(incident=incident, now=now),
+        "against_quarter": _against_quarter(incident),
         "now": now,
         "preview": previews.incident(
             card=card, now=now, path=reverse("public:incident", args=[incident.pk])

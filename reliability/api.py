@@ -100,6 +100,11 @@ class _TailnetSecondsSerializer(serializers.Serializer):
     degraded_seconds = serializers.IntegerField()
 
 
+class _FollowUpsSerializer(serializers.Serializer):
+    open = serializers.IntegerField(help_text="Not done yet.")
+    done = serializers.IntegerField()
+
+
 class _MonthSerializer(serializers.Serializer):
     month = serializers.CharField(help_text="YYYY-MM (UTC).")
     incidents = serializers.IntegerField()
@@ -113,6 +118,10 @@ class _MonthSerializer(serializers.Serializer):
     tailnet_minutes_lost = serializers.FloatField(help_text="outage + 0.3 x partial, in minutes.")
     uptime_pct = serializers.FloatField(
         allow_null=True, help_text="Fleet uptime weighted by tailnet time, floored to 4 places."
+    )
+    follow_ups = _FollowUpsSerializer(
+        help_text="The follow-ups of the month's incidents whose postmortem is published, "
+        "by their status now."
     )
 
 
@@ -159,6 +168,7 @@ def month_data(month: MonthFigures) -> dict[str, Any]:
         },
         "tailnet_minutes_lost": round(month.tailnet_minutes_lost, 4),
         "uptime_pct": floor_pct(month.uptime),
+        "follow_ups": {"open": month.follow_ups_open, "done": month.follow_ups_done},
     }
 
 
@@ -171,7 +181,8 @@ class ReliabilityReportApi(APIView):
         description="Per month: incidents by impact (an incident belongs to the month it "
         "started; maintenance counts only if it had impact windows), duration, time to "
         "detect, to first public update and to resolve, blast radius, tailnet-minutes lost "
-        "and fleet uptime weighted by tailnet time (counted in the months it happened). "
+        "and fleet uptime weighted by tailnet time (counted in the months it happened); "
+        "the follow-ups (open, done) of the month's incidents whose postmortem is published. "
         f"At most {MAX_MONTHS} months; by default the last {DEFAULT_MONTHS}.",
         parameters=[ReliabilityRangeSerializer],
         responses={

@@ -14,11 +14,24 @@ from fractions import Fraction
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents import levels
 from incidents.models import (
+    FollowUp,
+    FollowUpStatus,
     Incident,
     IncidentUpdate,
     MonitoringGap,
@@ -209,10 +222,22 @@ def monthly_tallies(*, first: int, last: int, now: datetime) -> dict[int, Tally]
     return tallies
 
 
+def _follow_ups(status: str) -> Coalesce:
+    counted = (
+        FollowUp.objects.filter(incident=OuterRef("pk"), status=status)
+        .order_by()
+        .values("incident")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
 def counted_incidents(*, start: datetime, end: datetime) -> list[Incident]:
     """Published incidents that started in [start, end), and published maintenance
     that had impact windows (planned work that hurt no one is not counted), each
-    with its windows and updates aggregated. One query."""
+    with its windows, updates and follow-ups aggregated (and whether its postmortem
+    is published). One query."""
     windows = ShardImpact.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     updates = IncidentUpdate.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     has_windows = Exists(ShardImpact.objects.filter(incident=OuterRef("pk")))
@@ -227,6 +252,12 @@ def counted_incidents(*, start: datetime, end: datetime) -> list[Incident]:
             first_window_at=Subquery(windows.annotate(m=Min("starts_at")).values("m")),
             last_window_end=Subquery(windows.annotate(m=Max("ends_at")).values("m")),
             first_update_at=Subquery(updates.annotate(m=Min("display_at")).values("m")),
+            postmortem_public=ExpressionWrapper(
+                Q(postmortem_published_at__isnull=False) & ~Q(postmortem=""),
+                output_field=BooleanField(),
+            ),
+            follow_ups_open=_follow_ups(FollowUpStatus.OPEN),
+            follow_ups_done=_follow_ups(FollowUpStatus.DONE),
         )
         .only(
             "id",
@@ -257,6 +288,9 @@ def _times(incident: Incident) -> IncidentTimes:
         first_window_at=_aware(extra["first_window_at"]),
         window_ends=window_ends,
         first_update_at=_aware(extra["first_update_at"]),
+        # Follow-ups are public once the postmortem is; before, they count nowhere.
+        follow_ups_open=extra["follow_ups_open"] if extra["postmortem_public"] else 0,
+        follow_ups_done=extra["follow_ups_done"] if extra["postmortem_public"] else 0,
     )
 
 
@@ -288,7 +322,7 @@ def cached_reliability_report(
     minute and version of the published data (a change is seen at once; one query
     when cached). Returns the figures' "as of" with them."""
     as_of = report_as_of(now)
-    key = f"reliability:v1:{first}:{last}:{as_of:%Y%m%d%H%M}:{published_version()}"
+    key = f"reliability:v2:{first}:{last}:{as_of:%Y%m%d%H%M}:{published_version()}"
     report = None
     try:
         report = cache.get(key)

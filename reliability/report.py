@@ -56,6 +56,9 @@ class IncidentTimes:
     first_window_at: datetime | None  # the earliest impact window's start
     window_ends: tuple[datetime | None, ...]  # () without windows, (None,) while one is open
     first_update_at: datetime | None  # the earliest update's display time
+    # Its follow-ups, open and done, once its postmortem is published (else 0, 0).
+    follow_ups_open: int = 0
+    follow_ups_done: int = 0
 
 
 def _seconds(start: datetime, end: datetime) -> int:
@@ -76,6 +79,8 @@ class IncidentFigures:
     detect: int | None  # None: not measured (no detected_at)
     first_update: int | None  # None: no update published yet
     resolve: int | None  # None: not resolved yet
+    follow_ups_open: int = 0
+    follow_ups_done: int = 0
 
 
 def incident_figures(times: IncidentTimes, *, now: datetime) -> IncidentFigures:
@@ -98,6 +103,8 @@ def incident_figures(times: IncidentTimes, *, now: datetime) -> IncidentFigures:
         detect=None if times.detected_at is None else _seconds(start, times.detected_at),
         first_update=None if heard is None else _seconds(start, heard),
         resolve=None if times.resolved_at is None else _seconds(start, times.resolved_at),
+        follow_ups_open=times.follow_ups_open,
+        follow_ups_done=times.follow_ups_done,
     )
 
 
@@ -136,6 +143,10 @@ class MonthFigures:
     resolve: Spread = Spread()
     blast: Spread = Spread()  # shares in percent, of incidents with impact windows
     tally: Tally = field(default_factory=Tally)  # tailnet-seconds: with data, at each level
+    # The month's incidents' follow-ups (of those whose postmortem is published), by
+    # their status now.
+    follow_ups_open: int = 0
+    follow_ups_done: int = 0
 
     @property
     def start(self) -> datetime:
@@ -183,6 +194,8 @@ def months_report(
                     blast_percent[item.pk] for item in items if item.pk in blast_percent
                 ),
                 tally=tallies.get(index, Tally()),
+                follow_ups_open=sum(item.follow_ups_open for item in items),
+                follow_ups_done=sum(item.follow_ups_done for item in items),
             )
         )
     return report

@@ -55,6 +55,7 @@ class Row:
     blast: str
     minutes_lost: str
     uptime: str
+    follow_ups: str
 
 
 def _with_missing(spread: Spread, missing: str) -> str:
@@ -81,6 +82,7 @@ def row_of(month: MonthFigures) -> Row:
         blast=blast,
         minutes_lost=_minutes(month.tailnet_minutes_lost),
         uptime=percent_text(month.uptime, empty="No data"),
+        follow_ups=f"{month.follow_ups_open} open, {month.follow_ups_done} done",
     )
 
 

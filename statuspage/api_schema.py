@@ -37,6 +37,16 @@ _REFUSED = {
 }
 _NOT_FOUND = {404: OpenApiResponse(description="No such incident (or window).")}
 _DETAIL = operator.IncidentDetailOut
+_FOLLOW_UP_ID = OpenApiParameter("follow_up_id", int, OpenApiParameter.PATH)
+_FOLLOW_UP_IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="A retry with the same key within 24 hours returns the follow-up it recorded.",
+)
+_FOLLOW_UP_NOT_FOUND = {
+    404: OpenApiResponse(description="No such incident, or no such follow-up on it.")
+}
 
 _IncidentPage = inline_serializer(
     "IncidentPage",
@@ -141,6 +151,45 @@ ANNOTATIONS: dict[type, dict[str, Any]] = {
             parameters=[_ID, OpenApiParameter("impact_id", int, OpenApiParameter.PATH)],
             request=operator.ImpactCloseIn,
             responses={200: operator.WindowOut, **_REFUSED, **_NOT_FOUND},
+        ),
+    },
+    operator.FollowUpListCreateApi: {
+        "get": extend_schema(
+            operation_id="incident_follow_ups_list",
+            summary="The follow-ups an incident led to, oldest first",
+            parameters=[_ID],
+            responses={200: operator.FollowUpOut(many=True), **_REFUSED, **_NOT_FOUND},
+        ),
+        "post": extend_schema(
+            summary="Record a follow-up",
+            description="Public on the incident's page once its postmortem is published.",
+            parameters=[_ID, _FOLLOW_UP_IDEMPOTENCY_KEY],
+            request=operator.FollowUpIn,
+            responses={
+                201: operator.FollowUpOut,
+                409: OpenApiResponse(description="The key's follow-up was removed since."),
+                422: OpenApiResponse(description="The key was used for another request."),
+                **_REFUSED,
+                **_NOT_FOUND,
+            },
+        ),
+    },
+    operator.FollowUpDetailApi: {
+        "patch": extend_schema(
+            summary="Change a follow-up (reopening clears its done date)",
+            parameters=[_ID, _FOLLOW_UP_ID],
+            request=operator.FollowUpEditIn,
+            responses={200: operator.FollowUpOut, **_REFUSED, **_FOLLOW_UP_NOT_FOUND},
+        ),
+        "delete": extend_schema(
+            summary="Remove a follow-up",
+            parameters=[_ID, _FOLLOW_UP_ID],
+            request=None,
+            responses={
+                204: OpenApiResponse(description="Removed."),
+                **_REFUSED,
+                **_FOLLOW_UP_NOT_FOUND,
+            },
         ),
     },
     probes.ProbeSamplesIngestApi: {

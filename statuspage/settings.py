@@ -373,6 +373,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     # ``<id:…>`` (plumbing.params.IdConverter) is a row id.
     "PATH_CONVERTER_OVERRIDES": {"id": int},
+    # Two choice sets are called "status": an incident's and a follow-up's (open, done).
+    # Here, not in the staff schema's settings: drf-spectacular reads these once.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
+        "FollowUpStatusEnum": "incidents.models.FollowUpStatus",
+    },
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # The public schema covers the customer-facing APIs (customers.views.api_patterns),

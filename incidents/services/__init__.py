@@ -1,6 +1,6 @@
-"""Everything that writes incidents, their updates and impact windows — from every
-door: the admin, the operator API, probe detection, report triage and management
-commands. Tailnets and their placements are written by the fleet feed alone
+"""Everything that writes incidents, their updates, impact windows and follow-ups —
+from every door: the admin, the operator API, probe detection, report triage and
+management commands. Tailnets and their placements are written by the fleet feed alone
 (``fleet.services``): they are derived from its event log.
 
 Each service validates before writing (a ``ValidationError`` naming the problem, by
@@ -12,6 +12,7 @@ One module per entity; callers use the names below (``services.incident_create``
 """
 
 from .common import impacts_changed
+from .follow_ups import FOLLOW_UP_FIELDS, follow_up_add, follow_up_change, follow_up_remove
 from .incidents import (
     EDITABLE_FIELDS,
     RESOLVED_BODY,
@@ -39,8 +40,12 @@ from .windows import (
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "FOLLOW_UP_FIELDS",
     "RESOLVED_BODY",
     "WindowSpec",
+    "follow_up_add",
+    "follow_up_change",
+    "follow_up_remove",
     "impacts_changed",
     "incident_components_save",
     "incident_create",

@@ -822,3 +822,10 @@ def test_the_audit_trail_is_in_the_admin_read_only(api, fleet, admin_client):
     incident_page = admin_client.get(f"/admin/incidents/incident/{incident_id}/change/")
     assert "Audit trail" in incident_page.content.decode()
     assert "incident.create" in incident_page.content.decode()
+
+
+def test_a_component_slug_with_a_nul_byte_is_unknown_not_a_server_error(api, fleet):
+    # PostgreSQL refuses a NUL byte in a text parameter: the slug is never queried.
+    response = api.post(body=_outage(components={"coordination\x00": "operational"}))
+    assert response.status_code == 400
+    assert response.json() == {"components": ["Unknown component 'coordination\\x00'."]}

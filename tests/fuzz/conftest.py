@@ -2,8 +2,8 @@
 
 The world: the customer tests' people (alice owns acme on use1, bob is a member of
 globex on euw1, carol has no tailnet, staff runs the service), a token for each API
-(acme's tailnet token, a staff, a probe and a fleet token), an open incident on use1,
-a resolved one and a scheduled maintenance (all published), acme's webhook and
+(acme's tailnet token, a staff, a probe and a fleet token), an open incident on use1
+(with a follow-up), a resolved one and a scheduled maintenance (all published), acme's webhook and
 recipient, a public subscriber, a pending invitation, a probe region and a report.
 
 The harness: each request goes to the WSGI application as a server hands it over
@@ -38,7 +38,7 @@ from rest_framework.views import APIView
 
 from customers.services import membership_invite
 from incidents.models import IncidentKind
-from incidents.services import WindowSpec, incident_create, incident_resolve
+from incidents.services import WindowSpec, follow_up_add, incident_create, incident_resolve
 from notifications import links, webhooks
 from notifications.services import recipient_add, subscription_create_public, webhook_create
 from plumbing.tokens import api_token_create
@@ -73,6 +73,7 @@ class World:
     invitation: str
     report: str
     slugs: dict[str, list[str]] = field(default_factory=dict)
+    follow_ups: list[int] = field(default_factory=list)
 
     def bearer(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secrets[scope]}"}
@@ -109,6 +110,9 @@ def world(people, committed, no_network) -> World:
             by=staff,
         )
         incident_resolve(incident=resolved, body="Fixed.", components=None, by=staff)
+        follow_up = follow_up_add(
+            incident=open_, text="Alert on disk usage", owner="Alice Ng", by=staff
+        )
         maintenance = incident_create(
             title="Database upgrade",
             body="Planned.",
@@ -153,6 +157,7 @@ def world(people, committed, no_network) -> World:
             "component": ["coordination-us-east", "coordination-eu-west"],
             "region": ["ams"],
         },
+        follow_ups=[follow_up.pk],
     )
 
 

@@ -47,11 +47,13 @@ def _steer(world: World) -> None:
         id=[world.webhook],
         incident_id=list(world.incidents.values()),
         impact_id=world.impacts,
+        follow_up_id=world.follow_ups,
         tailnet=world.slugs["tailnet"],
         shard=world.slugs["shard"],
         region=world.slugs["region"],
         component=world.slugs["component"],
         time=[(now - timedelta(minutes=m)).isoformat() for m in (0, 1, 90)],
+        done_on=[now.date().isoformat()],
     )
 
 
@@ -216,6 +218,7 @@ def test_any_body(method, path, scope, body, content_type, harness, world):
         id=world.webhook,
         incident_id=world.incidents["open"],
         impact_id=world.impacts[0],
+        follow_up_id=world.follow_ups[0],
     )
     client = Client(raise_request_exception=False)
     with harness.request():

@@ -38,7 +38,7 @@ def test_the_page_shows_the_table_and_definitions_without_javascript(client, sto
     february = text(page.split('<th scope="row">February 2026</th>')[1].split("</tr>")[0])
     assert february == (
         "4 1 critical, 1 major, 1 minor, 1 maintenance 2 h 45 min 45 min "
-        "3 min 30 s (2 not measured) 2 min 45 min 33.33% / 66.66% 58.5 99.95%"
+        "3 min 30 s (2 not measured) 2 min 45 min 33.33% / 66.66% 58.5 99.95% 0 open, 0 done"
     )
     for term in ("Time to detect", "not measured", "Tailnet-minutes lost", "Fleet uptime"):
         assert term in words
