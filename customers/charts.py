@@ -17,6 +17,8 @@ from typing import Protocol
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from plumbing.charts import nice_ceiling
+
 WIDTH = 720
 HEIGHT = 220
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 14, 28
@@ -47,21 +49,6 @@ class Hour(Protocol):
     def samples(self) -> int: ...
     @property
     def failures(self) -> int: ...
-
-
-def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^n that is at least ``value``."""
-    if value <= 0:
-        return 10.0
-    magnitude = 1.0
-    while magnitude * 10 < value:
-        magnitude *= 10
-    while magnitude > value:
-        magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
 
 
 def _fmt(value: float) -> str:
@@ -101,7 +88,7 @@ def latency_chart(
     highest = max(max(p.p50 or 0, p.p95 or 0, p.p99 or 0) for p in points)
     if threshold_ms is not None and threshold_ms <= highest * 1.5:
         highest = max(highest, threshold_ms)
-    top = _nice_ceiling(highest * 1.1)
+    top = nice_ceiling(highest * 1.1, empty=10.0)
 
     def x_of(at: datetime) -> float:
         return LEFT + plot_w * (at - first).total_seconds() / span

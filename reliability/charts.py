@@ -12,24 +12,11 @@ from collections.abc import Sequence
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from plumbing.charts import nice_ceiling
+
 WIDTH = 720
 HEIGHT = 200
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 28
-
-
-def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^n that is at least ``value``."""
-    if value <= 0:
-        return 1.0
-    magnitude = 1.0
-    while magnitude * 10 < value:
-        magnitude *= 10
-    while magnitude > value:
-        magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
 
 
 def _fmt(value: float) -> str:
@@ -48,7 +35,7 @@ def bar_chart(
     if not bars:
         return mark_safe("")
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    top = _nice_ceiling(max((value or 0) for _, value, _ in bars) * 1.05)
+    top = nice_ceiling(max((value or 0) for _, value, _ in bars) * 1.05)
     slot = plot_w / len(bars)
     out = [
         f'<svg class="reliability-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
