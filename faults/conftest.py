@@ -67,7 +67,9 @@ BROKER_BREAKER_SECONDS = 5
 CACHE_BREAKER_SECONDS = 30
 GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 8
-WORKER_CONCURRENCY = 2
+# Enough slots that, with one recompute held at its lock in the kill scenario (and a
+# periodic one queued behind it), a probe round still finds a free one.
+WORKER_CONCURRENCY = 4
 # The processes that reach the backends, each through listeners of its own.
 ROLES = ("web", "worker", "beat", "sim")
 BACKENDS = ("pg", "redis", "broker")
