@@ -1,11 +1,17 @@
-"""``GET /api/v1/reliability?from=YYYY-MM&to=YYYY-MM``: the report's figures as JSON.
+"""The reliability figures as JSON.
 
-Public, like the page, and answered from the same cached figures."""
+- ``GET /api/v1/reliability?from=YYYY-MM&to=YYYY-MM``: public, like the page, and
+  answered from the same cached figures.
+- ``GET /api/v1/tailnets/<tailnet>/reliability`` and ``…/sla``: one tailnet's, through
+  the customers' door (``customers.api.TailnetApi``: members and the tailnet's token,
+  a 404 for anyone else), cached per tailnet like the rest of its API.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -18,10 +24,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from customers.api import NOT_FOUND, UNAUTHENTICATED, TailnetApi
 from incidents.figures import floor_pct
 
-from .queries import cached_reliability_report
+from .queries import cached_reliability_report, report_as_of
 from .report import IMPACTS, MonthFigures, Spread, month_index, month_start
+from .sla import Policy
+from .tailnet import SlaMonth, tailnet_reliability, tailnet_sla
 
 MAX_MONTHS = 36
 DEFAULT_MONTHS = 12
@@ -55,6 +64,7 @@ class ReliabilityRangeSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, int]:
         this_month: int = self.context["this_month"]
+        most: int = self.context.get("max_months", MAX_MONTHS)
         last = _month("to", attrs["to"]) if "to" in attrs else this_month
         if last > this_month:
             raise serializers.ValidationError(
@@ -63,9 +73,9 @@ class ReliabilityRangeSerializer(serializers.Serializer):
         first = _month("from", attrs["from"]) if "from" in attrs else last - DEFAULT_MONTHS + 1
         if first > last:
             raise serializers.ValidationError({"from": [f"{attrs['from']} is after `to`."]})
-        if last - first + 1 > MAX_MONTHS:
+        if last - first + 1 > most:
             raise serializers.ValidationError(
-                {"from": [f"The range is {last - first + 1} months; ask for at most {MAX_MONTHS}."]}
+                {"from": [f"The range is {last - first + 1} months; ask for at most {most}."]}
             )
         return {"first": first, "last": last}
 
@@ -205,3 +215,205 @@ class ReliabilityReportApi(APIView):
             "months": [month_data(month) for month in months],
         }
         return HttpResponse(JSONRenderer().render(body), content_type="application/json")
+
+
+# --- One tailnet: its figures and its SLA statement (members and the tailnet's token) ---
+
+
+def range_query(request: Request, *, max_months: int) -> tuple[int, int]:
+    """``?from=&to=`` as month indexes; a bad one is a 400 naming the field."""
+    query = ReliabilityRangeSerializer(
+        data=request.query_params,
+        context={"this_month": month_index(timezone.now()), "max_months": max_months},
+    )
+    query.is_valid(raise_exception=True)
+    return query.validated_data["first"], query.validated_data["last"]
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _range_data(first: int, last: int, as_of: datetime) -> dict[str, str]:
+    return {
+        "from": f"{month_start(first):%Y-%m}",
+        "to": f"{month_start(last):%Y-%m}",
+        "as_of": _utc(as_of),
+    }
+
+
+class _TailnetRefSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class TailnetReliabilitySerializer(serializers.Serializer):
+    tailnet = _TailnetRefSerializer()
+    vars()["from"] = serializers.CharField(help_text="YYYY-MM")
+    to = serializers.CharField(help_text="YYYY-MM")
+    as_of = serializers.DateTimeField()
+    months = _MonthSerializer(
+        many=True,
+        help_text="As in /api/v1/reliability, kept to the incidents that affected this "
+        "tailnet; tailnet_seconds, tailnet_minutes_lost and uptime_pct are this "
+        "tailnet's own.",
+    )
+
+
+class TailnetReliabilityApi(TailnetApi):
+    @extend_schema(
+        summary="This tailnet's reliability figures, per UTC month",
+        description="The public reliability report's figures for the incidents that "
+        "affected this tailnet (an incident belongs to the month it started), and this "
+        "tailnet's own seconds, minutes lost and uptime, stitched across its live "
+        f"migrations. At most {MAX_MONTHS} months; by default the last {DEFAULT_MONTHS}.",
+        parameters=[ReliabilityRangeSerializer],
+        responses={
+            200: TailnetReliabilitySerializer,
+            400: OpenApiResponse(description="A bad month or range, by field (from, to)."),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        first, last = range_query(request, max_months=MAX_MONTHS)
+        as_of = report_as_of()
+
+        def build() -> dict[str, Any]:
+            months = tailnet_reliability(
+                tailnet_id=self.access.tailnet.pk, first=first, last=last, now=as_of
+            )
+            return {
+                "tailnet": self.tailnet_data(),
+                **_range_data(first, last, as_of),
+                "months": [month_data(month) for month in months],
+            }
+
+        return self.cached_json(f"reliability:{first}:{last}", build)
+
+
+SLA_MAX_MONTHS = 24
+
+
+def _pct(value: Decimal) -> float:
+    return float(value)
+
+
+def policy_data(policy: Policy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {
+        "name": policy.name,
+        "target_pct": _pct(policy.target_percent),
+        "maintenance_notice_hours": policy.maintenance_notice_hours,
+        "tiers": [
+            {"below_pct": _pct(t.below_percent), "credit_pct": _pct(t.credit_percent)}
+            for t in policy.tiers
+        ],
+    }
+
+
+def sla_month_data(month: SlaMonth) -> dict[str, Any]:
+    tally = month.tally
+    return {
+        "month": f"{month.start:%Y-%m}",
+        "seconds_with_data": tally.total_seconds,
+        "outage_seconds": tally.outage_seconds,
+        "partial_seconds": tally.partial_seconds,
+        "degraded_seconds": tally.degraded_seconds,
+        "downtime_minutes": round(tally.downtime_seconds / 60, 4),
+        "uptime_pct": floor_pct(month.uptime),
+        "target_met": month.met,
+        "tier": None
+        if month.tier is None
+        else {
+            "below_pct": _pct(month.tier.below_percent),
+            "credit_pct": _pct(month.tier.credit_percent),
+        },
+        "credit_pct": _pct(month.credit_percent),
+        "excluded_maintenance": month.excluded_incidents,
+    }
+
+
+class _TierSerializer(serializers.Serializer):
+    below_pct = serializers.FloatField(help_text="A month strictly below this uptime...")
+    credit_pct = serializers.FloatField(help_text="...owes this share of its fee.")
+
+
+class _PolicySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    target_pct = serializers.FloatField(help_text="The monthly uptime promised.")
+    maintenance_notice_hours = serializers.IntegerField(
+        allow_null=True,
+        help_text="Maintenance announced at least this long before its scheduled start is "
+        "excluded within its scheduled window; null: maintenance is not excluded.",
+    )
+    tiers = _TierSerializer(many=True)
+
+
+class _SlaMonthSerializer(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM (UTC).")
+    seconds_with_data = serializers.IntegerField(
+        help_text="Seconds the tailnet was on a measured shard, excluded maintenance left out."
+    )
+    outage_seconds = serializers.IntegerField()
+    partial_seconds = serializers.IntegerField()
+    degraded_seconds = serializers.IntegerField()
+    downtime_minutes = serializers.FloatField(help_text="outage + 0.3 x partial, in minutes.")
+    uptime_pct = serializers.FloatField(
+        allow_null=True, help_text="Floored to 4 places; null without data."
+    )
+    target_met = serializers.BooleanField(
+        allow_null=True, help_text="null without a policy or without data."
+    )
+    tier = _TierSerializer(allow_null=True, help_text="The tier the month fell into, if any.")
+    credit_pct = serializers.FloatField(help_text="Credit owed for the month; 0 if none.")
+    excluded_maintenance = serializers.IntegerField(
+        help_text="Announced maintenance that affected the tailnet this month and was excluded."
+    )
+
+
+class TailnetSlaSerializer(serializers.Serializer):
+    tailnet = _TailnetRefSerializer()
+    vars()["from"] = serializers.CharField(help_text="YYYY-MM")
+    to = serializers.CharField(help_text="YYYY-MM")
+    as_of = serializers.DateTimeField()
+    policy = _PolicySerializer(allow_null=True, help_text="null: no SLA applies.")
+    months = _SlaMonthSerializer(many=True)
+
+
+def sla_range(request: Request) -> tuple[int, int]:
+    return range_query(request, max_months=SLA_MAX_MONTHS)
+
+
+class TailnetSlaApi(TailnetApi):
+    @extend_schema(
+        summary="This tailnet's SLA statement, per UTC month",
+        description="Each month's uptime of the tailnet (stitched across live migrations), "
+        "held to its SLA policy (its own or the default): the tier it fell into and the "
+        "credit owed. The exact uptime decides the tier; uptime_pct is floored for show. "
+        f"At most {SLA_MAX_MONTHS} months; by default the last {DEFAULT_MONTHS}.",
+        parameters=[ReliabilityRangeSerializer],
+        responses={
+            200: TailnetSlaSerializer,
+            400: OpenApiResponse(description="A bad month or range, by field (from, to)."),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        first, last = sla_range(request)
+        as_of = report_as_of()
+
+        def build() -> dict[str, Any]:
+            statement = tailnet_sla(
+                tailnet_id=self.access.tailnet.pk, first=first, last=last, now=as_of
+            )
+            return {
+                "tailnet": self.tailnet_data(),
+                **_range_data(first, last, as_of),
+                "policy": policy_data(statement.policy),
+                "months": [sla_month_data(month) for month in statement.months],
+            }
+
+        return self.cached_json(f"sla:{first}:{last}", build)

@@ -233,17 +233,24 @@ def _follow_ups(status: str) -> Coalesce:
     return Coalesce(Subquery(counted), 0)
 
 
-def counted_incidents(*, start: datetime, end: datetime) -> list[Incident]:
+def counted_incidents(
+    *, start: datetime, end: datetime, tailnet_id: int | None = None
+) -> list[Incident]:
     """Published incidents that started in [start, end), and published maintenance
     that had impact windows (planned work that hurt no one is not counted), each
     with its windows, updates and follow-ups aggregated (and whether its postmortem
-    is published). One query."""
+    is published); with ``tailnet_id``, only those that affected that tailnet. One
+    query."""
     windows = ShardImpact.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     updates = IncidentUpdate.objects.filter(incident=OuterRef("pk")).order_by().values("incident")
     has_windows = Exists(ShardImpact.objects.filter(incident=OuterRef("pk")))
+    counted = Incident.objects.filter(published=True, started_at__gte=start, started_at__lt=end)
+    if tailnet_id is not None:
+        counted = counted.filter(
+            Exists(TailnetImpact.objects.filter(incident=OuterRef("pk"), tailnet_id=tailnet_id))
+        )
     return list(
-        Incident.objects.filter(published=True, started_at__gte=start, started_at__lt=end)
-        .filter(Q(kind=Incident.Kind.INCIDENT) | has_windows)
+        counted.filter(Q(kind=Incident.Kind.INCIDENT) | has_windows)
         .annotate(
             has_windows=has_windows,
             open_windows=Exists(
@@ -297,8 +304,26 @@ def _times(incident: Incident) -> IncidentTimes:
 def reliability_report(*, first: int, last: int, now: datetime) -> list[MonthFigures]:
     """The figures of the months ``first`` to ``last`` (indexes), oldest first, as of
     ``now``. Six queries: incidents, blast radius (three), tallies (two)."""
-    # Not yet started (maintenance scheduled later this month) is not yet counted.
-    incidents = counted_incidents(start=month_start(first), end=min(month_start(last + 1), now))
+    return months_of(
+        first=first,
+        last=last,
+        now=now,
+        incidents=counted_incidents(start=month_start(first), end=range_end(last, now)),
+        tallies=monthly_tallies(first=first, last=last, now=now),
+    )
+
+
+def range_end(last: int, now: datetime) -> datetime:
+    """Where counting stops: the end of the last month, or now. (Not yet started,
+    like maintenance scheduled later this month, is not yet counted.)"""
+    return min(month_start(last + 1), now)
+
+
+def months_of(
+    *, first: int, last: int, now: datetime, incidents: list[Incident], tallies: dict[int, Tally]
+) -> list[MonthFigures]:
+    """The month figures of ``counted_incidents`` and the months' tallies (three
+    queries: the blast radius of the incidents with windows)."""
     with_windows = [incident for incident in incidents if incident.__dict__["has_windows"]]
     blast = incidents_blast_radius(incidents=with_windows, as_of=now)
     return months_report(
@@ -306,7 +331,7 @@ def reliability_report(*, first: int, last: int, now: datetime) -> list[MonthFig
         last=last,
         incidents=[incident_figures(_times(incident), now=now) for incident in incidents],
         blast_percent={pk: Fraction(radius.percent) for pk, radius in blast.items()},
-        tallies=monthly_tallies(first=first, last=last, now=now),
+        tallies=tallies,
     )
 
 

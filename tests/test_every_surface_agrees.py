@@ -13,7 +13,9 @@ Surfaces: the incident page's blast radius and the v2 JSON's ``affected_tailnets
 each tailnet's history (page and ``/incidents`` API), month table (page), CSV and
 ``/uptime`` API; the public page's component bars and 90-day uptime; the fleet
 uptime; the notifications each tailnet's webhook is owed (who, and the seconds they
-carry). Later surfaces join here when they are built.
+carry); the reliability report's tailnet-seconds and fleet uptime, and each tailnet's
+reliability figures, SLA statement (API and CSV, announced maintenance excluded) and
+the incidents counted against it. Later surfaces join here when they are built.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -34,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Membership
+from reliability.models import SlaCreditTier, SlaPolicy
 from fleet.services import fleet_events_ingest
 from incidents import levels
 from incidents.figures import duration_text, floor_pct, percent_text
@@ -198,6 +202,28 @@ class Model:
             )
         )
 
+    def sla_tallies(self, n: int, excluded: list[Happening]) -> dict[date, Tally]:
+        """``tailnet_tallies`` with the excluded maintenance left out: a second only
+        it covers is not measured; another impact covering it counts at its level."""
+        counts: dict[date, dict[str, int]] = {day: defaultdict(int) for day in DAYS}
+        published = [h for h in self.incidents if h.published and h not in excluded]
+        for second in range(SPAN):
+            shard = self.shard_at(self.tailnets[n], second)
+            if shard is None:
+                continue
+            covers = [w for h in published for w in h.windows if w.shard == shard]
+            level = worst([w.level for w in covers if window_covers(w, second)])
+            left_out = any(
+                w.shard == shard and window_covers(w, second) for h in excluded for w in h.windows
+            )
+            if level is None and (left_out or self.silent[shard][second]):
+                continue
+            day = at(second).date()
+            counts[day]["total"] += 1
+            if level:
+                counts[day][level] += 1
+        return {day: _tally(c) for day, c in counts.items()}
+
     def existed_during(self, n: int, start: datetime, end: datetime) -> bool:
         """Created before the window ended, and not deleted for good by the time it
         started (on no shard at the end of the story: deleted then)."""
@@ -280,7 +306,9 @@ def build(fleet, tailnets: list[list[Stay]], incidents: list[Happening], gaps, u
                 for w in happening.windows
             ],
             published=happening.published,
-            at=at(first),
+            # Maintenance is announced when its scheduled window opens (see
+            # check_reliability); an incident is opened when it starts.
+            at=at(0) if maintenance else at(first),
         )
         if happening.windows and all(w.end is not None for w in happening.windows):
             resolved = max(w.end for w in happening.windows if w.end is not None)
@@ -327,6 +355,7 @@ def test_every_surface_agrees_with_the_second_by_second_model(
         check_components(client, model)
         check_fleet(model)
         check_notifications(model, made, records)
+        check_reliability(client, model, made, records)
         transaction.set_rollback(True)
 
 
@@ -454,6 +483,69 @@ def check_components(client, model: Model) -> None:
             ):
                 if seconds:
                     assert f"{label}: {duration_text(seconds)}" in said, (slug, day, said)
+
+
+def check_reliability(client, model: Model, made, records) -> None:
+    """The public report's tailnet-seconds are every tailnet's; each tailnet's own
+    figures and SLA statement carry its seconds and count the incidents that touched
+    it, in the month they started. The default policy excludes maintenance announced
+    at least 0 hours ahead, which every maintenance here is (published when its
+    scheduled window opens), within that window (the whole story)."""
+    months = {"from": "2026-01", "to": "2026-02"}
+    public = client.get("/api/v1/reliability", months).json()["months"]
+    for got, day in zip(public, DAYS, strict=True):
+        expected = Tally()
+        for n in range(len(made)):
+            expected += model.tailnet_tallies(n)[day]
+        assert got["tailnet_seconds"] == _tailnet_seconds_of(expected), day
+        assert got["uptime_pct"] == floor_pct(expected.uptime)
+
+    policy = SlaPolicy.objects.create(
+        name="Standard", target_percent=Decimal("99.9"), maintenance_notice_hours=0,
+        is_default=True,
+    )  # fmt: skip
+    SlaCreditTier.objects.create(policy=policy, below_percent=Decimal("99.9"), credit_percent=10)
+    excluded = [h for h in model.incidents if h.published and h.kind == "maintenance"]
+    for n, tailnet in enumerate(made):
+        days = model.tailnet_tallies(n)
+        own = client.get(f"/api/v1/tailnets/{tailnet.slug}/reliability", months).json()
+        sla = client.get(f"/api/v1/tailnets/{tailnet.slug}/sla", months).json()
+        for k, day in enumerate(DAYS):
+            assert own["months"][k]["tailnet_seconds"] == _tailnet_seconds_of(days[day])
+            touched = sum(
+                1
+                for happening in model.incidents
+                if happening.published
+                and model.affected_seconds(n, happening) > 0
+                and at(min(w.start for w in happening.windows)).date() == day
+            )
+            assert own["months"][k]["incidents"] == touched, (tailnet.slug, day)
+            held = model.sla_tallies(n, excluded)[day]
+            month = sla["months"][k]
+            assert {**_tailnet_seconds_of(held)} == {
+                "seconds_with_data": month["seconds_with_data"],
+                "outage_seconds": month["outage_seconds"],
+                "partial_seconds": month["partial_seconds"],
+                "degraded_seconds": month["degraded_seconds"],
+            }, (tailnet.slug, day)
+            owed = held.uptime is not None and held.uptime < Fraction(999, 10)
+            assert month["credit_pct"] == (10.0 if owed else 0.0), (tailnet.slug, day)
+        sheet = list(csv.DictReader(io.StringIO(
+            client.get(f"/t/{tailnet.slug}/sla.csv", months).content.decode()
+        )))  # fmt: skip
+        assert [row["seconds_with_data"] for row in sheet] == [
+            str(m["seconds_with_data"]) for m in sla["months"]
+        ]
+        assert [row["credit_pct"] for row in sheet] == [str(m["credit_pct"]) for m in sla["months"]]
+
+
+def _tailnet_seconds_of(t: Tally) -> dict:
+    return {
+        "seconds_with_data": t.total_seconds,
+        "outage_seconds": t.outage_seconds,
+        "partial_seconds": t.partial_seconds,
+        "degraded_seconds": t.degraded_seconds,
+    }
 
 
 def text_of_html(html: str) -> str:

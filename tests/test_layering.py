@@ -28,7 +28,7 @@ ALLOWED = {
     "reports": {"customers", "incidents", "plumbing"},
     "public": {"incidents", "plumbing"},
     "notifications": {"customers", "incidents", "plumbing"},
-    "reliability": {"incidents", "plumbing", "public"},
+    "reliability": {"customers", "incidents", "plumbing", "public"},
     "demo": {"customers", "fleet", "incidents", "notifications", "plumbing", "probes", "reports"},
 }
 
