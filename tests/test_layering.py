@@ -29,7 +29,16 @@ ALLOWED = {
     "public": {"incidents", "plumbing"},
     "notifications": {"customers", "incidents", "plumbing"},
     "reliability": {"customers", "incidents", "plumbing", "public"},
-    "demo": {"customers", "fleet", "incidents", "notifications", "plumbing", "probes", "reports"},
+    "demo": {
+        "customers",
+        "fleet",
+        "incidents",
+        "notifications",
+        "plumbing",
+        "probes",
+        "reliability",
+        "reports",
+    },
 }
 
 

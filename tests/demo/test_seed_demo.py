@@ -30,6 +30,7 @@ from incidents.models import (
     TailnetImpact,
 )
 from incidents.services import tailnet_impacts_recompute
+from reliability.models import SlaPolicy, TailnetSla
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 N = 300
@@ -515,3 +516,25 @@ def test_seeding_again_changes_no_rollup(seeded):
     seed(now=(NOW + timedelta(days=1)).isoformat())  # a day later: the fleet is there
 
     assert rollups() == before
+
+
+def test_alice_reads_acmes_sla_statement_under_the_demos_enterprise_policy(
+    seeded, client, time_machine
+):
+    call_command("seed_demo_users", stdout=StringIO())
+    call_command("seed_demo_users", stdout=StringIO())  # idempotent: no second policy
+    time_machine.move_to(NOW, tick=False)
+    client.force_login(get_user_model().objects.get(username="alice"))
+
+    html = client.get("/t/acme-com/reliability/").content.decode()
+    sla = client.get("/api/v1/tailnets/acme-com/sla").json()
+
+    assert "under the <strong>Enterprise</strong> policy" in html
+    assert sla["policy"]["target_pct"] == 99.99
+    assert len(sla["months"]) == 12
+    # acme-com was caught in the demo's outages: some month misses 99.99 %.
+    assert any(month["credit_pct"] > 0 for month in sla["months"])
+    # bob's tailnet is under the default; alice is not its member.
+    assert client.get("/api/v1/tailnets/globex-com/sla").status_code == 404
+    assert TailnetSla.objects.get().tailnet.slug == "acme-com"
+    assert SlaPolicy.objects.get(is_default=True).name == "Standard"

@@ -2,9 +2,11 @@
 
 Run after ``seed_demo``. Idempotent: a person who exists keeps their password and
 details; missing people and memberships are added, and a membership's role is set
-back to the demo's. Prints the logins.
+back to the demo's. Also two SLA policies (a default and a stricter one for the first
+person's tailnet) when there is none. Prints the logins.
 """
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,6 +18,32 @@ from demo.story import OPERATOR_EMAIL, OPERATOR_PASSWORD, OPERATOR_USERNAME, PEO
 from incidents.models import Tailnet
 from notifications.models import Subscription
 from notifications.services import recipient_add
+from reliability.models import SlaCreditTier, SlaPolicy, TailnetSla
+
+
+def _sla_policies(enterprise_tailnet: Tailnet) -> None:
+    """The default SLA policy and a stricter one for the first person's tailnet, if
+    no policy exists yet (an operator's own are never touched)."""
+    if SlaPolicy.objects.exists():
+        return
+    standard = SlaPolicy.objects.create(
+        name="Standard",
+        target_percent=Decimal("99.9"),
+        maintenance_notice_hours=48,
+        is_default=True,
+    )
+    enterprise = SlaPolicy.objects.create(
+        name="Enterprise", target_percent=Decimal("99.99"), maintenance_notice_hours=72
+    )
+    for policy, tiers in (
+        (standard, (("99.9", 10), ("99", 25), ("95", 50))),
+        (enterprise, (("99.99", 10), ("99.9", 25), ("99", 50))),
+    ):
+        for below, credit in tiers:
+            SlaCreditTier.objects.create(
+                policy=policy, below_percent=Decimal(below), credit_percent=credit
+            )
+    TailnetSla.objects.create(tailnet=enterprise_tailnet, policy=enterprise)
 
 
 class Command(BaseCommand):
@@ -51,6 +79,7 @@ class Command(BaseCommand):
                     known = Subscription.objects.filter(tailnet=tailnets[slug], email=user.email)
                     if role == Role.OWNER and not known.exists():
                         recipient_add(tailnet=tailnets[slug], email=user.email, by=user)
+            _sla_policies(tailnets[PEOPLE[0].memberships[0][0]])
             if not users.objects.filter(username=OPERATOR_USERNAME).exists():
                 users.objects.create_superuser(OPERATOR_USERNAME, OPERATOR_EMAIL, OPERATOR_PASSWORD)
                 created.append(OPERATOR_USERNAME)
