@@ -113,7 +113,11 @@ def fleet_events_backfill(
     written = 0
     with connection.cursor() as cursor:
         for chosen, ids in batches:
-            params = {"now": received, "ids": ids}
+            # Only the parameters the statement names: Django's debug cursor (DEBUG on,
+            # as in `make run`) quotes every one on SQLite, and a list it cannot.
+            params: dict[str, Any] = {"now": received}
+            if "%(ids)s" in chosen:
+                params["ids"] = ids
             cursor.execute(
                 _DELETED_SQL.format(chosen=chosen.format(table="incidents_tailnet")), params
             )

@@ -98,3 +98,16 @@ def test_a_second_backfill_writes_nothing_and_only_the_tailnets_asked_for(fleet)
         ("backfill:globex:1", "tailnet.created", T0, "use2", {"display_name": "globex.com"})
     ]
     assert globex.pk != acme.pk
+
+
+def test_the_backfill_runs_under_djangos_debug_cursor(fleet):
+    """`make run` migrates with DEBUG on, where Django's debug cursor quotes every
+    parameter of every statement (on SQLite, a list it cannot)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    history(fleet, "acme", [("use1", T0, None)])
+
+    with CaptureQueriesContext(connection):
+        assert fleet_events_backfill() == 1
+        assert fleet_events_backfill(tailnet_ids=[Tailnet.objects.get().pk]) >= 0
