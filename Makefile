@@ -21,12 +21,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 ## make run: install, migrate, seed the demo fleet (idempotent), then start web, a Celery
-## worker for every probe region, beat and the fleet simulator (honcho, see Procfile).
+## worker, beat, a probe agent per demo region and the fleet simulator (honcho, see Procfile).
 run: $(STAMP)
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py seed_demo
 	$(DEMO_ENV) $(PY) manage.py seed_demo_users
 	$(DEMO_ENV) $(PY) manage.py seed_probe_regions
+	$(DEMO_ENV) $(PY) manage.py seed_agent_tokens
 	$(DEMO_ENV) $(PY) manage.py rebuild_snapshot
 	@echo "Status page: http://$(HOST):$(PORT)/   Operators: http://$(HOST):$(PORT)/admin/"
 	@echo "Customers: http://$(HOST):$(PORT)/accounts/login/  alice / alice-demo-password (owner of acme.com),"

@@ -414,6 +414,8 @@ class Stack:
             STATIC_ROOT=str(self.var_dir / "static"),
             PROBE_INTERVAL_SECONDS=str(PROBE_INTERVAL_SECONDS),
             PROBE_AUTO_PUBLISH="1",
+            # The suite's rounds run in its Celery worker (the kill scenario kills one).
+            PROBE_WORKER_REGIONS="*",
             PROBE_SIMULATOR_URL=self.sim_url,
             CELERY_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_TIMEOUT_SECONDS),
             BROKER_BREAKER_SECONDS=str(BROKER_BREAKER_SECONDS),

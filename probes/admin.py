@@ -14,14 +14,24 @@ class ProbeRegionAdmin(admin.ModelAdmin):
         "slug",
         "name",
         "active",
-        "queue",
+        "agent_last_batch_at",
+        "agent_buffer_depth",
+        "agent_clock_skew_seconds",
+        "future_refused_total",
+        "agent_dropped_total",
+    )
+    list_filter = ("active",)
+    search_fields = ("slug", "name")
+    readonly_fields = (
+        "agent_last_batch_at",
+        "agent_buffer_depth",
+        "agent_clock_skew_seconds",
+        "future_refused_total",
+        "agent_dropped_total",
         "last_round_at",
         "last_round_seconds",
         "last_queue_lag_seconds",
     )
-    list_filter = ("active",)
-    search_fields = ("slug", "name")
-    readonly_fields = ("last_round_at", "last_round_seconds", "last_queue_lag_seconds")
 
 
 @admin.register(ShardState)

@@ -162,6 +162,20 @@ async def probe_all(
             await active.close()
 
 
+async def probe_one(
+    session: aiohttp.ClientSession, target: ProbeTarget, *, region: str, timeout_s: float
+) -> ProbeResult:
+    """One probe on its own (a probe agent runs one loop per shard, so a slow shard
+    holds back nobody else): the same checks, deadline and classification as
+    ``probe_all``. Never raises."""
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ValueError("timeout_s must be a positive number of seconds")
+    timeout = aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=math.inf)
+    return await _probe_now(
+        session, target, headers={REGION_HEADER: region}, timeout=timeout, clock=_RoundClock()
+    )
+
+
 def probe_round(
     targets: Sequence[ProbeTarget], *, region: str, timeout_s: float, concurrency: int = 1000
 ) -> list[ProbeResult]:

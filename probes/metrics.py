@@ -11,7 +11,12 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 
 from django.utils import timezone
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from . import rollup
@@ -86,6 +91,32 @@ class ProbeCollector(Collector):
             "Delay between scheduling a round and a worker starting it.",
             labels=["region"],
         )
+        batch_age = GaugeMetricFamily(
+            "statuspage_probe_agent_last_batch_age_seconds",
+            "Seconds since the region's probe agent last delivered a batch: a region gone "
+            "silent shows here (it never counts as a shard down).",
+            labels=["region"],
+        )
+        depth = GaugeMetricFamily(
+            "statuspage_probe_agent_buffer_depth",
+            "Samples the region's agent still held on disk at its last batch.",
+            labels=["region"],
+        )
+        skew = GaugeMetricFamily(
+            "statuspage_probe_agent_clock_skew_seconds",
+            "The region's agent clock minus ours, at its last batch.",
+            labels=["region"],
+        )
+        dropped = CounterMetricFamily(
+            "statuspage_probe_agent_dropped_samples",
+            "Samples the region's agent dropped because its buffer was full.",
+            labels=["region"],
+        )
+        refused = CounterMetricFamily(
+            "statuspage_probe_future_samples_refused",
+            "Samples refused because they started too far in the future (a wrong clock).",
+            labels=["region"],
+        )
         for vantage in ProbeRegion.objects.filter(active=True):
             if vantage.last_round_at:
                 last_round.add_metric([vantage.slug], vantage.last_round_at.timestamp())
@@ -93,4 +124,13 @@ class ProbeCollector(Collector):
                 round_seconds.add_metric([vantage.slug], vantage.last_round_seconds)
             if vantage.last_queue_lag_seconds is not None:
                 lag.add_metric([vantage.slug], vantage.last_queue_lag_seconds)
-        yield from (last_round, round_seconds, lag)
+            if vantage.agent_last_batch_at:
+                age = (now - vantage.agent_last_batch_at).total_seconds()
+                batch_age.add_metric([vantage.slug], max(0.0, age))
+            if vantage.agent_buffer_depth is not None:
+                depth.add_metric([vantage.slug], vantage.agent_buffer_depth)
+            if vantage.agent_clock_skew_seconds is not None:
+                skew.add_metric([vantage.slug], vantage.agent_clock_skew_seconds)
+            dropped.add_metric([vantage.slug], vantage.agent_dropped_total)
+            refused.add_metric([vantage.slug], vantage.future_refused_total)
+        yield from (last_round, round_seconds, lag, batch_age, depth, skew, dropped, refused)

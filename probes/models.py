@@ -11,7 +11,8 @@ from incidents.models import Incident, Shard
 
 
 class ProbeRegion(models.Model):
-    """A vantage point. Each runs a Celery worker on its own queue, probes.<slug>."""
+    """A vantage point: a probe agent (``python -m probes.agent --region <slug>``)
+    posting its samples, or a Celery worker on the region's own queue, probes.<slug>."""
 
     slug = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=100)
@@ -22,6 +23,20 @@ class ProbeRegion(models.Model):
     last_round_at = models.DateTimeField(null=True, blank=True)
     last_round_seconds = models.FloatField(null=True, blank=True)
     last_queue_lag_seconds = models.FloatField(null=True, blank=True)
+    # The region's probe agent (``python -m probes.agent``), as its batches tell it:
+    # when the last one arrived, how many samples it still held on disk, how far its
+    # clock was from ours, and how many samples it sent from the future (refused).
+    agent_last_batch_at = models.DateTimeField(null=True, blank=True)
+    agent_buffer_depth = models.PositiveIntegerField(null=True, blank=True)
+    agent_clock_skew_seconds = models.FloatField(
+        null=True, blank=True, help_text="The agent's clock minus ours, at its last batch."
+    )
+    agent_dropped_total = models.PositiveBigIntegerField(
+        default=0, help_text="Samples the agent dropped because its buffer was full."
+    )
+    future_refused_total = models.PositiveBigIntegerField(
+        default=0, help_text="Samples refused for starting too far in the future."
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -32,6 +47,16 @@ class ProbeRegion(models.Model):
     @property
     def queue(self) -> str:
         return f"probes.{self.slug}"
+
+
+def worker_regions() -> models.QuerySet[ProbeRegion]:
+    """The active regions probed from a Celery worker (``PROBE_WORKER_REGIONS``)."""
+    from django.conf import settings
+
+    regions = ProbeRegion.objects.filter(active=True)
+    if "*" in settings.PROBE_WORKER_REGIONS:
+        return regions
+    return regions.filter(slug__in=settings.PROBE_WORKER_REGIONS)
 
 
 class ProbeError(models.TextChoices):

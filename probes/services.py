@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -111,6 +112,31 @@ def samples_store(*, region: ProbeRegion, samples: Sequence[SampleIn]) -> int:
             )
         detection_request()
     return len(samples)
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    """What a region's probe agent says of itself with a batch."""
+
+    buffer_depth: int  # samples still on its disk, waiting to be sent
+    dropped_total: int  # samples it dropped since its buffer began (it was full)
+    sent_at: datetime  # its clock when it sent the batch
+
+
+def agent_batch_record(
+    *, region: ProbeRegion, agent: AgentHealth | None, refused_future: int, at: datetime
+) -> None:
+    """Note a batch from the region's agent for /metrics and the admin: when it came,
+    the agent's buffer and clock skew, and the samples refused for being in the future."""
+    changes: dict[str, Any] = {
+        "agent_last_batch_at": at,
+        "future_refused_total": F("future_refused_total") + refused_future,
+    }
+    if agent is not None:
+        changes["agent_buffer_depth"] = agent.buffer_depth
+        changes["agent_dropped_total"] = agent.dropped_total
+        changes["agent_clock_skew_seconds"] = (agent.sent_at - at).total_seconds()
+    ProbeRegion.objects.filter(pk=region.pk).update(**changes)
 
 
 def _insert_unnest(region: ProbeRegion, samples: Sequence[SampleIn]) -> None:

@@ -1,5 +1,9 @@
-"""Probe workers. Beat fans out one task per region per round onto the region's
-own queue (probes.<region>); each probes all of that region's shards at once."""
+"""Probe tasks. Detection, silence, rollups and pruning run here for every region.
+
+Regions are probed by their agents (``probes.agent``), which post to the ingestion
+API. Regions listed in ``PROBE_WORKER_REGIONS`` are probed from a Celery worker
+instead: beat fans out one task per such region per round onto the region's own
+queue (probes.<region>); each probes all of that region's shards at once."""
 
 import logging
 from datetime import datetime, timedelta
@@ -26,10 +30,10 @@ DETECT_PENDING_KEY = "probes:detect:pending"
     ignore_result=True,
 )
 def schedule_rounds() -> int:
-    from .models import ProbeRegion
+    from .models import worker_regions
 
     interval = settings.PROBE_INTERVAL_SECONDS
-    regions = list(ProbeRegion.objects.filter(active=True).values_list("slug", flat=True))
+    regions = list(worker_regions().values_list("slug", flat=True))
     for slug in regions:
         # A round that could not start before the next one is due is worthless.
         probe_region.apply_async(

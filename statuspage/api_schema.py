@@ -196,18 +196,77 @@ ANNOTATIONS: dict[type, dict[str, Any]] = {
         "post": extend_schema(
             summary="Store a batch of probe samples",
             description=f"All or nothing, at most {probes.MAX_BATCH:,} samples; sending a "
-            "batch again stores each sample once. Needs a probe-scoped token.",
+            "batch again stores each sample once. A sample starting more than "
+            "max_clock_skew_seconds (see /api/v1/probes/shards) in the future is refused and "
+            "counted, not stored. Needs a probe-scoped token bound to the region.",
             request=inline_serializer(
                 "ProbeSamplesIn",
                 {
                     "region": serializers.CharField(help_text="The probe region's slug."),
                     "samples": _ProbeSamples,
+                    "agent": inline_serializer(
+                        "ProbeAgentHealth",
+                        {
+                            "buffer_depth": serializers.IntegerField(
+                                min_value=0, help_text="Samples still waiting on its disk."
+                            ),
+                            "dropped_total": serializers.IntegerField(
+                                min_value=0,
+                                required=False,
+                                help_text="Samples dropped since its buffer began (full).",
+                            ),
+                            "sent_at": serializers.DateTimeField(
+                                help_text="The agent's clock when it sent the batch."
+                            ),
+                        },
+                        required=False,
+                        help_text="The agent's health, for /metrics and the admin.",
+                    ),
                 },
             ),
             responses={
                 200: inline_serializer(
-                    "ProbeSamplesReceived", {"received": serializers.IntegerField()}
+                    "ProbeSamplesReceived",
+                    {
+                        "received": serializers.IntegerField(help_text="Samples stored."),
+                        "refused_future": serializers.IntegerField(
+                            help_text="Samples refused: they start too far in the future."
+                        ),
+                    },
                 ),
+                **_REFUSED,
+            },
+        ),
+    },
+    probes.ProbeShardsApi: {
+        "get": extend_schema(
+            summary="The shards a probe agent probes",
+            description="For the region the probe token is bound to: every active shard "
+            "with a probe URL, how often to probe it and its timeout. With an ETag; send it "
+            "back in If-None-Match for a 304 while nothing changed.",
+            responses={
+                200: inline_serializer(
+                    "ProbeShards",
+                    {
+                        "region": serializers.CharField(),
+                        "active": serializers.BooleanField(
+                            help_text="False: the region is switched off; no shards."
+                        ),
+                        "max_batch": serializers.IntegerField(),
+                        "max_clock_skew_seconds": serializers.IntegerField(),
+                        "shards": inline_serializer(
+                            "ProbeShard",
+                            {
+                                "slug": serializers.CharField(),
+                                "probe_url": serializers.URLField(),
+                                "interval_seconds": serializers.IntegerField(),
+                                "timeout_seconds": serializers.FloatField(),
+                            },
+                            many=True,
+                        ),
+                    },
+                ),
+                304: OpenApiResponse(description="Not modified since the ETag sent."),
                 **_REFUSED,
             },
         ),

@@ -439,6 +439,13 @@ PROBE_DETECT_DELAY_SECONDS = float(env("PROBE_DETECT_DELAY_SECONDS", "2"))
 # is not downtime), and its detection starts over when reports come back.
 PROBE_SILENCE_ROUNDS = env_int("PROBE_SILENCE_ROUNDS", 3)
 PROBE_RAW_RETENTION_DAYS = env_int("PROBE_RAW_RETENTION_DAYS", 14)
+# A sample that starts more than this far in the future is refused and counted
+# (ProbeRegion.future_refused_total, /metrics): the probe's clock is wrong.
+PROBE_MAX_CLOCK_SKEW_SECONDS = env_int("PROBE_MAX_CLOCK_SKEW_SECONDS", 60)
+# Regions probed from inside a Celery worker (rounds from beat on the region's queue,
+# probes.<slug>) instead of by a probe agent (python -m probes.agent), which is the
+# production path: "*" for every active region. Empty (the default): agents only.
+PROBE_WORKER_REGIONS = env_list("PROBE_WORKER_REGIONS", "")
 PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")
 # Who may read /metrics without a token (a Prometheus on the same host/network).

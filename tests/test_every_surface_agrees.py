@@ -37,7 +37,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Membership
-from reliability.models import SlaCreditTier, SlaPolicy
 from fleet.services import fleet_events_ingest
 from incidents import levels
 from incidents.figures import duration_text, floor_pct, percent_text
@@ -48,6 +47,7 @@ from incidents.services import WindowSpec, incident_create, incident_resolve
 from incidents.uptime import Tally, component_status_from_shards
 from notifications.messages import webhook_json
 from notifications.models import Delivery, Subscription
+from reliability.models import SlaCreditTier, SlaPolicy
 from tests.conftest import PASSWORD, fleet_create
 
 START = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
