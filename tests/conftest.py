@@ -1,4 +1,5 @@
 import contextlib
+import os
 import socket
 import uuid
 
@@ -139,15 +140,21 @@ def _drop_broker_connections():
 
 @contextlib.contextmanager
 def real_broker(url, **transport_options):
-    """Publish tasks to a real broker at ``url`` (not eager) inside the block."""
+    """Publish tasks to a real broker at ``url`` (not eager) inside the block.
+
+    Celery reads ``CELERY_BROKER_URL`` from the environment before its own settings
+    (CI's RabbitMQ pass sets it), so the variable is set aside inside the block."""
     conf = celery_app.conf
     keys = ("broker_url", "task_always_eager", "broker_transport_options")
     saved = {key: conf[key] for key in keys}
+    environment = os.environ.pop("CELERY_BROKER_URL", None)
     conf.update(broker_url=url, task_always_eager=False, broker_transport_options=transport_options)
     _drop_broker_connections()
     try:
         yield
     finally:
+        if environment is not None:
+            os.environ["CELERY_BROKER_URL"] = environment
         conf.update(saved)
         _drop_broker_connections()
 

@@ -1,4 +1,5 @@
-"""A real Celery worker process, fed through Redis, runs a probe round.
+"""A real Celery worker process, fed through Redis (or RabbitMQ, when
+CELERY_BROKER_URL says so), runs a probe round.
 
 Needs PostgreSQL (the worker must see the test database from another process)
 and REDIS_URL; CI runs it in its PostgreSQL + Redis pass.
@@ -42,7 +43,8 @@ def test_a_worker_on_the_region_queue_probes_every_shard(fleet, simulator):
     for shard in Shard.objects.all():
         shard.probe_url = f"{simulator.url}/s/{shard.slug}/key?v=88"
         shard.save(update_fields=["probe_url"])
-    broker = os.environ["REDIS_URL"]
+    # Redis, or RabbitMQ in CI's pass with CELERY_BROKER_URL=amqp://…
+    broker = os.environ.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"]
     worker = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
         [
             sys.executable,
