@@ -102,5 +102,10 @@ bench-fleet: $(STAMP)
 bench-notify: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/notify.py $(BENCH_ARGS)
 
+## make bench-agent: the probe agent at 1,000 shards: samples/s into the ingestion API vs bare aiohttp, and its RSS.
+.PHONY: bench-agent
+bench-agent: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/agent.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
