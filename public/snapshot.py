@@ -4,7 +4,11 @@ visitors during an outage costs a dict lookup each and no database at all.
 A rebuild renders every public path through the real URLconf and middleware (a
 request marked with ``CAPTURE_ENVIRON_KEY``, which the serving middleware lets pass),
 keeps the 200s, and writes them as one *generation*: a directory with one file per
-path (plus ``<file>.gz``, a gzipped copy of each text page) and a ``manifest.json``.
+path, named as the path (``file_for``: ``/history/`` is ``history/index.html``), plus
+``<file>.gz``, a gzipped copy of each text page, and a ``manifest.json``. Each file's
+modification time is when its bytes first appeared (the manifest's ``last_modified``),
+kept across rebuilds: nginx can serve a generation straight from disk
+(``deploy/nginx/statuspage.conf``) and its ETag/Last-Modified survive rebuilds.
 The ``current`` symlink is then swapped to it in one ``rename``, so a reader sees the
 old snapshot or the new one, never half of one.
 Web processes (``public.serving.SnapshotMiddleware``) keep the current
@@ -563,9 +567,13 @@ def _build_lock(directory: Path, *, wait: bool = True) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, *, mtime: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    if mtime is not None:
+        # A web server in front (nginx) derives its validators from the file: the
+        # same bytes keep the same mtime, so its ETag and Last-Modified survive rebuilds.
+        os.utime(path, (mtime, mtime))
 
 
 def snapshot_rebuild(
@@ -637,9 +645,11 @@ def snapshot_rebuild(
                     "content_type": outcome.content_type,
                     "headers": outcome.headers,
                 }
-                _write(staging / file_for(path), outcome.body)
+                _write(staging / file_for(path), outcome.body, mtime=last_modified)
                 same = before if before is not None and before["sha256"] == sha256 else None
-                packed = _gzip_entry(outcome, file_for(path), staging, current, same)
+                packed = _gzip_entry(
+                    outcome, file_for(path), staging, current, same, mtime=last_modified
+                )
                 if packed is not None:
                     entries[path]["gzip"] = packed
             if not entries and old:
@@ -678,7 +688,13 @@ def snapshot_rebuild(
 
 
 def _gzip_entry(
-    page: Page, file: str, staging: Path, current: Path | None, same: dict[str, Any] | None
+    page: Page,
+    file: str,
+    staging: Path,
+    current: Path | None,
+    same: dict[str, Any] | None,
+    *,
+    mtime: int,
 ) -> dict[str, str] | None:
     """Write the page's gzipped copy next to it, if that is worth it: the current
     generation's copy when the page did not change (most pages, most minutes)."""
@@ -690,12 +706,12 @@ def _gzip_entry(
         except OSError:
             packed = b""
         if hashlib.sha256(packed).hexdigest() == same["gzip"]["sha256"]:
-            _write(staging / f"{file}.gz", packed)
+            _write(staging / f"{file}.gz", packed, mtime=mtime)
             return dict(same["gzip"])
     packed = gzipped(page.body)
     if len(packed) >= len(page.body):
         return None
-    _write(staging / f"{file}.gz", packed)
+    _write(staging / f"{file}.gz", packed, mtime=mtime)
     return {"file": f"{file}.gz", "sha256": hashlib.sha256(packed).hexdigest()}
 
 
@@ -706,7 +722,7 @@ def _keep(before: dict[str, Any], current: Path | None, staging: Path) -> bool:
     files = [before["file"]] + ([before["gzip"]["file"]] if "gzip" in before else [])
     try:
         for file in files:
-            _write(staging / file, (current / file).read_bytes())
+            _write(staging / file, (current / file).read_bytes(), mtime=before["last_modified"])
     except OSError as error:
         logger.warning("snapshot: cannot keep the last copy of %s (%s)", before["file"], error)
         return False

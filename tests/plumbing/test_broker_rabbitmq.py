@@ -40,7 +40,7 @@ def queue_name():
 
 
 def _messages(name: str, wait: float = 5.0) -> list[dict]:
-    found = []
+    found: list[dict] = []
     with Connection(AMQP, connect_timeout=5) as connection:
         simple = connection.SimpleQueue(name)
         deadline = time.monotonic() + wait
