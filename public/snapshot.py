@@ -431,6 +431,7 @@ class SnapshotStore:
         self._next_follow = 0.0
         self._following = threading.Lock()  # held while a follow thread runs
         self._follow_failing = False
+        self._keeper: threading.Thread | None = None
 
     def get(self, path: str) -> Entry | None:
         now = time.monotonic()
@@ -451,11 +452,30 @@ class SnapshotStore:
         self._next_follow = time.monotonic() + seconds
         threading.Thread(target=self._follow, name="snapshot-follow", daemon=True).start()
 
+    def keep_current(self) -> None:
+        """Follow from a thread of this process's own, every ``SNAPSHOT_FOLLOW_SECONDS``,
+        whether or not visitors reach it (nginx serves them from disk): each web host
+        keeps its snapshot current by itself, no cron, no beat needed. A host that starts
+        without a snapshot builds one at once and serves live until then. Once per
+        process (the web's WSGI module calls it)."""
+        if not settings.SNAPSHOT_FOLLOW_SECONDS or self._keeper is not None:
+            return
+
+        def keep() -> None:
+            while seconds := settings.SNAPSHOT_FOLLOW_SECONDS:  # 0: stop (tests)
+                self.refresh()  # what the disk holds now (another process may have built)
+                self.follow()
+                time.sleep(seconds)
+            self._keeper = None
+
+        self._keeper = threading.Thread(target=keep, name="snapshot-keeper", daemon=True)
+        self._keeper.start()
+
     def _follow(self) -> None:
         from django.db import connections
 
         try:
-            snapshot_follow(known=self.version)
+            snapshot_follow(known=self.version, built_at=self.built_at)
             if self._follow_failing:
                 logger.info("snapshot: following published changes again")
             self._follow_failing = False
@@ -577,14 +597,19 @@ def _write(path: Path, data: bytes, *, mtime: int | None = None) -> None:
 
 
 def snapshot_rebuild(
-    *, requested_at: float | None = None, if_behind: bool = False, wait: bool = True
+    *,
+    requested_at: float | None = None,
+    if_behind: bool = False,
+    max_age: float | None = None,
+    wait: bool = True,
 ) -> RebuildResult:
     """Render every public page and swap the result in as the current snapshot.
 
     ``requested_at`` (epoch seconds, set when a change queued this rebuild): skip if
     a rebuild already started after it, so a burst of changes costs one or two
     rebuilds, not one each. ``if_behind``: skip unless published data changed since
-    the current snapshot was built (``PublishedVersion``). ``wait=False``: SnapshotBusy
+    the current snapshot was built (``PublishedVersion``), or (with ``max_age``) it was
+    built that many seconds ago or more. ``wait=False``: SnapshotBusy
     rather than wait for another rebuild. Raises SnapshotError if the database is
     unreachable (the last snapshot stays in service).
     """
@@ -606,7 +631,9 @@ def snapshot_rebuild(
             # Read first: a change committed during the build bumps past it.
             version = published_version()
             if if_behind and previous and previous.get("version", -1) >= version:
-                return RebuildResult(generation=None)
+                built = datetime.fromisoformat(previous["built_at"]).timestamp()
+                if max_age is None or time.time() - built < max_age:
+                    return RebuildResult(generation=None)
             paths = snapshot_paths(now=timezone.now())
         except DatabaseError as error:
             raise SnapshotError(f"the database is unreachable: {error}") from error
@@ -763,20 +790,26 @@ def published_version_bump() -> None:
         )
 
 
-def snapshot_follow(*, known: int = -1) -> RebuildResult | None:
-    """Rebuild this host's snapshot now if published data changed since it was built;
-    ``known`` is the version the caller already serves. None if nothing was behind,
-    or another rebuild is running (the next look tries again). Runs under the web's
-    database deadline (``plumbing.deadline``): a hung database ends it."""
+def snapshot_follow(*, known: int = -1, built_at: float | None = None) -> RebuildResult | None:
+    """Rebuild this host's snapshot now if published data changed since it was built
+    (``known`` is the version the caller already serves), or it is older than
+    ``SNAPSHOT_MAX_AGE_SECONDS`` (``built_at``, epoch seconds: durations and uptime bars
+    grow with time). So every web host keeps its own snapshot current, beat or not.
+    None if nothing was behind, or another rebuild is running (the next look tries
+    again). Runs under the web's database deadline (``plumbing.deadline``): a hung
+    database ends it."""
     from django.db import connections
 
     from plumbing.deadline import watchdog
 
+    max_age = settings.SNAPSHOT_MAX_AGE_SECONDS
+    old = built_at is None or time.time() - built_at >= max_age
     token = watchdog.arm(connections["default"], settings.WEB_DATABASE_TIMEOUT_SECONDS or 30)
     try:
-        if published_version() <= known:
+        if not old and published_version() <= known:
             return None
-        return snapshot_rebuild(if_behind=True, wait=False)
+        result = snapshot_rebuild(if_behind=True, max_age=max_age, wait=False)
+        return result if result.generation else None
     except SnapshotBusy:
         return None
     finally:

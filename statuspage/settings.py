@@ -425,6 +425,9 @@ SNAPSHOT_DIR = Path(env("SNAPSHOT_DIR", str(VAR_DIR / "snapshot")))
 # How often each web process looks whether published data changed since its snapshot
 # was built, and then rebuilds it in the background (0: leave it to the workers).
 SNAPSHOT_FOLLOW_SECONDS = float(env("SNAPSHOT_FOLLOW_SECONDS", "1"))
+# A snapshot older than this is rebuilt by the web host that follows it (durations and
+# uptime bars grow with time), as beat's periodic rebuild does on the workers.
+SNAPSHOT_MAX_AGE_SECONDS = float(env("SNAPSHOT_MAX_AGE_SECONDS", "60"))
 # Default control-plane latency above which a shard counts as degraded (per-shard
 # override on Shard.latency_threshold_ms).
 SHARD_LATENCY_THRESHOLD_MS = env_int("SHARD_LATENCY_THRESHOLD_MS", 1000)

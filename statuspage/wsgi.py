@@ -14,5 +14,11 @@ bound_web_connections()
 # request handling, with the same headers the middleware would give them; a
 # status page must stay fast when everyone opens it at once.
 from public.serving import SnapshotWSGI  # noqa: E402 - needs Django set up
+from public.snapshot import store  # noqa: E402 - needs Django set up
 
 application = SnapshotWSGI(django_application)
+
+# Every web process keeps this host's snapshot current by itself (published changes at
+# once, the passing time every SNAPSHOT_MAX_AGE_SECONDS): several web hosts need no
+# shared volume, cron or beat of their own.
+store().keep_current()

@@ -125,3 +125,50 @@ def test_the_snapshots_age_is_on_metrics(db, snapshot_dir):
 
     assert "statuspage_snapshot_age_seconds " in text
     assert "statuspage_snapshot_changes_behind 1.0" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_host_keeps_its_snapshot_current_without_visitors_or_workers(
+    settings, snapshot_dir, no_worker
+):
+    """nginx serves the pages from disk, so no request may ever reach this process:
+    its own thread rebuilds a snapshot that has grown old (time passes on the page)."""
+    Component.objects.create(slug="coordination", name="Coordination server")
+    first = snapshot_rebuild().generation
+    settings.SNAPSHOT_MAX_AGE_SECONDS = 0.3
+    settings.SNAPSHOT_FOLLOW_SECONDS = 0.05
+    keeper = snapshot.SnapshotStore(snapshot_dir)
+    try:
+        keeper.keep_current()
+        assert eventually(lambda: keeper.generation not in (None, first))
+    finally:
+        settings.SNAPSHOT_FOLLOW_SECONDS = 0  # the keeper's loop ends
+    assert keeper.built_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_host_that_starts_without_a_snapshot_builds_one(settings, snapshot_dir, no_worker):
+    Component.objects.create(slug="coordination", name="Coordination server")
+    settings.SNAPSHOT_FOLLOW_SECONDS = 0.05
+    keeper = snapshot.SnapshotStore(snapshot_dir)
+    try:
+        assert keeper.generation is None
+        keeper.keep_current()
+        assert eventually(lambda: keeper.generation is not None)
+        assert "/" in keeper.entries
+    finally:
+        settings.SNAPSHOT_FOLLOW_SECONDS = 0
+
+
+def test_an_old_snapshot_is_rebuilt_once_however_many_processes_look(db, snapshot_dir, settings):
+    settings.SNAPSHOT_MAX_AGE_SECONDS = 60
+    built = snapshot_rebuild()
+    fresh = time.time()
+
+    assert snapshot_follow(known=published_version(), built_at=fresh) is None
+    # Another process that read the manifest long ago: the lock-held check sees it is new.
+    assert snapshot_follow(known=published_version(), built_at=fresh - 120) is None
+    settings.SNAPSHOT_MAX_AGE_SECONDS = 0
+    again = snapshot_follow(known=published_version(), built_at=fresh - 120)
+    assert again is not None
+    assert again.generation != built.generation
