@@ -102,6 +102,11 @@ bench-fleet: $(STAMP)
 bench-notify: $(STAMP)
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/notify.py $(BENCH_ARGS)
 
+## make bench-reliability: the 12-month reliability report and one tailnet's SLA statement vs bare SQL, on a copy extended to 500 incidents.
+.PHONY: bench-reliability
+bench-reliability: $(STAMP)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/reliability.py $(BENCH_ARGS)
+
 ## make bench-agent: the probe agent at 1,000 shards: samples/s into the ingestion API vs bare aiohttp, and its RSS.
 .PHONY: bench-agent
 bench-agent: $(STAMP)

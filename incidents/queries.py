@@ -563,6 +563,36 @@ _WORST_PER_TAILNET_SQL = """
 """
 
 
+# "Existed during the window [s, e)" is "created before e, less those deleted by s" (a
+# tailnet deleted by s was created before it). Both counts for every window in one pass
+# over the tailnets: each window's bounds are sorted in among the creation (deletion)
+# times, and a running sum counts what precedes them (ties: a creation at e is not
+# before it, a deletion at s is). Counting per window instead (an index range scan of
+# up to every tailnet each) cost a year's report at 1M tailnets 42-48 s for its 463
+# windows, and about an hour with parallel workers (bench/reliability.py).
+_EXISTED_SQL = """
+WITH windows (k, s, e) AS (VALUES {windows}),
+born AS (
+    SELECT k, SUM(n) OVER (ORDER BY at, n ROWS UNBOUNDED PRECEDING) AS before
+    FROM (
+        SELECT created_at AS at, 1 AS n, CAST(NULL AS BIGINT) AS k FROM {table}
+        UNION ALL SELECT e, 0, k FROM windows
+    ) marks
+),
+gone AS (
+    SELECT k, SUM(n) OVER (ORDER BY at, n DESC ROWS UNBOUNDED PRECEDING) AS before
+    FROM (
+        SELECT deleted_at AS at, 1 AS n, CAST(NULL AS BIGINT) AS k
+        FROM {table} WHERE deleted_at IS NOT NULL
+        UNION ALL SELECT s, 0, k FROM windows
+    ) marks
+)
+SELECT born.k, born.before - gone.before
+FROM born JOIN gone ON gone.k = born.k
+WHERE born.k IS NOT NULL
+"""
+
+
 def incidents_blast_radius(
     *, incidents: Sequence[Incident], as_of: datetime | None = None
 ) -> dict[int, BlastRadius]:
@@ -604,23 +634,19 @@ def incidents_blast_radius(
             level = levels.BY_RANK[rank]
             if level is not None:  # rank 0: no level the services would have written
                 by_level[incident_id][level] = count
-    # "Existed during the window" is "created before it ended, less those deleted by
-    # the time it started" (half-open, as every window): one statement, per distinct
-    # window an index-only range scan on created_at and one over the deleted few.
     spans = {pk: (starts[pk], ends[pk]) for pk in ids}
     distinct = sorted(set(spans.values()))
     adapt = connection.ops.adapt_datetimefield_value
-    table = Tailnet._meta.db_table
-    count_sql = (
-        f"(SELECT COUNT(*) FROM {table} WHERE created_at < %s)"  # noqa: S608
-        f" - (SELECT COUNT(*) FROM {table} WHERE deleted_at <= %s AND created_at < %s)"
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT " + ", ".join(f"({count_sql})" for _ in distinct),
-            [adapt(value) for start, end in distinct for value in (end, start, end)],
+            _EXISTED_SQL.format(
+                windows=", ".join(["(%s, %s, %s)"] * len(distinct)),
+                table=Tailnet._meta.db_table,
+            ),
+            [v for k, (start, end) in enumerate(distinct) for v in (k, adapt(start), adapt(end))],
         )
-        totals = dict(zip(distinct, cursor.fetchone() or (), strict=True))
+        existed = dict(cursor.fetchall())
+    totals = {span: int(existed.get(k) or 0) for k, span in enumerate(distinct)}
     return {
         pk: BlastRadius(
             affected=sum(by_level[pk].values()), total=totals[spans[pk]], by_level=by_level[pk]

@@ -55,3 +55,46 @@ def test_the_impact_benchmark_runs_at_a_tiny_size_and_prints_both_ratios():
     # The two measurements are the last lines, in this order.
     assert [line.split(":")[0] for line in output.splitlines()[-2:]] == ["impact", "history"]
     assert "uses placement_shard_during" in output or "is usable by" in output, output
+
+
+RELIABILITY_LINES = re.compile(
+    r"^reliability: ours=\d+\.\d{3}s baseline=\d+\.\d{3}s ratio=(?P<report>\d+\.\d\d)\n"
+    r"tailnet-sla: ours=\d+\.\d{3}ms baseline=\d+\.\d{3}ms ratio=(?P<sla>\d+\.\d\d)\n\Z",
+    re.MULTILINE,
+)
+
+
+def test_the_reliability_benchmark_runs_at_a_tiny_size_and_ends_with_both_lines():
+    # Its own dataset database (the script copies it, so nobody may be connected to
+    # it): bench_reliability_smoke, BENCH_RELIABILITY_SMOKE_DATABASE_URL overrides it.
+    url = smoke_database_url(
+        "bench_reliability_smoke", override="BENCH_RELIABILITY_SMOKE_DATABASE_URL"
+    )
+    env = {**os.environ, "BENCH_DATABASE_URL": url}
+    outputs = []
+    for script, args in (
+        ("data.py", ["--tailnets", "2000", "--shards", "20", "--force"]),
+        ("reliability.py", ["--smoke", "--drop"]),
+    ):
+        done = subprocess.run(  # noqa: S603 - our own scripts, fixed arguments
+            [sys.executable, str(ROOT / "bench" / script), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"bench/{script} failed:\n{done.stdout}\n{done.stderr}"
+        outputs.append(done.stdout)
+    output = outputs[-1]
+
+    match = RELIABILITY_LINES.search(output)
+    assert match, output
+    assert float(match["report"]) > 0, output
+    assert float(match["sla"]) > 0, output
+    # The copy was extended, the bare load checked against the product's recompute, and
+    # both sides agreed on every figure (the script exits 1 otherwise).
+    assert "identical to tailnet_impacts_recompute's" in output, output
+    assert "80 published incidents in the 12 months" in output, output
+    assert output.count("ours equals the baseline, month by month") == 2, output
