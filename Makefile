@@ -51,6 +51,19 @@ test-faults: $(STAMP)
 		$(PY) -m pytest faults --rootdir=. -o testpaths=faults -p no:django -p no:randomly \
 		-p no:xdist -W ignore::pytest.PytestConfigWarning -v -s $(FAULTS_ARGS)
 
+## make test-regions: the regions suite (regions/): gunicorn, a Celery worker and the
+## simulator on this host, a probe agent per region in a network namespace of its own;
+## links cut, the page stopped, an agent killed. Needs root (ip netns, veth) and the
+## servers: REGIONS_PG_ADMIN_URL (a superuser; the suite drops and creates its own
+## database `regions`) and REGIONS_REDIS_URL (dbs 13, 14).
+REGIONS_PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+REGIONS_REDIS_URL ?= redis://127.0.0.1:6379
+.PHONY: test-regions
+test-regions: $(STAMP)
+	REGIONS_PG_ADMIN_URL=$(REGIONS_PG_ADMIN_URL) REGIONS_REDIS_URL=$(REGIONS_REDIS_URL) \
+		$(PY) -m pytest regions --rootdir=. -o testpaths=regions -p no:django -p no:randomly \
+		-p no:xdist -W ignore::pytest.PytestConfigWarning -v -s $(REGIONS_ARGS)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
