@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -245,21 +245,13 @@ def _ingest(events: Sequence[Event], *, source: str, now: datetime) -> Counts:
         if raced_ids := list(raced):
             new = _classify(new, stored=_stored(raced_ids))
         logs = _tailnet_logs(tailnets, created)
-        FleetEvent.objects.bulk_create(
+        _rows_insert(
+            FleetEvent,
+            ("id", "type", "at", "tailnet", "shard", "payload", "source", "received_at"),
             [
-                FleetEvent(
-                    id=e.id,
-                    type=e.type,
-                    at=e.at,
-                    tailnet=e.tailnet,
-                    shard=e.shard,
-                    payload=dict(e.payload),
-                    source=source,
-                    received_at=now,
-                )
+                (e.id, e.type, e.at, e.tailnet, e.shard, dict(e.payload), source, now)
                 for e in sorted(new, key=lambda e: e.id)
             ],
-            batch_size=BULK,
         )
         shards_changed = _apply_shards(shards, [e for e in new if not e.tailnet])
         for event in new:
@@ -423,7 +415,7 @@ def _apply_tailnets(
         current[tailnet_id][(shard_slug[shard_id], starts_at, ends_at)] = pk
 
     gone: list[int] = []
-    placed: list[Placement] = []
+    placed: list[tuple[int, int, datetime, datetime | None]] = []  # Placement rows
     rows: list[Tailnet] = []
     changed_pks: list[int] = []
     ended_or_back: list[int] = []  # deleted, or back after a deletion
@@ -441,14 +433,7 @@ def _apply_tailnets(
             for shard, starts_at, ends_at in fresh - old.keys():
                 if shard not in shard_pk:
                     raise ValidationError(f"Tailnet {slug!r} is placed on unknown shard {shard!r}.")
-                placed.append(
-                    Placement(
-                        tailnet_id=row.pk,
-                        shard_id=shard_pk[shard],
-                        starts_at=starts_at,
-                        ends_at=ends_at,
-                    )
-                )
+                placed.append((row.pk, shard_pk[shard], starts_at, ends_at))
             for shard, spans in changed_intervals(old, fresh).items():
                 intervals[shard].extend(spans)
         life = (state.created_at, state.deleted_at)
@@ -470,7 +455,7 @@ def _apply_tailnets(
             changed_pks.append(row.pk)
 
     _placements_delete(gone)
-    Placement.objects.bulk_create(placed, batch_size=BULK)
+    _rows_insert(Placement, ("tailnet_id", "shard_id", "starts_at", "ends_at"), placed)
     Tailnet.objects.bulk_update(
         rows, ["display_name", "created_at", "deleted_at"], batch_size=BULK // 2
     )
@@ -487,6 +472,39 @@ def _apply_tailnets(
             signals.announce_tailnets(ended_or_back)
     else:
         signals.announce_tailnets(changed_pks)
+
+
+def _rows_insert(model: type[Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows``: values for the fields ``names`` (attnames), in that order.
+
+    On PostgreSQL one ``COPY``, without a model instance or Django's preparation of
+    each value: psycopg adapts the values itself, in C. A 10,000-event batch inserts
+    ~9,500 events and ~15,000 placements; this buys ~15 % of ``make bench-fleet``'s
+    ``fleet-events: ours=`` (11 full-size runs with and without it, 2026-12-07: ours
+    775 -> 658 s in all for the same baseline time, ratio median 1.85 -> 1.51).
+    Elsewhere ``bulk_create``. Same rows, same order, constraints checked row by row."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(
+            [model(**dict(zip(names, row, strict=True))) for row in rows], batch_size=BULK
+        )
+        return
+    by_attname = {field.attname: field for field in model._meta.concrete_fields}
+    fields = [by_attname[name] for name in names]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    # Errors as Django's (IntegrityError), as from any other statement: the retry and
+    # the callers rely on it.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
+    ):
+        # The columns' types: a dict goes in as jsonb.
+        copy.set_types([str(field.db_type(connection)).split("(")[0] for field in fields])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _placements_delete(pks: Sequence[int]) -> None:
