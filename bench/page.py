@@ -33,25 +33,50 @@ itself never touches the database once its snapshot is built.
    latency, each server's own CPU per request (all its processes, from /proc): on a
    shared machine it moves far less than the rates.
 
-Targets: ours >= 0.8 x bare in requests/s, p99 < 30 ms. The last two lines are
-``page-identity: ...`` and ``page: ours=<req/s> baseline=<bare req/s> ratio=<ours /
-bare>``, the latter as browsers fetch the page (gzip).
+5. The shipped nginx site, deploy/nginx/statuspage.conf rendered as deploy/README.md's
+   envsubst does (as tests/deploy does: a self-signed certificate in the work
+   directory, free loopback ports): ``${SNAPSHOT_DIR}`` the snapshot ours serves,
+   ``${UPSTREAM}`` ours' gunicorn. Its plain-HTTP server only redirects to https, so
+   it is loaded over TLS, and so is its baseline: nginx serving the export as in 4.,
+   with the site's TLS settings, in the same http context. wrk as in 4. with
+   ``Host: status.example.com`` and ``Accept-Encoding: gzip`` (the .gz file), the two
+   sides alternately, while a thread rebuilds the snapshot (``snapshot_rebuild()``,
+   as the worker does) every ``--rebuild-every`` seconds, a new generation swapped in
+   each time. Non-2xx answers (3xx included) and fallbacks to gunicorn are counted
+   from each nginx's access log, errors by wrk. Then ours' gunicorn is stopped (the
+   site's app paths answer 502) and the same again.
+
+Targets: ours >= 0.8 x bare in requests/s, p99 < 30 ms; the nginx site >= 0.9 x its
+baseline, p99 < 10 ms, no answer but 2xx, with or without gunicorn. The last lines
+are ``page-nginx: ours=<req/s> baseline=<req/s> ratio=<r>``, ``page-nginx-p99:
+ours=<ms>ms baseline=<ms>ms ratio=<r> non2xx=<n> baseline_non2xx=<n> errors=<n>
+swaps=<n>``, the same two for ``page-nginx-no-gunicorn``, then ``page-identity: ...``
+and ``page: ours=<req/s> baseline=<bare req/s> ratio=<ours / bare>``, the latter as
+browsers fetch the page (gzip). Exit 1 if any run saw an error or a non-2xx answer
+(3xx or more for 4.), or a rebuild failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import os
 import random
+import re
 import shutil
+import ssl
 import statistics
+import string
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,10 +85,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.httpload import (
+    LOOPBACK,
+    WRK_REPORT,
     Gunicorn,
     Nginx,
     WrkResult,
+    _Server,
     ensure_tools,
+    free_port,
+    nginx_binary,
     wait_for_idle_cpu,
     wrk,
 )
@@ -84,6 +114,18 @@ LABELS = {
 }
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 30.0
+
+# The shipped site (deploy/nginx/statuspage.conf) against nginx serving the export,
+# both over TLS (the site's plain-HTTP server only redirects), while the snapshot is
+# rebuilt: asked as a browser asks, for the public host.
+SITE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "statuspage.conf"
+SITE_HEADERS = {"Host": PUBLIC_HOST, "Accept-Encoding": "gzip"}
+SITE_LABELS = {
+    "baseline": "nginx, the static export (https)",
+    "ours": "nginx, deploy/nginx/statuspage.conf",
+}
+TARGET_SITE_RATIO = 0.9
+TARGET_SITE_P99_MS = 10.0
 
 COORDINATION_REGIONS = [
     ("us-east", "US East"),
@@ -642,6 +684,477 @@ def med(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+# --- The shipped nginx site (deploy/nginx/statuspage.conf) ------------------------------
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for PUBLIC_HOST and 127.0.0.1 (as tests/deploy/test_nginx.py makes
+    one): the site's only answering server is its TLS one."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        [
+            *("openssl", "req", "-x509", "-nodes", "-days", "2"),
+            *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={PUBLIC_HOST}"),
+            *("-addext", f"subjectAltName=DNS:{PUBLIC_HOST},IP:{LOOPBACK}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def site_render(values: dict[str, str]) -> str:
+    """deploy/nginx/statuspage.conf as deploy/README.md's envsubst renders it (only the
+    named placeholders; nginx's own $variables stay), as tests/deploy does."""
+    rendered = string.Template(SITE.read_text()).safe_substitute(values)
+    left = re.findall(r"\$\{[A-Z_]+\}", rendered)
+    if left:
+        raise SystemExit(f"{SITE}: placeholders without a value: {left}")
+    return rendered
+
+
+class TlsNginx(_Server):
+    """nginx with one site given as server blocks (``site(port)``: the TLS server
+    listens on ``port``), inside an http context shared by both sides: Debian's
+    nginx.conf cut to what matters (mime.types, sendfile, gzip on) plus what
+    httpload.Nginx sets (tcp_nopush, keepalive_requests), and an access log of each
+    answer's status and upstream status, to count non-2xx answers and fallbacks to
+    the app exactly (wrk's own count is of statuses above 399 only)."""
+
+    name = "nginx"
+
+    def __init__(self, site: Callable[[int], str], *, workers: int, cert: Path) -> None:
+        super().__init__()
+        self.site = site
+        self.workers = workers
+        self.tls = ssl.create_default_context(cafile=str(cert))
+        self.access_log = self.workdir / "access.log"
+        self._read = 0
+
+    def url(self, path: str = "/") -> str:
+        return f"https://{LOOPBACK}:{self.port}{path}"
+
+    def config(self) -> str:
+        user = ""
+        if os.geteuid() == 0:  # else nginx runs as whoever started it anyway
+            import grp
+            import pwd
+
+            user = f"user {pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name};"
+        tmp = self.workdir
+        temp = " ".join(
+            f"{name}_temp_path {tmp}/{name};"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        return f"""\
+{user}
+worker_processes {self.workers};
+daemon off;
+master_process on;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    gzip on;
+    log_format bench_status '$status $upstream_status';
+    access_log {self.access_log} bench_status;
+    {temp}
+{self.site(self.port)}
+}}
+"""
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        binary = nginx_binary()
+        if binary is None:
+            raise SystemExit("nginx is not installed (ensure_tools(nginx=True) installs it)")
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(self.config())
+        error_log = self.workdir / "error.log"
+        argv = [binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)]
+        return argv, dict(os.environ), self.workdir
+
+    def get(
+        self, path: str = "/", headers: Mapping[str, str] | None = None, *, timeout: float = 30
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPSConnection(LOOPBACK, self.port, timeout=timeout, context=self.tls)
+        try:
+            conn.request("GET", path, headers=dict(headers or {}))
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def answers_since_last(self) -> tuple[int, int, int]:
+        """Answers logged since the last call: (all, non-2xx, from the app)."""
+        try:
+            with open(self.access_log, "rb") as f:
+                f.seek(self._read)
+                data = f.read()
+        except OSError:
+            return 0, 0, 0
+        complete = data[: data.rfind(b"\n") + 1]
+        self._read += len(complete)
+        lines = complete.decode(errors="replace").splitlines()
+        non_2xx = sum(1 for line in lines if not line.startswith("2"))
+        via_app = sum(1 for line in lines if line.split(" ", 1)[-1] != "-")
+        return len(lines), non_2xx, via_app
+
+    def output(self) -> str:
+        text = super().output()
+        error_log = self.workdir / "error.log"
+        if error_log.exists():
+            text += error_log.read_text(errors="replace")[-4000:]
+        return text
+
+
+def wrk_https(
+    url: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    headers: Mapping[str, str],
+    timeout: float = 2.0,
+) -> WrkResult:
+    """httpload.wrk for ``https://127.0.0.1:…`` (httpload.wrk takes plain http only):
+    the same arguments and the same done() report; wrk does not verify the certificate."""
+    if not url.startswith(f"https://{LOOPBACK}:"):
+        raise ValueError(f"only https://{LOOPBACK} here: {url}")
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed (ensure_tools() installs it)")
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        script = Path(tmp) / "report.lua"
+        script.write_text(WRK_REPORT)
+        argv = [
+            *(binary, "--threads", str(max(1, min(threads, connections)))),
+            *("--connections", str(connections), "--duration", f"{max(1, round(duration))}s"),
+            *("--timeout", f"{max(1, round(timeout))}s", "--latency", "--script", str(script)),
+        ]
+        for name, value in headers.items():
+            argv += ["--header", f"{name}: {value}"]
+        done = subprocess.run(  # noqa: S603 - wrk with fixed arguments
+            [*argv, url], capture_output=True, text=True, timeout=duration + 60, check=False
+        )
+    found = re.search(r"^WRK-JSON (\{.*\})$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(found.group(1))
+    return WrkResult(
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        bytes=raw["bytes"],
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        mean_ms=raw["mean_us"] / 1000,
+        errors=raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"],
+        bad_status=raw["status_errors"],
+    )
+
+
+class Rebuilder(threading.Thread):
+    """``snapshot_rebuild()`` in this process against the bench database, as the
+    worker's task does (every page rendered, a new generation swapped in as
+    ``current``, old ones pruned), every ``every`` seconds on a fixed clock while
+    resumed (back to back when a rebuild takes longer).
+
+    At full size a rebuild takes longer than a wrk run here (13 s cold on an idle
+    machine, ~18 s against wrk and nginx), so left to itself its swap, the one moment
+    nginx can notice, fell between the runs. So the swap waits at a gate: a rebuild
+    renders whenever, and a generation it finished is swapped in only while the gate
+    is open, which ``measure_site`` does half-way through each run and closes at its
+    end. Paused (no new rebuild started) between runs, so the wait for an idle CPU is
+    not a wait on the rebuilds. Runs at nice -5 when it may (root)."""
+
+    def __init__(self, every: float) -> None:
+        super().__init__(name="snapshot-rebuilds", daemon=True)
+        self.every = every
+        self.stopping = threading.Event()
+        self.active = threading.Event()
+        self.gate = threading.Event()  # a rendered generation may be swapped in
+        self.ready = threading.Event()  # one is waiting at the gate
+        self.swaps: list[float] = []  # time.monotonic() of each swap
+        self.seconds: list[float] = []  # each rebuild, up to the gate
+        self.errors: list[str] = []
+        self._rebuild_started = 0.0
+
+    def resume(self) -> None:
+        self.active.set()
+
+    def pause(self) -> None:
+        self.active.clear()
+
+    def primed(self, timeout: float = 300.0) -> None:
+        """Resume, and return once a rendered generation waits at the gate."""
+        self.resume()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if self.errors:
+                raise SystemExit(f"snapshot rebuild failed: {self.errors}")
+            if time.monotonic() > deadline or not self.is_alive():
+                raise SystemExit("no snapshot rebuild finished rendering in time")
+
+    def run(self) -> None:
+        from unittest import mock
+
+        from django.db import connection
+
+        from public import snapshot
+
+        swap = snapshot._swap
+
+        def gated_swap(directory: Path, name: str) -> None:
+            self.seconds.append(time.monotonic() - self._rebuild_started)
+            self.ready.set()
+            while not (self.gate.wait(0.05) or self.stopping.is_set()):
+                pass
+            self.ready.clear()
+            swap(directory, name)
+            self.swaps.append(time.monotonic())
+
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -5)
+        next_at: float | None = None
+        try:
+            with mock.patch.object(snapshot, "_swap", gated_swap):
+                while not self.stopping.is_set():
+                    if not self.active.is_set():
+                        next_at = None
+                        self.active.wait(0.05)
+                        continue
+                    now = time.monotonic()
+                    next_at = now if next_at is None else next_at
+                    if now < next_at:
+                        self.stopping.wait(min(0.05, next_at - now))
+                        continue
+                    self._rebuild_started = now
+                    try:
+                        snapshot.snapshot_rebuild()
+                    except Exception as error:  # reported, and fails the run
+                        self.errors.append(repr(error))
+                    next_at += self.every
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join()
+
+    def swapped(self, start: float, end: float) -> int:
+        return sum(1 for at in list(self.swaps) if start <= at <= end)
+
+
+@dataclass(frozen=True)
+class SiteRun:
+    result: WrkResult
+    busy_before: float
+    cpu_us: float
+    non_2xx: int  # from nginx's access log: every answer not 2xx (3xx included)
+    via_app: int  # answers nginx got from gunicorn (a fallback)
+    swaps: int  # snapshot generations swapped in during the run
+
+
+def measure_site(
+    sides: dict[str, TlsNginx], args: argparse.Namespace, rebuilder: Rebuilder
+) -> dict[str, list[SiteRun]]:
+    """``measure`` for the two TLS sides: alternating, after an idle CPU; each run
+    starts with a rebuilt generation waiting and swaps it in half-way, with rebuilds
+    every --rebuild-every seconds (back to back when slower) until its end; each run's
+    non-2xx answers and fallbacks from the access log, and the swaps it saw."""
+    for server in sides.values():
+        wrk_https(
+            server.url("/"),
+            duration=1,
+            connections=args.connections,
+            threads=args.threads,
+            headers=SITE_HEADERS,
+        )
+    results: dict[str, list[SiteRun]] = {name: [] for name in sides}
+    names = list(sides)
+    for round_ in range(args.runs):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            server = sides[name]
+            busy = wait_for_idle_cpu(below=args.idle_below, timeout=args.idle_timeout)
+            server.answers_since_last()
+            rebuilder.primed()  # a rendered generation, to be swapped in mid-run
+            cpu_before = server.cpu_seconds()
+            started = time.monotonic()
+            opening = threading.Timer(args.duration / 2, rebuilder.gate.set)
+            opening.start()
+            try:
+                result = wrk_https(
+                    server.url("/"),
+                    duration=args.duration,
+                    connections=args.connections,
+                    threads=args.threads,
+                    headers=SITE_HEADERS,
+                )
+            finally:
+                opening.cancel()
+                rebuilder.gate.clear()
+                rebuilder.pause()
+            swaps = rebuilder.swapped(started, time.monotonic())
+            cpu_us = (server.cpu_seconds() - cpu_before) / max(1, result.requests) * 1e6
+            _, non_2xx, via_app = server.answers_since_last()
+            results[name].append(SiteRun(result, busy, cpu_us, non_2xx, via_app, swaps))
+            log(
+                f"  run {round_ + 1} {name:<8} (CPU busy before {busy:4.0%}): {result.line()}"
+                f"  server CPU {cpu_us:5.0f} us/req  non-2xx {non_2xx}  from the app"
+                f" {via_app}  swaps {swaps}"
+            )
+    return results
+
+
+def site_phase(
+    args: argparse.Namespace,
+    work: Path,
+    snapshot_dir: Path,
+    ours: Gunicorn,
+    export_headers: dict[str, str],
+    export: Path,
+    servers: list[Gunicorn | Nginx | TlsNginx],
+) -> tuple[dict[str, dict[str, list[SiteRun]]], Rebuilder]:
+    """The shipped site against nginx serving the export, over TLS both, while the
+    snapshot is rebuilt every --rebuild-every seconds: with ours' gunicorn as the
+    site's upstream, then with it stopped."""
+    from django.test.utils import override_settings
+
+    cert, key = self_signed(work)
+    tls = (
+        f"ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+        "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache shared:bench_tls:10m;"
+    )
+    added = "\n".join(
+        f'        add_header {name} "{value}" always;' for name, value in export_headers.items()
+    )
+
+    def export_site(port: int) -> str:
+        # What httpload.Nginx serves the export with (the `page:` nginx), over TLS with
+        # the shipped site's TLS settings.
+        return f"""\
+    server {{
+        listen {LOOPBACK}:{port} ssl;
+        server_name {PUBLIC_HOST};
+        {tls}
+        root {export.resolve()};
+        index index.html;
+{added}
+        charset utf-8;
+        gzip_static on;
+        location / {{ try_files $uri $uri/ =404; }}
+    }}"""
+
+    http_port = free_port()
+
+    def shipped_site(port: int) -> str:
+        return site_render(
+            {
+                "SERVER_NAME": PUBLIC_HOST,
+                "HTTP_LISTEN": f"{LOOPBACK}:{http_port}",
+                "HTTPS_LISTEN": f"{LOOPBACK}:{port}",
+                "TLS_CERT": str(cert),
+                "TLS_KEY": str(key),
+                "SNAPSHOT_DIR": str(snapshot_dir.resolve()),
+                "UPSTREAM": f"{LOOPBACK}:{ours.port}",
+            }
+        )
+
+    baseline = TlsNginx(export_site, workers=args.nginx_workers, cert=cert)
+    servers.append(baseline)
+    baseline.start()
+    site = TlsNginx(shipped_site, workers=args.nginx_workers, cert=cert)
+    servers.append(site)
+    site.start()
+    current = snapshot_dir / os.readlink(snapshot_dir / "current")
+    for name, server, expected in (
+        ("baseline", baseline, (export / "index.html.gz").read_bytes()),
+        ("ours", site, (current / "index.html.gz").read_bytes()),
+    ):
+        status, headers, served = server.get("/", SITE_HEADERS)
+        if status != 200 or headers.get("Content-Encoding") != "gzip" or served != expected:
+            raise SystemExit(f"{name} (https) answered {status} without the gzipped copy")
+    status, _, _ = site.get("/admin/login/", {"Host": PUBLIC_HOST})
+    if status >= 500:
+        raise SystemExit(f"the site does not reach ours' gunicorn: {status} for /admin/login/")
+    log(
+        f"https (self-signed; the site's http port only redirects): "
+        f"{', '.join(f'{k}: {v}' for k, v in SITE_HEADERS.items())}; the snapshot rebuilt "
+        f"every {args.rebuild_every:g} s (back to back when slower), a generation swapped in "
+        "half-way through every run"
+    )
+
+    sides = {"baseline": baseline, "ours": site}
+    static = override_settings(SNAPSHOT_DIR=snapshot_dir, STATIC_ROOT=work / "static")
+    static.enable()
+    rebuilder = Rebuilder(args.rebuild_every)
+    results: dict[str, dict[str, list[SiteRun]]] = {}
+    try:
+        rebuilder.start()
+        log("page-nginx: gunicorn up behind the site")
+        results["page-nginx"] = measure_site(sides, args, rebuilder)
+        ours.stop()
+        status, _, _ = site.get("/admin/login/", {"Host": PUBLIC_HOST})
+        if status != 502:
+            raise SystemExit(f"gunicorn stopped, yet the app's path answered {status}")
+        log("page-nginx-no-gunicorn: gunicorn stopped (the app's paths answer 502)")
+        results["page-nginx-no-gunicorn"] = measure_site(sides, args, rebuilder)
+    finally:
+        rebuilder.stop()
+        static.disable()
+    return results, rebuilder
+
+
+def report_site(name: str, results: dict[str, list[SiteRun]]) -> tuple[list[str], bool]:
+    """The table, the targets, and the two lines: req/s, then p99 and non-2xx."""
+    rate = {k: med(r.result.requests_per_second for r in runs) for k, runs in results.items()}
+    p50 = {k: med(r.result.p50_ms for r in runs) for k, runs in results.items()}
+    p99 = {k: med(r.result.p99_ms for r in runs) for k, runs in results.items()}
+    cpu = {k: med(r.cpu_us for r in runs) for k, runs in results.items()}
+    non_2xx = {k: sum(r.non_2xx for r in runs) for k, runs in results.items()}
+    errors = {k: sum(r.result.errors for r in runs) for k, runs in results.items()}
+    via_app = {k: sum(r.via_app for r in runs) for k, runs in results.items()}
+    swaps = {k: sum(r.swaps for r in runs) for k, runs in results.items()}
+    log()
+    log(f"{name}: / gzip over https, medians of {len(results['ours'])} runs:")
+    log(
+        f"{'server':<38}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+        f"{'non-2xx':>9}{'errors':>8}{'from app':>10}{'swaps':>7}"
+    )
+    for side in ("baseline", "ours"):
+        log(
+            f"{SITE_LABELS[side]:<38}{rate[side]:>10,.0f}{p50[side]:>9.2f}{p99[side]:>9.2f}"
+            f"{cpu[side]:>12.0f}{non_2xx[side]:>9}{errors[side]:>8}{via_app[side]:>10}"
+            f"{swaps[side]:>7}"
+        )
+    ratio = rate["ours"] / rate["baseline"]
+    log(
+        f"target ours >= {TARGET_SITE_RATIO} x baseline: "
+        f"{'met' if ratio >= TARGET_SITE_RATIO else 'MISSED'} ({ratio:.2f}); p99 < "
+        f"{TARGET_SITE_P99_MS:.0f} ms: {'met' if p99['ours'] < TARGET_SITE_P99_MS else 'MISSED'}"
+        f" ({p99['ours']:.2f} ms); zero non-2xx during {swaps['ours']} swaps: "
+        f"{'met' if non_2xx['ours'] + errors['ours'] == 0 else 'MISSED'}"
+    )
+    lines = [
+        f"{name}: ours={rate['ours']:.0f} baseline={rate['baseline']:.0f} ratio={ratio:.2f}",
+        f"{name}-p99: ours={p99['ours']:.2f}ms baseline={p99['baseline']:.2f}ms "
+        f"ratio={p99['ours'] / p99['baseline']:.2f} non2xx={non_2xx['ours']} "
+        f"baseline_non2xx={non_2xx['baseline']} errors={errors['ours'] + errors['baseline']} "
+        f"swaps={swaps['ours']}",
+    ]
+    failed = any(non_2xx.values()) or any(errors.values())
+    return lines, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--components", type=int, default=40)
@@ -665,6 +1178,12 @@ def main(argv: list[str] | None = None) -> int:
         default=list(ENCODINGS),
         help="gzip,identity (the default) or one of them",
     )
+    parser.add_argument(
+        "--rebuild-every",
+        type=float,
+        default=10.0,
+        help="seconds between snapshot rebuilds while the nginx site is loaded",
+    )
     parser.add_argument("--idle-below", type=float, default=0.15)
     parser.add_argument("--idle-timeout", type=float, default=60.0)
     parser.add_argument(
@@ -676,7 +1195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.components, args.incidents, args.tailnets = 6, 12, 200
         args.duration, args.connections, args.threads = 1.0, 2, 1
-        args.rebuilds, args.idle_timeout = 2, 0.0
+        args.rebuilds, args.idle_timeout, args.rebuild_every = 2, 0.0, 0.5
     if not args.encodings or set(args.encodings) - set(ENCODINGS):
         parser.error(f"--encodings: one or more of {', '.join(ENCODINGS)}")
     if args.components < 3 or args.incidents < 1 or args.days < 7:
@@ -702,7 +1221,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.environ.pop("REDIS_URL", None)
     os.environ.update(production)
-    servers: list[Gunicorn | Nginx] = []
+    servers: list[Gunicorn | Nginx | TlsNginx] = []
     try:
         log(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
         started = time.perf_counter()
@@ -744,7 +1263,13 @@ def main(argv: list[str] | None = None) -> int:
         ours = Gunicorn(
             "statuspage.wsgi:application",
             workers=args.workers,
-            env={**production, "SNAPSHOT_DIR": str(snapshot_dir)},
+            # STATIC_ROOT: collectstatic's, as deployed (the app's own pages need its
+            # manifest: the nginx site sends the rest of the site there).
+            env={
+                **production,
+                "SNAPSHOT_DIR": str(snapshot_dir),
+                "STATIC_ROOT": str(work / "static"),
+            },
         )
         servers.append(ours)
         ours.start(ready_headers=PROXY_HEADERS)
@@ -766,10 +1291,11 @@ def main(argv: list[str] | None = None) -> int:
         bare.start()
         # nginx adds the same caching and security headers (its own validators).
         own = {"content-type", "content-length", "content-encoding", "etag", "last-modified"}
+        export_headers = {k: v for k, v in spec["identity"]["headers"] if k.lower() not in own}
         nginx = Nginx(
             export,
             workers=args.nginx_workers,
-            headers={k: v for k, v in spec["identity"]["headers"] if k.lower() not in own},
+            headers=export_headers,
             extra="charset utf-8;\ngzip_static on;",
         )
         servers.append(nginx)
@@ -804,9 +1330,13 @@ def main(argv: list[str] | None = None) -> int:
                     headers=headers,
                 )
             results[encoding] = measure(sides, args, headers)
+
+        site_results, rebuilder = site_phase(
+            args, work, snapshot_dir, ours, export_headers, export, servers
+        )
     finally:
-        for server in reversed(servers):
-            server.stop()
+        for running in reversed(servers):
+            running.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     log()
@@ -825,7 +1355,19 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"{name}: ours={rate['ours']:.0f} baseline={rate['bare']:.0f} ratio={ratio:.2f}"
         )
+    site_lines = []
+    for name, runs in site_results.items():
+        more, site_failed = report_site(name, runs)
+        site_lines += more
+        failed = failed or site_failed
+    log(
+        f"rebuilds while the site was loaded: {len(rebuilder.seconds)}, median "
+        f"{med(rebuilder.seconds or [0.0]):.2f} s to render, {len(rebuilder.swaps)} swapped in"
+        + (f"; FAILED: {rebuilder.errors}" if rebuilder.errors else "")
+    )
+    failed = failed or bool(rebuilder.errors)
     log()
+    log("\n".join(site_lines))
     # The page as browsers fetch it (gzip) last.
     for line in sorted(lines, key=lambda line: line.startswith("page:")):
         log(line)

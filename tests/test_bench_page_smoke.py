@@ -17,6 +17,15 @@ from tests.bench_smoke import NEEDS_POSTGRES, smoke_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 LAST_LINE = re.compile(r"^page: ours=(?P<ours>\d+) baseline=(?P<baseline>\d+) ratio=\d+\.\d\d$")
+# The shipped nginx site against nginx serving the export, while the snapshot is
+# rebuilt: with gunicorn behind it, then without.
+SITE_PHASES = ("page-nginx", "page-nginx-no-gunicorn")
+SITE_LINE = r"^{name}: ours=(?P<ours>\d+) baseline=(?P<baseline>\d+) ratio=\d+\.\d\d$"
+SITE_P99_LINE = (
+    r"^{name}-p99: ours=\d+\.\d\dms baseline=\d+\.\d\dms ratio=\d+\.\d\d"
+    r" non2xx=(?P<non2xx>\d+) baseline_non2xx=(?P<baseline_non2xx>\d+)"
+    r" errors=(?P<errors>\d+) swaps=(?P<swaps>\d+)$"
+)
 
 pytestmark = NEEDS_POSTGRES
 
@@ -50,6 +59,25 @@ def test_the_page_benchmark_runs_at_a_tiny_size_and_ends_with_its_line(tmp_path)
         assert server in output, output
     assert "render (cold snapshot" in output, output
     assert "target ours >= 0.8 x bare" in output, output
+    # The nginx site's lines, in this order, just before page-identity and page.
+    lines = output.rstrip("\n").splitlines()
+    site_lines = lines[-2 - 2 * len(SITE_PHASES) : -2]
+    assert lines[-2].startswith("page-identity: "), output
+    for n, name in enumerate(SITE_PHASES):
+        rate = re.match(SITE_LINE.format(name=name), site_lines[2 * n])
+        assert rate, f"unexpected {name} line {site_lines[2 * n]!r}:\n{output}"
+        assert int(rate["ours"]) > 0, output
+        assert int(rate["baseline"]) > 0, output
+        p99 = re.match(SITE_P99_LINE.format(name=name), site_lines[2 * n + 1])
+        assert p99, f"unexpected {name}-p99 line {site_lines[2 * n + 1]!r}:\n{output}"
+        # No answer but a 2xx from either side (the script exits 1 otherwise too).
+        assert (p99["non2xx"], p99["baseline_non2xx"], p99["errors"]) == ("0", "0", "0"), output
+        # Every run of ours saw a new generation swapped in half-way through.
+        assert int(p99["swaps"]) >= 2, output
+    for label in ("nginx, the static export (https)", "nginx, deploy/nginx/statuspage.conf"):
+        assert label in output, output
+    assert "gunicorn stopped (the app's paths answer 502)" in output, output
+    assert re.search(r"^rebuilds while the site was loaded: [1-9]", output, re.MULTILINE), output
     # Nothing the benchmark started is left running: its gunicorns and nginx are
     # started with a temporary directory of theirs (under tmp_path) on the command line.
     assert not _processes_mentioning(f"{tmp_path}/bench-gunicorn-", f"{tmp_path}/bench-nginx-")
