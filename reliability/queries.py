@@ -66,8 +66,15 @@ def _sql(vendor: str) -> dict[str, str]:
             "epoch": "CAST(FLOOR(EXTRACT(EPOCH FROM {})) AS BIGINT)",
             "greatest": "GREATEST",
             "least": "LEAST",
+            # The owned pieces are few and joined once to many rows: computed once.
+            "materialized": "MATERIALIZED",
         }
-    return {"epoch": "CAST(strftime('%%s', {}) AS INTEGER)", "greatest": "MAX", "least": "MIN"}
+    return {
+        "epoch": "CAST(strftime('%%s', {}) AS INTEGER)",
+        "greatest": "MAX",
+        "least": "MIN",
+        "materialized": "",
+    }
 
 
 def _months_cte(first: int, last: int, stop: int) -> tuple[str, list[int]]:
@@ -94,40 +101,52 @@ gaps AS (
     WHERE g.starts_at < %s AND (g.ends_at IS NULL OR g.ends_at > %s)
 )"""
 
-# Each tailnet's affected time (k = 0), and the part of it inside a monitoring gap of
-# its shard (k = 1, which is data all the same), cut into pieces at every boundary;
-# each piece takes the worst level of the rows covering it (a second counts once, at
-# its worst), then is cut at month boundaries and summed per month and level.
+# Each tailnet's affected time, per month and level, and the part of it inside a
+# monitoring gap of its shard (which is data all the same). An affected-tailnet row is
+# a placement clipped to its shard's window, and a tailnet is on one shard at a time;
+# so a shard's timeline is cut at every window, gap and month boundary, each piece is
+# owned by its worst window (a second counts once, at its worst), and each row adds its
+# overlap with the pieces its own window owns. The grouping runs over the shards'
+# pieces and the rows' index on their window, never over tailnets.
 _LOST_SQL = """
 WITH {months}, {gaps},
-impact AS (
-    SELECT ti.tailnet_id AS t, ti.shard_id AS sh,
+windows AS (
+    SELECT si.id, si.shard_id AS sh, {rank} AS r,
            {greatest}({epoch_start}, {lo}) AS s,
-           {least}(COALESCE({epoch_end}, {hi}), {hi}) AS e,
-           {rank} AS r
-    FROM {tailnetimpact} ti JOIN {incident} i ON i.id = ti.incident_id
-    WHERE i.published = %s AND ti.starts_at < %s AND (ti.ends_at IS NULL OR ti.ends_at > %s)
+           {least}(COALESCE({epoch_end}, {hi}), {hi}) AS e
+    FROM {shardimpact} si JOIN {incident} i ON i.id = si.incident_id
+    WHERE i.published = %s AND si.starts_at < %s AND (si.ends_at IS NULL OR si.ends_at > %s)
 ),
-all_rows AS (
-    SELECT 0 AS k, t, s, e, r FROM impact
-    UNION ALL
-    SELECT 1 AS k, i.t, {greatest}(i.s, g.s) AS s, {least}(i.e, g.e) AS e, 1 AS r
-    FROM impact i JOIN gaps g ON g.sh = i.sh AND i.s < g.e AND i.e > g.s
+live AS (SELECT id, sh, r, s, e FROM windows WHERE e > s AND r > 0),
+cuts AS (
+    SELECT sh, s AS at FROM live UNION SELECT sh, e FROM live
+    UNION SELECT sh, s FROM gaps UNION SELECT sh, e FROM gaps
+    UNION SELECT w.sh, m.ms FROM live w JOIN months m ON w.s < m.ms AND w.e > m.ms
 ),
-live AS (SELECT k, t, s, e, r FROM all_rows WHERE e > s AND r > 0),
-points AS (SELECT k, t, s AS p FROM live UNION SELECT k, t, e AS p FROM live),
 pieces AS (
-    SELECT k, t, p AS s, LEAD(p) OVER (PARTITION BY k, t ORDER BY p) AS e FROM points
+    SELECT sh, at AS s, LEAD(at) OVER (PARTITION BY sh ORDER BY at) AS e FROM cuts
 ),
-worst AS (
-    SELECT g.k, g.t, g.s, g.e, MAX(l.r) AS r
-    FROM pieces g JOIN live l ON l.k = g.k AND l.t = g.t AND l.s <= g.s AND l.e >= g.e
-    WHERE g.e IS NOT NULL
-    GROUP BY g.k, g.t, g.s, g.e
+ranked AS (
+    SELECT w.id AS owner, p.sh, p.s, p.e, w.r,
+           ROW_NUMBER() OVER (PARTITION BY p.sh, p.s ORDER BY w.r DESC, w.id) AS n
+    FROM pieces p JOIN live w ON w.sh = p.sh AND w.s <= p.s AND w.e >= p.e
+    WHERE p.e > p.s
+),
+owned AS {materialized} (
+    SELECT o.owner, o.s, o.e, o.r, m.idx,
+           CASE WHEN EXISTS (
+               SELECT 1 FROM gaps g WHERE g.sh = o.sh AND g.s <= o.s AND g.e >= o.e
+           ) THEN 1 ELSE 0 END AS in_gap
+    FROM ranked o JOIN months m ON o.s >= m.ms AND o.s < m.me
+    WHERE o.n = 1
+),
+overlap AS (
+    SELECT o.idx, o.in_gap, o.r,
+           {least}(COALESCE({epoch_row_end}, {hi}), o.e)
+           - {greatest}({epoch_row_start}, o.s) AS secs
+    FROM owned o JOIN {tailnetimpact} ti ON ti.shard_impact_id = o.owner
 )
-SELECT m.idx, w.k, w.r, SUM({least}(w.e, m.me) - {greatest}(w.s, m.ms))
-FROM worst w JOIN months m ON w.s < m.me AND w.e > m.ms
-GROUP BY m.idx, w.k, w.r
+SELECT idx, in_gap, r, SUM(secs) FROM overlap WHERE secs > 0 GROUP BY idx, in_gap, r
 """
 
 # Every tailnet's placed seconds per month (k = 0), and those of them in a monitoring
@@ -178,17 +197,25 @@ def monthly_tallies(*, first: int, last: int, now: datetime) -> dict[int, Tally]
             _LOST_SQL.format(
                 months=months,
                 gaps=gaps,
-                epoch_start=epoch("ti.starts_at"),
-                epoch_end=epoch("ti.ends_at"),
-                rank=levels.sql_rank("ti.level"),
+                epoch_start=epoch("si.starts_at"),
+                epoch_end=epoch("si.ends_at"),
+                epoch_row_start=epoch("ti.starts_at"),
+                epoch_row_end=epoch("ti.ends_at"),
+                rank=levels.sql_rank("si.level"),
+                shardimpact=ShardImpact._meta.db_table,
                 tailnetimpact=TailnetImpact._meta.db_table,
                 incident=Incident._meta.db_table,
                 **bounds,
             ),
             [*month_params, *in_range, True, *in_range],
         )
-        for index, kind, rank, seconds in cursor.fetchall():
-            lost.setdefault((kind, index), {})[rank] = int(seconds)
+        # Per month: seconds by level (0), and in a monitoring gap by level (1).
+        for index, in_gap, rank, seconds in cursor.fetchall():
+            by_rank = lost.setdefault((0, index), {})
+            by_rank[rank] = by_rank.get(rank, 0) + int(seconds)
+            if in_gap:
+                in_gaps = lost.setdefault((1, index), {})
+                in_gaps[rank] = in_gaps.get(rank, 0) + int(seconds)
         cursor.execute(
             _PLACED_SQL.format(
                 months=months,
