@@ -28,6 +28,7 @@ class ProbeRegionAdmin(admin.ModelAdmin):
         "agent_clock_skew_seconds",
         "future_refused_total",
         "agent_dropped_total",
+        "late_batches_total",
         "last_round_at",
         "last_round_seconds",
         "last_queue_lag_seconds",

@@ -214,7 +214,7 @@ class ProbeSamplesIngestApi(APIView):
             return Response({"samples": batch.errors}, status=status.HTTP_400_BAD_REQUEST)
         with transaction.atomic():
             # One statement; detection runs in its own task after the commit.
-            received = samples_store(region=region, samples=batch.samples)
+            received = samples_store(region=region, samples=batch.samples, now=now)
             agent_batch_record(
                 region=region, agent=agent, refused_future=batch.refused_future, at=now
             )

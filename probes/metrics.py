@@ -117,6 +117,12 @@ class ProbeCollector(Collector):
             "Samples refused because they started too far in the future (a wrong clock).",
             labels=["region"],
         )
+        late = CounterMetricFamily(
+            "statuspage_probe_late_batches",
+            "Batches stored after detection's look-back had passed their first sample "
+            "(an agent sending its buffer after an outage); detection read them once.",
+            labels=["region"],
+        )
         for vantage in ProbeRegion.objects.filter(active=True):
             if vantage.last_round_at:
                 last_round.add_metric([vantage.slug], vantage.last_round_at.timestamp())
@@ -133,4 +139,5 @@ class ProbeCollector(Collector):
                 skew.add_metric([vantage.slug], vantage.agent_clock_skew_seconds)
             dropped.add_metric([vantage.slug], vantage.agent_dropped_total)
             refused.add_metric([vantage.slug], vantage.future_refused_total)
-        yield from (last_round, round_seconds, lag, batch_age, depth, skew, dropped, refused)
+            late.add_metric([vantage.slug], vantage.late_batches_total)
+        yield from (last_round, round_seconds, lag, batch_age, depth, skew, dropped, refused, late)

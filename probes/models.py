@@ -37,6 +37,14 @@ class ProbeRegion(models.Model):
     future_refused_total = models.PositiveBigIntegerField(
         default=0, help_text="Samples refused for starting too far in the future."
     )
+    # Batches stored after detection's usual look-back had passed their first sample
+    # (an agent emptying its buffer after an outage of this page): detection reads
+    # from ``late_samples_from`` once, so a window still starts at the first failing
+    # probe. ``late_batches_total`` tells a run whether another one came meanwhile.
+    late_samples_from = models.DateTimeField(null=True, blank=True, editable=False)
+    late_batches_total = models.PositiveBigIntegerField(
+        default=0, help_text="Batches stored after detection's look-back had passed them."
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Min, Q
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from incidents import levels
@@ -50,6 +51,10 @@ logger = logging.getLogger(__name__)
 # How far back detection looks for samples it has not seen (late regions).
 DETECTION_GRACE = timedelta(minutes=2)
 DETECTION_LOOKBACK = timedelta(minutes=10)
+# Samples older than the look-back when they are stored are marked on their region
+# and read once (``late_samples_mark``), at most this far back: detection holds a
+# run's samples in memory, and an hour of a whole region is its bound.
+DETECTION_LATE_HORIZON = timedelta(hours=1)
 # One detection run at a time (PostgreSQL advisory lock; SQLite serialises writers).
 DETECTION_LOCK = 0x70726F6265  # "probe"
 
@@ -80,13 +85,17 @@ _INSERT_UNNEST = """
 """
 
 
-def samples_store(*, region: ProbeRegion, samples: Sequence[SampleIn]) -> int:
+def samples_store(
+    *, region: ProbeRegion, samples: Sequence[SampleIn], now: datetime | None = None
+) -> int:
     """Store a batch in one statement, idempotently: a sample already stored (same
     shard, region and start time) is skipped, so re-delivery stores nothing twice.
-    Detection looks at the batch soon after it commits (``probes.detect``).
-    Returns the size of the batch."""
+    Detection looks at the batch soon after it commits (``probes.detect``), from its
+    first sample even when that is older than its usual look-back. Returns the size
+    of the batch."""
     if not samples:
         return 0
+    _late_samples_mark(region, min(s.started_at for s in samples), now or timezone.now())
     # Inside a caller's transaction (a round) no savepoint: one statement, all or nothing.
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
@@ -112,6 +121,40 @@ def samples_store(*, region: ProbeRegion, samples: Sequence[SampleIn]) -> int:
             )
         detection_request()
     return len(samples)
+
+
+def _late_samples_mark(region: ProbeRegion, first: datetime, now: datetime) -> None:
+    """A batch whose first sample is older than detection's look-back (less its grace,
+    so a batch at the edge is not missed between two runs) is marked on its region:
+    the next run reads from there. In the batch's transaction, so the mark and the
+    samples commit together."""
+    if first > now - DETECTION_LOOKBACK + DETECTION_GRACE:
+        return
+    ProbeRegion.objects.filter(pk=region.pk).update(
+        late_samples_from=Least(Coalesce("late_samples_from", first), first),
+        late_batches_total=F("late_batches_total") + 1,
+    )
+
+
+def _late_samples_since(now: datetime) -> tuple[datetime | None, dict[int, int]]:
+    """The earliest late mark (bounded by DETECTION_LATE_HORIZON), and each marked
+    region's count, to clear the marks this run has read (``_late_samples_clear``)."""
+    marked = list(
+        ProbeRegion.objects.filter(late_samples_from__isnull=False).values_list(
+            "pk", "late_samples_from", "late_batches_total"
+        )
+    )
+    if not marked:
+        return None, {}
+    earliest = min(at for _, at, _ in marked if at is not None)  # all are: the filter
+    return max(earliest, now - DETECTION_LATE_HORIZON), {pk: n for pk, _, n in marked}
+
+
+def _late_samples_clear(seen: dict[int, int]) -> None:
+    """Clear the marks this run read, unless another late batch came meanwhile (its
+    count moved): then the next run reads from the mark again."""
+    for pk, count in seen.items():
+        ProbeRegion.objects.filter(pk=pk, late_batches_total=count).update(late_samples_from=None)
 
 
 @dataclass(frozen=True)
@@ -232,6 +275,9 @@ def detection_run(
     with transaction.atomic():
         _detection_lock()
         since = _detection_since(ids, now)
+        late_since, late_seen = _late_samples_since(now) if ids is None else (None, {})
+        if late_since is not None:
+            since = min(since, late_since)
         regions = dict(ProbeRegion.objects.values_list("pk", "slug"))
         recent = ProbeSample.objects.filter(started_at__gt=since)
         if ids is not None:
@@ -241,6 +287,7 @@ def detection_run(
             "shard_id", "region_id", "started_at", "ok", "latency_ms"
         ).order_by("started_at"):
             by_shard[shard_id].append(Sample(regions[region_id], at, ok, latency))
+        _late_samples_clear(late_seen)
         if not by_shard:
             return []
         _end_gaps(by_shard)

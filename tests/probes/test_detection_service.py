@@ -9,8 +9,14 @@ from django.test.utils import CaptureQueriesContext
 from fleet.services import tailnet_create
 from incidents.models import AuditEntry, Incident, ShardImpact, TailnetImpact
 from incidents.services import incident_create
-from probes.models import ShardState
-from probes.services import SampleIn, detection_run, samples_store
+from probes.models import ProbeRegion, ShardState
+from probes.services import (
+    SampleIn,
+    _late_samples_clear,
+    _late_samples_since,
+    detection_run,
+    samples_store,
+)
 from tests.conftest import T0
 
 ROUND = timedelta(seconds=30)
@@ -177,3 +183,66 @@ def test_without_shard_ids_detection_looks_at_every_shard_with_new_samples(fleet
     _one_round(fleet, regions, ["use2"], T0)
     detection_run(now=T0 + ROUND / 3)
     assert list(ShardState.objects.values_list("shard__slug", flat=True)) == ["use2"]
+
+
+def _late_batch(fleet, region, pattern, *, start, stored_at):
+    """One region's buffered rounds of use1 (x = failed, . = ok), all stored at once."""
+    samples_store(
+        region=region,
+        samples=[
+            SampleIn(
+                shard_id=fleet["use1"].pk,
+                started_at=start + i * ROUND,
+                ok=mark != "x",
+                latency_ms=40.0 if mark != "x" else None,
+                error="" if mark != "x" else "refused",
+            )
+            for i, mark in enumerate(pattern)
+        ],
+        now=stored_at,
+    )
+
+
+def test_a_window_starts_at_the_first_failing_probe_of_batches_stored_half_an_hour_late(
+    fleet, regions, committed, settings
+):
+    """The page was down for half an hour while the shard failed: ams and nyc kept
+    their samples on disk and send them when it is back, far beyond detection's
+    usual ten-minute look-back."""
+    settings.PROBE_AUTO_PUBLISH = True
+    back = T0 + timedelta(minutes=31)
+    for name in ("ams", "nyc"):
+        _late_batch(fleet, regions[name], "...." + "x" * 56, start=T0, stored_at=back)
+    with committed():
+        detection_run(now=back + timedelta(seconds=5))
+
+    window = ShardImpact.objects.get()
+    assert (window.shard.slug, window.level) == ("use1", "outage")
+    assert window.starts_at == T0 + 4 * ROUND
+    assert window.incident.started_at == T0 + 4 * ROUND
+    assert set(ProbeRegion.objects.values_list("slug", "late_batches_total")) == {
+        ("ams", 1),
+        ("nyc", 1),
+        ("sfo", 0),
+    }
+    # Read once: the next run looks back its usual ten minutes only.
+    assert not ProbeRegion.objects.filter(late_samples_from__isnull=False).exists()
+
+
+def test_a_late_batch_stored_while_detection_runs_is_read_by_the_next_run(fleet, regions):
+    """Detection clears the marks it read; a batch that came meanwhile keeps its own."""
+    back = T0 + timedelta(minutes=31)
+    _late_batch(fleet, regions["ams"], "....", start=T0, stored_at=back)
+    since, seen = _late_samples_since(back)
+    _late_batch(fleet, regions["ams"], "....", start=T0 - 4 * ROUND, stored_at=back)
+    _late_samples_clear(seen)
+
+    assert since == T0
+    ams = ProbeRegion.objects.get(slug="ams")
+    assert (ams.late_samples_from, ams.late_batches_total) == (T0 - 4 * ROUND, 2)
+
+
+def test_fresh_batches_are_not_marked_late(fleet, regions):
+    _late_batch(fleet, regions["ams"], "..", start=T0, stored_at=T0 + ROUND * 2)
+    ams = ProbeRegion.objects.get(slug="ams")
+    assert (ams.late_samples_from, ams.late_batches_total) == (None, 0)
