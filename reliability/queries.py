@@ -1,5 +1,6 @@
 """The reliability report's reads: a fixed number of queries whatever the number of
-incidents or tailnets (six, or one when cached).
+incidents or tailnets (nine, seven with the ended months cached, two when the whole
+report is).
 
 Per incident, the database aggregates its impact windows and updates; per month, it
 sums tailnet-seconds (placements, and affected-tailnet rows each second once at its
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from fractions import Fraction
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
@@ -44,11 +46,19 @@ from incidents.uptime import Tally, epoch_second
 from plumbing.cache import cache_failed
 from public.snapshot import published_version
 
-from .report import IncidentTimes, MonthFigures, incident_figures, month_start, months_report
+from .report import (
+    IncidentTimes,
+    MonthFigures,
+    incident_figures,
+    month_index,
+    month_start,
+    months_report,
+)
 
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 120
+ENDED_MONTHS_SECONDS = 3600
 _RANK = {level: rank for rank, level in enumerate(levels.BY_RANK)}
 
 
@@ -330,14 +340,52 @@ def _times(incident: Incident) -> IncidentTimes:
 
 def reliability_report(*, first: int, last: int, now: datetime) -> list[MonthFigures]:
     """The figures of the months ``first`` to ``last`` (indexes), oldest first, as of
-    ``now``. Six queries: incidents, blast radius (three), tallies (two)."""
+    ``now``. Nine queries (incidents, blast radius, published version, tallies of
+    the months ended and of the month in progress), seven once the ended are cached."""
     return months_of(
         first=first,
         last=last,
         now=now,
         incidents=counted_incidents(start=month_start(first), end=range_end(last, now)),
-        tallies=monthly_tallies(first=first, last=last, now=now),
+        tallies=tallies_with_ended_cached(first=first, last=last, now=now),
     )
+
+
+def tallies_with_ended_cached(*, first: int, last: int, now: datetime) -> dict[int, Tally]:
+    """``monthly_tallies``, with those of the months that have ended cached per version
+    of the published data, for ENDED_MONTHS_SECONDS: they no longer change with time,
+    and they are most of the cost (seconds at a million tailnets, on every rebuild of
+    the snapshot). The month in progress is computed each time. What can still change
+    an ended month without a new published version, a late fleet event or a
+    correction of old placements, shows within that time."""
+    current = month_index(now)
+    ended_last = min(last, current - 1)
+    tallies: dict[int, Tally] = {}
+    if first <= ended_last:
+        key = f"reliability:ended:v1:{first}:{ended_last}:{published_version()}"
+        ended = _cache_get(key)
+        if ended is None:
+            ended = monthly_tallies(first=first, last=ended_last, now=now)
+            _cache_set(key, ended, ENDED_MONTHS_SECONDS)
+        tallies.update(ended)
+    if max(first, current) <= last:
+        tallies.update(monthly_tallies(first=max(first, current), last=last, now=now))
+    return tallies
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception as error:  # best effort: a cache that is down costs the queries
+        cache_failed(logger, "reliability cache: get", error)
+        return None
+
+
+def _cache_set(key: str, value: object, seconds: int) -> None:
+    try:
+        cache.set(key, value, seconds)
+    except Exception as error:
+        cache_failed(logger, "reliability cache: set", error)
 
 
 def range_end(last: int, now: datetime) -> datetime:
@@ -375,15 +423,8 @@ def cached_reliability_report(
     when cached). Returns the figures' "as of" with them."""
     as_of = report_as_of(now)
     key = f"reliability:v2:{first}:{last}:{as_of:%Y%m%d%H%M}:{published_version()}"
-    report = None
-    try:
-        report = cache.get(key)
-    except Exception as error:  # best effort: a cache that is down costs six queries
-        cache_failed(logger, "reliability cache: get", error)
+    report = _cache_get(key)
     if report is None:
         report = reliability_report(first=first, last=last, now=as_of)
-        try:
-            cache.set(key, report, CACHE_SECONDS)
-        except Exception as error:
-            cache_failed(logger, "reliability cache: set", error)
+        _cache_set(key, report, CACHE_SECONDS)
     return as_of, report

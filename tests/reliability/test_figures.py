@@ -1,12 +1,15 @@
 """The report's figures on a small story, each computed by hand (see conftest.story)."""
 
+from datetime import UTC, datetime
 from fractions import Fraction
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.services import WindowSpec
+from public.snapshot import published_version_bump
 from reliability.queries import reliability_report
 from reliability.report import month_index
 
@@ -127,6 +130,7 @@ def test_no_tailnets_and_no_incidents_is_no_data_not_full_uptime(db):
 
 
 def _queries(first, last):
+    cache.clear()  # the ended months' tallies too: every call computes everything
     with CaptureQueriesContext(connection) as queries:
         reliability_report(first=first, last=last, now=NOW)
     return len(queries)
@@ -148,7 +152,7 @@ def test_the_report_takes_the_same_queries_for_one_incident_or_five(tailnets, co
                 windows=[WindowSpec("euw1", "partial", at, at + 5 * M)],
                 started_at=at,
             )
-    assert _queries(JANUARY - 11, JANUARY) == one <= 6
+    assert _queries(JANUARY - 11, JANUARY) == one <= 9
 
 
 def test_the_monthly_tally_agrees_with_the_fleet_uptime_of_the_status_page(story):
@@ -219,3 +223,36 @@ def test_maintenance_planned_for_later_this_month_is_not_counted_yet(tailnets, c
 
     assert march.incidents == 0
     assert march.tally.outage_seconds == 0
+
+
+def test_ended_months_are_computed_once_per_published_version_and_this_month_every_time(
+    tailnets, committed
+):
+    """The snapshot rebuilds the report every minute: January and February no longer
+    change with time and are kept; March, in progress, is computed each time."""
+    cache.clear()
+    with committed():
+        closed_incident(
+            "January", windows=[WindowSpec("use1", "outage", JAN, JAN + 5 * M)], started_at=JAN
+        )
+    missed = _cached_queries()
+    again = _cached_queries()
+    march = datetime(2026, 3, 15, 9, 0, tzinfo=UTC)
+    with committed():
+        closed_incident(
+            "March", windows=[WindowSpec("use2", "outage", march, march + 7 * M)], started_at=march
+        )
+    after_march = months()
+
+    assert again == missed - 2  # the two tally statements of the ended months
+    assert after_march[MARCH].tally.outage_seconds == 7 * 60  # initech, this month
+    assert after_march[JANUARY].tally.outage_seconds == 5 * 60  # acme, January
+
+    published_version_bump()  # as a commit of published data does
+    assert _cached_queries() == missed
+
+
+def _cached_queries():
+    with CaptureQueriesContext(connection) as queries:
+        reliability_report(first=JANUARY, last=MARCH, now=NOW)
+    return len(queries)
