@@ -435,6 +435,43 @@ def test_with_the_app_down_the_snapshot_still_answers(built, nginx, upstream):
     assert status == 502
 
 
+def test_browsers_get_the_page_over_http2(built, nginx, settings):
+    """ALPN offers h2, and a real HTTP/2 client gets the snapshot's gzipped page."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", nginx.https_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "h2"
+
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (.ci/run installs it)"
+    out = subprocess.run(  # noqa: S603 - curl, fixed arguments
+        [
+            curl,
+            "--silent",
+            "--insecure",
+            "--http2",
+            "--compressed",
+            "--resolve",
+            f"{SERVER_NAME}:{nginx.https_port}:127.0.0.1",
+            "--write-out",
+            "\n%{http_version} %{response_code}",
+            f"https://{SERVER_NAME}:{nginx.https_port}/",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=20,
+    ).stdout
+    body, _, status = out.rpartition(b"\n")
+    assert status == b"2 200"
+    current = Path(settings.SNAPSHOT_DIR) / "current"
+    assert body == (current / "index.html").read_bytes()
+
+
 def test_plain_http_is_sent_to_https(nginx, upstream):
     status, headers, _ = nginx.request("GET", "/history/?page=2", tls=False)
     assert status == 301
