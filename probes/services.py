@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 DETECTION_GRACE = timedelta(minutes=2)
 DETECTION_LOOKBACK = timedelta(minutes=10)
 # Samples older than the look-back when they are stored are marked on their region
-# and read once (``late_samples_mark``), at most this far back: detection holds a
+# and read once (``_late_samples_mark``), at most this far back: detection holds a
 # run's samples in memory, and an hour of a whole region is its bound.
 DETECTION_LATE_HORIZON = timedelta(hours=1)
 # One detection run at a time (PostgreSQL advisory lock; SQLite serialises writers).
@@ -95,9 +95,9 @@ def samples_store(
     of the batch."""
     if not samples:
         return 0
-    _late_samples_mark(region, min(s.started_at for s in samples), now or timezone.now())
     # Inside a caller's transaction (a round) no savepoint: one statement, all or nothing.
     with transaction.atomic(savepoint=False):
+        _late_samples_mark(region, min(s.started_at for s in samples), now or timezone.now())
         if connection.vendor == "postgresql":
             _insert_unnest(region, samples)
         else:
@@ -147,7 +147,9 @@ def _late_samples_since(now: datetime) -> tuple[datetime | None, dict[int, int]]
     if not marked:
         return None, {}
     earliest = min(at for _, at, _ in marked if at is not None)  # all are: the filter
-    return max(earliest, now - DETECTION_LATE_HORIZON), {pk: n for pk, _, n in marked}
+    # A little before it (detection reads after ``since``): the other regions' view then.
+    since = max(earliest - DETECTION_GRACE, now - DETECTION_LATE_HORIZON)
+    return since, {pk: n for pk, _, n in marked}
 
 
 def _late_samples_clear(seen: dict[int, int]) -> None:
