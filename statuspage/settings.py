@@ -219,12 +219,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
-    # One small task per probe region per round, each on its region's queue.
-    "probe-rounds": {
-        "task": "probes.schedule_rounds",
-        "schedule": float(PROBE_INTERVAL_SECONDS),
-        "options": {"expires": PROBE_INTERVAL_SECONDS * 0.9},
-    },
     # Detection runs when samples arrive; this notices when none arrive any more.
     "probe-silence": {
         "task": "probes.check_silence",
@@ -447,8 +441,16 @@ PROBE_RAW_RETENTION_DAYS = env_int("PROBE_RAW_RETENTION_DAYS", 14)
 PROBE_MAX_CLOCK_SKEW_SECONDS = env_int("PROBE_MAX_CLOCK_SKEW_SECONDS", 60)
 # Regions probed from inside a Celery worker (rounds from beat on the region's queue,
 # probes.<slug>) instead of by a probe agent (python -m probes.agent), which is the
-# production path: "*" for every active region. Empty (the default): agents only.
+# production path: "*" for every active region. Empty (the default): agents only, and
+# beat schedules no rounds at all.
 PROBE_WORKER_REGIONS = env_list("PROBE_WORKER_REGIONS", "")
+if PROBE_WORKER_REGIONS:
+    # One small task per such region per round, each on its region's queue.
+    CELERY_BEAT_SCHEDULE["probe-rounds"] = {
+        "task": "probes.schedule_rounds",
+        "schedule": float(PROBE_INTERVAL_SECONDS),
+        "options": {"expires": PROBE_INTERVAL_SECONDS * 0.9},
+    }
 PROBE_ROLLUP_RETENTION_DAYS = env_int("PROBE_ROLLUP_RETENTION_DAYS", 400)
 PROBE_SIMULATOR_URL = env("PROBE_SIMULATOR_URL", "http://127.0.0.1:8787")
 # Who may read /metrics without a token (a Prometheus on the same host/network).

@@ -2,8 +2,13 @@
 downtime: detection's window ends at the last failing sample, the incident says
 monitoring lost contact, and an outage after reports come back is a new one."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from django.conf import settings as conf
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -21,6 +26,8 @@ from probes.services import silence_check
 from tests.conftest import T0
 
 from .conftest import ROUND
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MS = timedelta(milliseconds=1)
 # use1 fails from round 2 (ams, then nyc 1 ms later); the last round is round 5.
@@ -202,3 +209,20 @@ def test_an_incidents_totals_and_its_windows_agree_in_one_answer(
 
     (window,) = item["windows"]
     assert item["affected_seconds"] == window["seconds"] >= 3600 - 61  # from 10:01:00.001
+
+
+@pytest.mark.parametrize(("worker_regions", "scheduled"), [("", False), ("ams", True), ("*", True)])
+def test_beat_schedules_probe_rounds_only_for_regions_probed_from_a_worker(
+    worker_regions, scheduled
+):
+    """Agents probe; beat fans out rounds only if PROBE_WORKER_REGIONS names regions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROBE_")}
+    env.update(DJANGO_SETTINGS_MODULE="statuspage.settings", PROBE_WORKER_REGIONS=worker_regions)
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print('probe-rounds' in settings.CELERY_BEAT_SCHEDULE)"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter, fixed script
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(scheduled)
