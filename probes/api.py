@@ -33,11 +33,11 @@ from django.utils.http import parse_etags
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from incidents.models import Shard
 from plumbing.models import ApiToken
+from plumbing.throttles import PerTokenThrottle
 from plumbing.tokens import BearerTokenAuthentication, HasScope
 
 from .models import ProbeError, ProbeRegion
@@ -159,7 +159,7 @@ def validate_batch(items: Any, *, shards: Mapping[str, int], now: datetime) -> B
 class ProbeSamplesIngestApi(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [HasScope.of("probe")]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PerTokenThrottle]  # fails open: samples go in while Redis is down
     throttle_scope = "probe_ingest"
 
     def post(self, request: Request) -> Response:
@@ -256,7 +256,7 @@ class ProbeShardsApi(APIView):
 
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [HasScope.of("probe")]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [PerTokenThrottle]  # fails open: samples go in while Redis is down
     throttle_scope = "probe_ingest"
 
     def get(self, request: Request) -> HttpResponse:
