@@ -5,7 +5,9 @@ db 11 (cache) and db 12 (broker), both flushed; migrated and seeded with the rea
 commands through direct connections; then gunicorn (as in production), a Celery
 worker, beat and the fleet simulator, each reaching PostgreSQL, the cache and the
 broker through listeners of ``faults.proxy`` (in this process) that count its
-connection attempts. Scenarios put faults on the proxy, never on the shared servers.
+connection attempts; and one probe agent (``python -m probes.agent``) per active probe
+region, which talks HTTP to gunicorn only, as in production. Scenarios put faults on
+the proxy, never on the shared servers.
 
 Settings (environment): ``FAULTS_PG_ADMIN_URL`` (default
 postgres://postgres@127.0.0.1:5432/postgres: a superuser, to drop and create
@@ -16,12 +18,15 @@ suite uses dbs 11 and 12 only). Figures go to var/faults-figures.txt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
 import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -46,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python")
 FIGURES = ROOT / "var" / "faults-figures.txt"
-# Logs, the snapshot and beat's schedule of the last run (var/ is not in git).
+# Logs, the snapshot, beat's schedule and the agents' tokens and buffers of the last
+# run (var/ is not in git).
 RUN_DIR = ROOT / "var" / "faults-run"
 # The process groups the suite started and has not stopped yet: a run killed before
 # its clean-up leaves them running; the next run ends them (and only them).
@@ -68,10 +74,14 @@ CACHE_BREAKER_SECONDS = 30
 GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 8
 # Enough slots that, with one recompute held at its lock in the kill scenario (and a
-# periodic one queued behind it), a probe round still finds a free one.
+# periodic one queued behind it), a detection run still finds a free one.
 WORKER_CONCURRENCY = 4
-# The processes that reach the backends, each through listeners of its own.
+# The processes that reach the backends, each through listeners of its own (the probe
+# agents reach none: they talk HTTP to gunicorn).
 ROLES = ("web", "worker", "beat", "sim")
+# Requests a probe agent has in flight at the web at once, at most: its sender's batch
+# and its read of the shard list.
+AGENT_REQUESTS_IN_FLIGHT = 2
 BACKENDS = ("pg", "redis", "broker")
 
 ALICE = next(person for person in PEOPLE if person.username == "alice")
@@ -390,6 +400,10 @@ class Stack:
         self.snapshot_dir = tmp / "snapshot"
         self.var_dir = tmp / "var"
         self.var_dir.mkdir()
+        # Each region's probe token (manage.py seed_agent_tokens), one file per region.
+        self.token_dir = self.var_dir / "agents"
+        # The active probe regions, each probed by an agent of its own (set after seeding).
+        self.regions: list[str] = []
         self.gunicorn_conf = (ROOT / "gunicorn.conf.py").exists()
         self._conn: psycopg.Connection[Any] | None = None
         self.web_processes = GUNICORN_WORKERS
@@ -414,8 +428,6 @@ class Stack:
             STATIC_ROOT=str(self.var_dir / "static"),
             PROBE_INTERVAL_SECONDS=str(PROBE_INTERVAL_SECONDS),
             PROBE_AUTO_PUBLISH="1",
-            # The suite's rounds run in its Celery worker (the kill scenario kills one).
-            PROBE_WORKER_REGIONS="*",
             PROBE_SIMULATOR_URL=self.sim_url,
             CELERY_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_TIMEOUT_SECONDS),
             BROKER_BREAKER_SECONDS=str(BROKER_BREAKER_SECONDS),
@@ -432,6 +444,16 @@ class Stack:
             "REDIS_URL": self.cache_url,
             "CELERY_BROKER_URL": self.broker_url,
         }
+
+    def agent_env(self) -> dict[str, str]:
+        """A probe agent needs no Django, database, cache or broker: none of it is passed."""
+        keep = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
+        env = {name: os.environ[name] for name in keep if name in os.environ}
+        env.update(
+            PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
 
     def role_env(self, role: str) -> dict[str, str]:
         ports = {backend: self.proxy.listen(role, backend) for backend in BACKENDS}
@@ -468,14 +490,23 @@ class Stack:
 
     # Processes --------------------------------------------------------------------------
 
-    def start(self, name: str, argv: list[str], *, role: str, log_name: str = "") -> Process:
-        """Start ``argv`` in a process group of its own, its output in a log file."""
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        role: str,
+        log_name: str = "",
+        env: dict[str, str] | None = None,
+    ) -> Process:
+        """Start ``argv`` in a process group of its own, its output in a log file; with
+        the environment of ``role`` (its own proxy listeners) unless ``env`` is given."""
         path = self.tmp / f"{log_name or name}.log"
         with path.open("ab") as out:
             popen = subprocess.Popen(  # noqa: S603 - our own programs
                 argv,
                 cwd=ROOT,
-                env=self.role_env(role),
+                env=env if env is not None else self.role_env(role),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -552,6 +583,42 @@ class Stack:
             role="sim",
         )
 
+    def token_file(self, region: str) -> Path:
+        return self.token_dir / f"{region}.token"
+
+    def buffer_dir(self, region: str) -> Path:
+        return self.var_dir / f"agent-{region}"
+
+    def start_agent(self, region: str) -> Process:
+        """The region's probe agent, as in production: it reads what to probe and how
+        often from gunicorn (``GET /api/v1/probes/shards``, the suite's
+        PROBE_INTERVAL_SECONDS) and posts its samples there, buffered on disk."""
+        return self.start(
+            f"agent-{region}",
+            [
+                PYTHON,
+                "-m",
+                "probes.agent",
+                "--region",
+                region,
+                "--api",
+                self.web_url,
+                "--token-file",
+                str(self.token_file(region)),
+                "--buffer",
+                str(self.buffer_dir(region)),
+            ],
+            role="agent",
+            env=self.agent_env(),
+        )
+
+    def agent_names(self) -> list[str]:
+        return [f"agent-{region}" for region in self.regions]
+
+    def names(self) -> list[str]:
+        """Every process the suite keeps running."""
+        return ["sim", "web", "worker", "beat", *self.agent_names()]
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group of ``name`` and wait until its leader is gone."""
         process = self.processes.pop(name)
@@ -595,7 +662,7 @@ class Stack:
         """Start again whatever died (a failure of the scenario it died in, reported
         there): each scenario starts with every process up. Returns what was started."""
         restarted = []
-        for name in ("sim", "web", "worker", "beat"):
+        for name in self.names():
             if self.alive(name):
                 continue
             if name in self.processes:
@@ -610,8 +677,11 @@ class Stack:
                 log_name = f"worker-restart{len(self.stopped)}"
                 self.start_worker(log_name)
                 self.wait_worker_ready(log_name)
-            else:
+            elif name == "beat":
                 self.start_beat()
+            else:
+                # An agent picks up its buffer where it was: nothing taken is lost.
+                self.start_agent(name.removeprefix("agent-"))
         if "web" in restarted:
             wait_for(
                 "gunicorn to serve /",
@@ -659,6 +729,101 @@ class Stack:
         )
         return self.manage("shell", "-c", code).strip().splitlines()[-1]
 
+    # The agents' samples ----------------------------------------------------------------
+
+    def probed_shards(self) -> dict[int, str]:
+        """id -> slug of the shards the agents probe (what ``/api/v1/probes/shards``
+        lists: active, with a probe URL)."""
+        rows = self.sql("SELECT id, slug FROM incidents_shard WHERE active AND probe_url <> ''")
+        return {int(pk): str(slug) for pk, slug in rows}
+
+    def buffer_depth(self, region: str) -> int:
+        """Samples waiting in the region's agent's buffer on disk."""
+        path = self.buffer_dir(region) / "buffer.sqlite3"
+        if not path.exists():
+            return 0
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            return int(db.execute("SELECT count(*) FROM sample").fetchone()[0])
+        finally:
+            db.close()
+
+    def drained(self, region: str) -> bool:
+        return self.buffer_depth(region) == 0
+
+    def coverage(self, start: datetime, end: datetime) -> Coverage:
+        """The samples stored for each tick from ``start`` to ``end``, per region and
+        shard, against one each."""
+        ticks = span_ticks(start, end)
+        shards = self.probed_shards()
+        found: Counter[tuple[str, int, int]] = Counter()
+        if ticks:
+            rows = self.sql(
+                "SELECT r.slug, s.shard_id, s.started_at FROM probes_probesample s "
+                "JOIN probes_proberegion r ON r.id = s.region_id "
+                "WHERE s.started_at >= to_timestamp(%s) AND s.started_at < to_timestamp(%s)",
+                [
+                    (ticks[0] - 0.5) * PROBE_INTERVAL_SECONDS,
+                    (ticks[-1] + 0.5) * PROBE_INTERVAL_SECONDS,
+                ],
+            )
+            for region, shard_id, started_at in rows:
+                found[(str(region), int(shard_id), tick_of(started_at))] += 1
+        missing: Counter[str] = Counter()
+        duplicated = stored = 0
+        for region in self.regions:
+            for shard_id in shards:
+                for tick in ticks:
+                    n = found[(region, shard_id, tick)]
+                    stored += n
+                    missing[region] += n == 0
+                    duplicated += n > 1
+        return Coverage(
+            regions=len(self.regions),
+            shards=len(shards),
+            ticks=len(ticks),
+            stored=stored,
+            missing=+missing,
+            duplicated=duplicated,
+        )
+
+    def wait_coverage(
+        self, what: str, start: datetime, end: datetime, *, timeout: float
+    ) -> Coverage:
+        """``coverage`` once every tick's sample is stored, or as it is after ``timeout``
+        (the agents deliver their buffers meanwhile)."""
+        with contextlib.suppress(AssertionError):
+            wait_for(what, lambda: self.coverage(start, end).complete, timeout=timeout, every=1)
+        return self.coverage(start, end)
+
+    def duplicates(self) -> int:
+        """(shard, region, started_at) stored more than once: the unique constraint
+        forbids it, counted all the same."""
+        return int(
+            self.one(
+                "SELECT count(*) FROM (SELECT 1 FROM probes_probesample "
+                "GROUP BY shard_id, region_id, started_at HAVING count(*) > 1) d"
+            )
+        )
+
+    def detection_behind(self, since: datetime, cut: datetime) -> int:
+        """(shard, region) pairs whose detection state has not seen the pair's latest
+        sample started between ``since`` and ``cut`` (each region's ``last_at`` in
+        ``probes_shardstate.regions``)."""
+        return int(
+            self.one(
+                "SELECT count(*) FROM (SELECT s.shard_id, r.slug AS region, "
+                "max(s.started_at) AS latest FROM probes_probesample s "
+                "JOIN probes_proberegion r ON r.id = s.region_id "
+                "WHERE s.started_at > %s AND s.started_at <= %s "
+                "GROUP BY s.shard_id, r.slug) l "
+                "LEFT JOIN probes_shardstate st ON st.shard_id = l.shard_id "
+                "WHERE (st.regions -> 'regions' -> l.region ->> 'last_at') IS NULL "
+                "OR (st.regions -> 'regions' -> l.region ->> 'last_at')::timestamptz < l.latest",
+                [since, cut],
+            )
+        )
+
     def attempts(self, since: Counter[tuple[str, str]], backend: str) -> dict[str, int]:
         now = self.proxy.counts()
         return {role: now[(role, backend)] - since[(role, backend)] for role in ROLES}
@@ -669,6 +834,48 @@ class Stack:
         self.proxy.close()
         if self._conn is not None:
             self._conn.close()
+
+
+def tick_of(moment: datetime) -> int:
+    """The tick a sample belongs to: agents probe every shard on ticks aligned to the
+    clock (multiples of the interval, in Unix seconds); a sample starts a moment after."""
+    return round(moment.timestamp() / PROBE_INTERVAL_SECONDS)
+
+
+def span_ticks(start: datetime, end: datetime) -> list[int]:
+    """The ticks from ``start`` to ``end``."""
+    first = math.ceil(start.timestamp() / PROBE_INTERVAL_SECONDS)
+    last = math.floor(end.timestamp() / PROBE_INTERVAL_SECONDS)
+    return list(range(first, last + 1))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Samples stored over a span of ticks, against one per region, shard and tick."""
+
+    regions: int
+    shards: int
+    ticks: int
+    stored: int
+    missing: Counter[str]  # per region: (shard, tick) with no sample
+    duplicated: int  # (region, shard, tick) with more than one
+
+    @property
+    def nominal(self) -> int:
+        return self.regions * self.shards * self.ticks
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.duplicated
+
+    def __str__(self) -> str:
+        missing = ", ".join(f"{region} {n}" for region, n in sorted(self.missing.items()))
+        return (
+            f"{self.stored} of {self.nominal} ({self.regions} regions x {self.shards} shards x "
+            f"{self.ticks} ticks), missing {sum(self.missing.values())}"
+            + (f" ({missing})" if missing else "")
+            + f", duplicated {self.duplicated}"
+        )
 
 
 def ledger_add(pid: int, argv: list[str]) -> None:
@@ -766,7 +973,7 @@ def stack() -> Iterator[Stack]:
     tmp = RUN_DIR
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    log(f"run directory (logs, snapshot): {tmp}")
+    log(f"run directory (logs, snapshot, agents' tokens and buffers): {tmp}")
     database_recreate()
     redis_flush()
     stack = Stack(tmp)
@@ -777,6 +984,16 @@ def stack() -> Iterator[Stack]:
         stack.manage("seed_probe_regions")
         stack.manage("collectstatic", "--noinput")
         stack.manage("rebuild_snapshot")
+        stack.manage("seed_agent_tokens", str(stack.token_dir))
+        stack.regions = [
+            str(slug)
+            for (slug,) in stack.sql(
+                "SELECT slug FROM probes_proberegion WHERE active ORDER BY slug"
+            )
+        ]
+        no_token = [region for region in stack.regions if not stack.token_file(region).exists()]
+        assert stack.regions, "no active probe region after seed_probe_regions"
+        assert not no_token, f"seed_agent_tokens wrote no token for {no_token}"
         stack.start_simulator()
         stack.start_web()
         stack.start_worker()
@@ -791,12 +1008,20 @@ def stack() -> Iterator[Stack]:
             lambda: requests.get(stack.web_url + "/", timeout=5).status_code == 200,
             timeout=90,
         )
+        for region in stack.regions:
+            stack.start_agent(region)
         stack.wait_worker_ready("worker")
         since = stack.one("SELECT now()")
+        pairs = len(stack.regions) * len(stack.probed_shards())
         wait_for(
-            "a probe round stored by the worker",
-            lambda: stack.one(
-                "SELECT count(*) FROM probes_probesample WHERE started_at > %s", [since]
+            "a sample from every region's agent on every shard",
+            lambda: (
+                stack.one(
+                    "SELECT count(DISTINCT (region_id, shard_id)) FROM probes_probesample "
+                    "WHERE started_at > %s",
+                    [since],
+                )
+                == pairs
             ),
             timeout=90,
         )
@@ -824,19 +1049,27 @@ def staff_token(stack: Stack) -> str:
 
 @pytest.fixture
 def alive(stack: Stack) -> Iterator[Stack]:
-    """Every process up before and after the scenario. A scenario that clears its
-    fault starts again what died meanwhile (as a supervisor would, to see the rest of
-    the recovery: ``Stack.ensure_running``) and fails on it itself; one that dies
-    afterwards fails here."""
+    """Every process up before and after the scenario (the agents too, their buffers
+    delivered). A scenario that clears its fault starts again what died meanwhile (as a
+    supervisor would, to see the rest of the recovery: ``Stack.ensure_running``) and
+    fails on it itself; one that dies afterwards fails here."""
     for backend in BACKENDS:
         stack.proxy.set_mode(backend, "pass")
     stack.ensure_running()
+    # No backlog from the last scenario: each agent's buffer empty for a moment.
+    for region in stack.regions:
+        wait_for(
+            f"{region}'s agent to deliver its buffer",
+            functools.partial(stack.drained, region),
+            timeout=90,
+            every=0.05,
+        )
     try:
         yield stack
     finally:
         for backend in BACKENDS:
             stack.proxy.set_mode(backend, "pass")
-    died = [name for name in ("web", "worker", "beat", "sim") if not stack.alive(name)]
+    died = [name for name in stack.names() if not stack.alive(name)]
     assert not died, f"died during the scenario: {', '.join(died)} (see their logs in {stack.tmp})"
 
 

@@ -2,9 +2,11 @@
 
 Throughout: ``/`` and ``/api/v2/summary.json`` from the last snapshot, also while
 both web processes have threads held by requests that need the database; every
-other page a clear 503 (an HTML page, status 503, within a bounded time); once
-PostgreSQL is back, pages work again in the same web processes (no restart) and the
-worker stores probe rounds again.
+other page a clear 503 (an HTML page, status 503, within a bounded time); the probe
+agents keep their samples in their buffers. Once PostgreSQL is back, pages work again
+in the same web processes (no restart), the agents' samples are stored again, and
+those of the outage from their buffers with nothing lost: every tick of every region
+on every shard exactly once.
 """
 
 import time
@@ -15,6 +17,7 @@ import requests
 from faults.conftest import (
     ALICE,
     ALICE_TAILNET,
+    PROBE_INTERVAL_SECONDS,
     Browser,
     Figures,
     Stack,
@@ -38,6 +41,9 @@ SNAPSHOT_TIMEOUT_SECONDS = 5
 # A database-bound request must end (with its 503) well before this.
 DB_BOUND_TIMEOUT_SECONDS = 25
 RECOVERY_TIMEOUT_SECONDS = 60
+# The agents deliver their buffers within this long after the database is back (their
+# sender backs off up to 30 s between attempts while the API fails).
+DELIVERED_WITHIN_SECONDS = 60 + 6 * PROBE_INTERVAL_SECONDS
 
 
 def clear_503(answer: requests.Response) -> bool:
@@ -103,6 +109,7 @@ def test_postgres_refused_then_hanging(alive: Stack, figures: Figures) -> None:
         timed(tally, "/report/", lambda: reporter.post_form("/report/", form), clear_503)
 
     base = stack.proxy.counts()
+    outage_from = stack.one("SELECT now()")
     log("postgres: refused")
     stack.proxy.set_mode("pg", "refuse")
     run_loops(
@@ -127,6 +134,8 @@ def test_postgres_refused_then_hanging(alive: Stack, figures: Figures) -> None:
     )
     hanging = stack.attempts(after_refused, "pg")
     hanging_outcomes = tally.of()[mark:]
+    # Taken during the outage and not stored: waiting in the agents' buffers.
+    buffered = {region: stack.buffer_depth(region) for region in stack.regions}
     for outcome in tally.of():
         slowest[outcome.action] = max(slowest.get(outcome.action, 0.0), outcome.seconds)
 
@@ -145,11 +154,18 @@ def test_postgres_refused_then_hanging(alive: Stack, figures: Figures) -> None:
     after = [members[n % DB_BOUND_CLIENTS].get(page).status_code for n in range(20)]
     report_after = reporter.post_form("/report/", report_form(description="after"))
     rounds_again = wait_for(
-        "a probe round stored after PostgreSQL came back",
+        "an agent's sample stored after PostgreSQL came back",
         lambda: stack.one("SELECT count(*) FROM probes_probesample WHERE started_at > %s", [since]),
         timeout=RECOVERY_TIMEOUT_SECONDS,
         every=1,
     )
+    final = stack.wait_coverage(
+        "every tick of the outage stored once, from the agents' buffers",
+        outage_from,
+        since,
+        timeout=DELIVERED_WITHIN_SECONDS,
+    )
+    duplicates = stack.duplicates()
     workers_after = stack.web_workers()
 
     def in_hang(action: str) -> str:
@@ -166,7 +182,9 @@ def test_postgres_refused_then_hanging(alive: Stack, figures: Figures) -> None:
         f"{slowest.get(page, 0):.1f} s), report form 503: {tally.summary('/report/')}; "
         f"back: pages again after {recovered_in:.1f} s, next 20 {page}: "
         f"{sum(1 for s in after if s == 200)} x 200, report HTTP {report_after.status_code}, "
-        f"{rounds_again} samples stored since; web workers replaced: "
+        f"{rounds_again} samples stored since; agents' samples of the outage: "
+        f"{sum(buffered.values())} buffered at its end, stored once it was over {final}, "
+        f"stored twice {duplicates}; web workers replaced: "
         f"{len(workers_before - workers_after)} of {len(workers_before)}; "
         f"connection attempts refused: {format_attempts(refused, 'pg')}; "
         f"hanging: {format_attempts(hanging, 'pg')}; "
@@ -181,6 +199,9 @@ def test_postgres_refused_then_hanging(alive: Stack, figures: Figures) -> None:
     assert not tally.errors("/report/"), f"/report/ not a clear 503: {tally.summary('/report/')}"
     assert all(status == 200 for status in after), f"after PostgreSQL came back: {after}"
     assert report_after.status_code == 303, f"report after: HTTP {report_after.status_code}"
+    assert all(buffered.values()), f"agents holding no sample at the end of the outage: {buffered}"
+    assert final.complete, f"the agents' samples of the outage once PostgreSQL was back: {final}"
+    assert duplicates == 0, f"{duplicates} probe samples stored twice"
     assert workers_before == workers_after, (
         f"web workers were replaced: before {sorted(workers_before)}, after {sorted(workers_after)}"
     )

@@ -1,12 +1,15 @@
 """A Celery worker killed (SIGKILL, its whole process group) mid-recompute and
-mid-round, and a new one started at once.
+mid-detection, and a new one started at once.
 
 To catch both tasks in the middle, the suite holds table locks in PostgreSQL (through a
 direct connection): the recompute of one incident waits at its ``DELETE`` of the
-affected-tailnet rows, and a probe round waits at its ``INSERT`` of samples; then the
-worker is killed and the locks released. With the suite's short visibility timeout the
-unacknowledged recompute must be handed out again and redone; no sample may be stored
-twice; no incident may be left with its affected tailnets stale.
+affected-tailnet rows, and a detection run (``probes.detect``, queued by the agents'
+batches) waits at its ``UPDATE`` of the shards' detection states; then the worker is
+killed and the locks released. The agents keep posting throughout (they need no
+worker). With the suite's short visibility timeout the unacknowledged recompute and
+detection runs must be handed out again and redone; detection must catch up with every
+shard's samples; no sample may be lost or stored twice; no incident may be left with
+its affected tailnets stale.
 """
 
 import contextlib
@@ -20,6 +23,7 @@ import requests
 
 from faults.conftest import (
     BROKER_DB,
+    PROBE_INTERVAL_SECONDS,
     VISIBILITY_TIMEOUT_SECONDS,
     Figures,
     Stack,
@@ -28,13 +32,15 @@ from faults.conftest import (
 )
 
 RECOMPUTE = "incidents.recompute_tailnet_impacts"
-ROUND = "probes.probe_region"
+DETECT = "probes.detect"
 # kombu's Redis transport looks for messages past their visibility timeout when a
 # worker starts and then every unacked_restore_interval x unacked_restore_throttle
 # seconds (10 x 10 by default).
 RESTORE_SWEEP_SECONDS = 100
 REDONE_WITHIN_SECONDS = VISIBILITY_TIMEOUT_SECONDS + RESTORE_SWEEP_SECONDS + 20
 STUCK_WITHIN_SECONDS = 90
+# The agents deliver each tick's samples within this long.
+DELIVERED_WITHIN_SECONDS = 6 * PROBE_INTERVAL_SECONDS
 
 
 def iso(moment: datetime) -> str:
@@ -72,7 +78,7 @@ def stuck_incidents(stack: Stack) -> list[int]:
     ]
 
 
-def test_worker_killed_mid_round_and_mid_recompute(
+def test_worker_killed_mid_detection_and_mid_recompute(
     alive: Stack, figures: Figures, staff_token: str
 ) -> None:
     stack = alive
@@ -114,8 +120,11 @@ def test_worker_killed_mid_round_and_mid_recompute(
     )
     assert rows_before > 0, "the incident affects no tailnet: nothing to recompute"
 
+    locked_at: datetime = stack.one("SELECT now()")
+    # Detection's view is compared with the samples from a little before the locks.
+    compared_from = locked_at - timedelta(seconds=12 * PROBE_INTERVAL_SECONDS)
     impacts_lock = psycopg.connect(stack.pg_url, connect_timeout=5)
-    samples_lock = psycopg.connect(stack.pg_url, connect_timeout=5)
+    states_lock = psycopg.connect(stack.pg_url, connect_timeout=5)
     try:
         # 1. A recompute in the middle: its DELETE waits for this lock.
         impacts_lock.execute("LOCK TABLE incidents_tailnetimpact IN SHARE MODE")
@@ -136,38 +145,64 @@ def test_worker_killed_mid_round_and_mid_recompute(
             timeout=30,
             every=0.2,
         )
-        # 2. A probe round in the middle: its INSERT of samples waits for this lock.
-        samples_lock.execute("LOCK TABLE probes_probesample IN SHARE MODE")
+        # 2. A detection run in the middle (queued by an agent's batch): its UPDATE of
+        # the shards' detection states waits for this lock; the agents' samples keep
+        # being stored meanwhile.
+        states_lock.execute("LOCK TABLE probes_shardstate IN SHARE MODE")
         wait_for(
-            "a probe round waiting at its INSERT",
-            lambda: waiting_on_lock(stack, "INSERT INTO probes_probesample"),
+            "a detection run waiting at its UPDATE",
+            lambda: waiting_on_lock(stack, "UPDATE probes_shardstate"),
             timeout=30,
             every=0.2,
         )
         held = unacked(stack)
         killed_recomputes = [task_id for name, task_id in held if name == RECOMPUTE]
-        killed_rounds = [task_id for name, task_id in held if name == ROUND]
+        killed_detections = [task_id for name, task_id in held if name == DETECT]
+        killed_cut: datetime = stack.one("SELECT now()")
+        behind_at_kill = stack.detection_behind(compared_from, killed_cut)
         log(f"killing the worker with {len(held)} tasks unacknowledged: {held}")
         killed_at = time.monotonic()
         stack.kill("worker")
     finally:
         impacts_lock.rollback()
-        samples_lock.rollback()
+        states_lock.rollback()
         impacts_lock.close()
-        samples_lock.close()
+        states_lock.close()
     stack.start_worker("worker2")
     stack.wait_worker_ready("worker2")
+    ready_at = time.monotonic()
+    ready_cut: datetime = stack.one("SELECT now()")
 
     assert killed_recomputes, f"no recompute was unacknowledged when the worker was killed: {held}"
-    assert killed_rounds, f"no probe round was unacknowledged when the worker was killed: {held}"
+    assert killed_detections, (
+        f"no detection run was unacknowledged when the worker was killed: {held}"
+    )
+
+    # Detection sees every sample stored up to the new worker's start.
+    try:
+        wait_for(
+            "detection to catch up with every (shard, region)'s latest sample",
+            lambda: stack.detection_behind(compared_from, ready_cut) == 0,
+            timeout=STUCK_WITHIN_SECONDS,
+            every=1,
+        )
+        caught_up_after: float | None = time.monotonic() - ready_at
+    except AssertionError:
+        caught_up_after = None
+    behind_after = stack.detection_behind(compared_from, ready_cut)
+
+    def succeeded(task: str, ids: list[str]) -> list[str]:
+        text = stack.log_text("worker2")
+        return [task_id for task_id in ids if f"{task}[{task_id}] succeeded" in text]
 
     def redone() -> bool:
-        text = stack.log_text("worker2")
-        return all(f"{RECOMPUTE}[{task_id}] succeeded" in text for task_id in killed_recomputes)
+        return len(succeeded(RECOMPUTE, killed_recomputes)) == len(killed_recomputes) and len(
+            succeeded(DETECT, killed_detections)
+        ) == len(killed_detections)
 
     try:
         wait_for(
-            "the killed recompute redone by the new worker",
+            "the killed recompute and detection runs redone by the new worker",
             redone,
             timeout=REDONE_WITHIN_SECONDS,
             every=1,
@@ -175,6 +210,8 @@ def test_worker_killed_mid_round_and_mid_recompute(
         redone_after: float | None = time.monotonic() - killed_at
     except AssertionError:
         redone_after = None
+    recomputes_redone = succeeded(RECOMPUTE, killed_recomputes)
+    detections_redone = succeeded(DETECT, killed_detections)
     with contextlib.suppress(AssertionError):
         wait_for(
             "no incident with stale affected tailnets",
@@ -186,41 +223,52 @@ def test_worker_killed_mid_round_and_mid_recompute(
     rows_after = stack.one(
         "SELECT count(*) FROM incidents_tailnetimpact WHERE incident_id = %s", [incident]
     )
-    duplicates = stack.one(
-        "SELECT count(*) FROM (SELECT 1 FROM probes_probesample "
-        "GROUP BY shard_id, region_id, started_at HAVING count(*) > 1) d"
+    # The agents need no worker: every tick of every region from the locks to now is
+    # stored, once.
+    span_end: datetime = stack.one("SELECT now()")
+    coverage = stack.wait_coverage(
+        "every tick across the kill stored once",
+        locked_at,
+        span_end,
+        timeout=DELIVERED_WITHIN_SECONDS,
     )
-    new_log = stack.log_text("worker2")
-    rounds_again = [task_id for task_id in killed_rounds if f"[{task_id}] received" in new_log]
-    rounds_dropped = [
-        task_id
-        for task_id in killed_rounds
-        if f"Discarding revoked task: {ROUND}[{task_id}]" in new_log
-    ]
-    still_unacked = [entry for entry in unacked(stack) if entry[1] in killed_recomputes]
-    samples_since = stack.one(
-        "SELECT count(*) FROM probes_probesample WHERE started_at > now() - interval '20 seconds'"
-    )
+    duplicates = stack.duplicates()
+    killed = set(killed_recomputes) | set(killed_detections)
+    still_unacked = [entry for entry in unacked(stack) if entry[1] in killed]
 
     figures.add(
         f"worker killed (SIGKILL) with {len(held)} tasks unacknowledged "
-        f"({len(killed_recomputes)} recompute, {len(killed_rounds)} probe rounds): "
-        f"recompute redone "
-        + ("not" if redone_after is None else f"{redone_after:.0f} s after the kill")
+        f"({len(killed_recomputes)} recompute, {len(killed_detections)} detection runs): "
+        f"redone by the new worker {len(recomputes_redone)} of {len(killed_recomputes)} "
+        f"recompute and {len(detections_redone)} of {len(killed_detections)} detection runs, "
+        + ("not all" if redone_after is None else f"all {redone_after:.0f} s after the kill")
         + f" (visibility timeout {VISIBILITY_TIMEOUT_SECONDS} s); affected-tailnet rows "
-        f"{rows_before} -> {rows_after}; killed rounds seen again by the new worker "
-        f"{len(rounds_again)} of {len(killed_rounds)}, dropped as expired {len(rounds_dropped)}; "
-        f"samples duplicated {duplicates}; incidents stuck {len(stuck)}; "
-        f"samples in the last 20 s {samples_since}"
+        f"{rows_before} -> {rows_after}; (shard, region) pairs whose latest sample "
+        f"detection had not seen at the kill {behind_at_kill}, after "
+        + (
+            f"{behind_after}"
+            if caught_up_after is None
+            else f"0 ({caught_up_after:.0f} s after the new worker was ready)"
+        )
+        + f"; agents' samples across the kill {coverage}; samples stored twice {duplicates}; "
+        f"incidents stuck {len(stuck)}"
     )
 
     assert redone_after is not None, (
-        f"the killed recompute {killed_recomputes} was not redone within "
-        f"{REDONE_WITHIN_SECONDS} s (still unacknowledged: {still_unacked})"
+        f"the killed tasks were not all redone within {REDONE_WITHIN_SECONDS} s: recompute "
+        f"{len(recomputes_redone)} of {len(killed_recomputes)}, detection "
+        f"{len(detections_redone)} of {len(killed_detections)} (still unacknowledged: "
+        f"{still_unacked})"
     )
+    assert behind_at_kill > 0, (
+        "detection was not held: its states had seen every (shard, region)'s latest sample"
+    )
+    assert behind_after == 0, (
+        f"detection never caught up: {behind_after} (shard, region) pairs' latest samples unseen"
+    )
+    assert coverage.complete, f"agents' samples across the kill: {coverage}"
     assert duplicates == 0, f"{duplicates} probe samples stored twice"
     assert not stuck, f"incidents whose affected tailnets stay stale: {stuck}"
     assert rows_after > rows_before, (
         f"the second window's tailnets are missing: {rows_before} rows before, {rows_after} after"
     )
-    assert samples_since > 0, "the new worker stores no probe rounds"
