@@ -156,6 +156,20 @@ def private(response: HttpResponse) -> HttpResponse:
     return response
 
 
+# Longer than this, the way back after signing in is the page without its query string:
+# Django refuses a redirect over 16,384 characters, and browsers cut URLs sooner.
+SIGN_IN_NEXT_MAX = 2000
+
+
+def sign_in_first(request: HttpRequest) -> HttpResponse:
+    """To the sign-in page, and back to this page after it (private). A query string
+    too long to carry is left behind rather than answering an error."""
+    target = request.get_full_path()
+    if len(target) > SIGN_IN_NEXT_MAX:
+        target = request.path if len(request.path) <= SIGN_IN_NEXT_MAX else "/"
+    return private(redirect_to_login(target))
+
+
 def tailnet_view(methods: Sequence[str] = SAFE_METHODS) -> Callable[[TailnetView], TailnetView]:
     """Every page under ``/t/<slug>/`` is wrapped in this. In this order, the same
     for every slug, existing or not:
@@ -172,7 +186,7 @@ def tailnet_view(methods: Sequence[str] = SAFE_METHODS) -> Callable[[TailnetView
         @functools.wraps(view)
         def wrapped(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
-                return private(redirect_to_login(request.get_full_path()))
+                return sign_in_first(request)
             try:
                 access = tailnet_access(user=request.user, slug=slug)
                 if request.method not in methods:

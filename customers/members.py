@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import login as auth_login
-from django.contrib.auth.views import PasswordChangeView, PasswordResetView, redirect_to_login
+from django.contrib.auth.views import PasswordChangeView, PasswordResetView
 from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -25,7 +25,7 @@ from django.utils.http import urlencode
 from plumbing import ratelimit
 
 from . import services
-from .access import TailnetAccess, private, tailnet_view
+from .access import TailnetAccess, private, sign_in_first, tailnet_view
 from .forms import (
     InvitedAccountForm,
     InviteForm,
@@ -259,7 +259,7 @@ def accept(request: HttpRequest, secret: str) -> HttpResponse:
     """An invitation link: says what it is for (or why it can't be used); joining
     takes a POST, so a link preview or a prefetch never joins anyone."""
     if not request.user.is_authenticated:
-        return private(redirect_to_login(request.get_full_path()))
+        return sign_in_first(request)
     if request.method == "POST":
         try:
             membership = services.invitation_accept(secret=secret, user=request.user)

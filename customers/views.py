@@ -25,7 +25,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import (
     Http404,
     HttpRequest,
@@ -52,7 +51,14 @@ from plumbing.site import absolute
 from plumbing.times import same_utc_day, utc
 from plumbing.tokens import api_token_create, api_token_revoke
 
-from .access import SAFE_METHODS, TailnetAccess, member_tailnets, private, tailnet_view
+from .access import (
+    SAFE_METHODS,
+    TailnetAccess,
+    member_tailnets,
+    private,
+    sign_in_first,
+    tailnet_view,
+)
 from .api import tally_data
 from .charts import Point, latency_chart, latency_table_rows
 from .pagecache import cached_fragment
@@ -75,7 +81,7 @@ LEVEL_LABELS = dict(ImpactLevel.choices)
 
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
-        return private(redirect_to_login(request.get_full_path()))
+        return sign_in_first(request)
     if request.method not in SAFE_METHODS:
         return private(HttpResponseNotAllowed(SAFE_METHODS))
     memberships = list(member_tailnets(user=request.user))

@@ -566,3 +566,20 @@ def test_staff_see_memberships_and_invitations_in_the_admin_but_never_a_secret(p
     )
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
+
+
+def test_an_invitation_link_with_a_huge_query_string_still_leads_to_sign_in(people, caplog):
+    """A mangled link (a mail client appending 20 KB of tracking) is not an error: the
+    way back after signing in is the invitation itself, without the query string."""
+    invite(client_for(people["alice"]), "dan@example.org")
+    link = link_in_last_mail()
+
+    answer = Client().get(link, {"utm_source": "x" * 20_000})
+    plain = Client().get(link, {"utm_source": "mail"})
+
+    assert answer.status_code == 302
+    assert answer["Location"] == f"/accounts/login/?next={link}"
+    assert plain["Location"].startswith(f"/accounts/login/?next={link}%3Futm_source%3Dmail")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    tailnet_page = Client().get("/t/acme/", {"q": "y" * 20_000})
+    assert tailnet_page["Location"] == "/accounts/login/?next=/t/acme/"
